@@ -1,0 +1,143 @@
+"""`instrument(app)` for the user's app, and `create_app()` for the sidecar."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import mark_process_dead
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from starlette.applications import Starlette
+
+from exporter import __version__
+from exporter.collectors.system import HostCollector
+from exporter.config import Settings, load_settings
+from exporter.exposition import MetricsEndpoint, multiprocess_registry
+from exporter.metrics import http_metrics_for
+from exporter.middleware import PrometheusMiddleware
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_lock = threading.Lock()
+_collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
+_instrumented: weakref.WeakSet[Starlette] = weakref.WeakSet()
+
+
+def _add_standard_collectors(registry: CollectorRegistry, settings: Settings) -> None:
+    with _lock:
+        if registry in _collectors_on:
+            return
+        _collectors_on.add(registry)
+        HostCollector(settings.disk_paths, registry=registry)
+        if registry is not REGISTRY:  # prometheus_client puts these on its default registry
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+
+
+def instrument(
+    app: Starlette,
+    settings: Settings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    """Add HTTP metrics, trace ids and a `/metrics` route to `app`; returns the same app.
+
+    The middleware wraps the whole app, outside Starlette's error middleware, so a 500 produced
+    from an unhandled exception is counted as the client saw it and carries `X-Trace-Id` too.
+    Call it before the app starts serving. With `PROMETHEUS_MULTIPROC_DIR` set, `/metrics`
+    reports the sum over all worker processes (see docs/multiprocess.md).
+    """
+    if settings is None:
+        settings = load_settings()
+    if registry is None:
+        registry = REGISTRY
+    if app in _instrumented:
+        return app
+    if getattr(app, "middleware_stack", None) is not None:
+        raise RuntimeError("instrument(app) must be called before the app starts serving")
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+
+    metrics = http_metrics_for(registry, settings.histogram_buckets)
+    _add_standard_collectors(registry, settings)
+    scrape = (
+        multiprocess_registry(multiproc_dir, tuple(settings.disk_paths))
+        if multiproc_dir
+        else registry
+    )
+    app.add_route(settings.metrics_path, MetricsEndpoint(scrape).__call__, include_in_schema=False)
+    if multiproc_dir:
+        _forget_process_at_exit(multiproc_dir)
+
+    build_stack: Callable[[], Any] = app.build_middleware_stack
+
+    def build_instrumented_stack() -> Any:
+        return PrometheusMiddleware(
+            build_stack(),
+            metrics=metrics,
+            excluded_paths=settings.excluded_paths,
+            routes_from=app,
+        )
+
+    app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]
+    _instrumented.add(app)
+    return app
+
+
+def _forget_process_at_exit(directory: str) -> None:
+    pid = os.getpid()
+
+    def forget() -> None:
+        # Drops this worker's live gauges (in-progress) so dead workers stop adding to them.
+        if os.getpid() == pid:
+            mark_process_dead(pid, path=directory)
+
+    atexit.register(forget)
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    """The sidecar: an instrumented FastAPI app with `/metrics`, `/healthz` and maybe the demo."""
+    if settings is None:
+        settings = load_settings()
+    demo_load = None
+    if settings.demo:
+        from exporter.demo import DemoLoad
+
+        demo_load = DemoLoad(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if demo_load is not None:
+            demo_load.start(app)
+        try:
+            yield
+        finally:
+            if demo_load is not None:
+                await demo_load.stop()
+
+    app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    if demo_load is not None:
+        from exporter.demo import demo_router
+
+        app.include_router(demo_router(demo_load))
+    return instrument(app, settings, registry)  # type: ignore[return-value]
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: every setting comes from `EXPORTER_*` variables."""
+    return create_app(load_settings())

@@ -1,0 +1,100 @@
+"""The `exporter` command: `exporter serve [--demo]`, `exporter version`."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from exporter import __version__
+from exporter.config import SettingsError, env_name, load_settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exporter",
+        description="Metrics, logs, errors and alerts for FastAPI services. "
+        "Every option can also be set with an EXPORTER_* environment variable.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the sidecar (GET /metrics, GET /healthz)")
+    serve.add_argument("--host", help="bind address (EXPORTER_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", help="bind port (EXPORTER_PORT, default 9480)")
+    serve.add_argument("--workers", help="worker processes (EXPORTER_WORKERS, default 1)")
+    serve.add_argument(
+        "--demo", action="store_true", default=None,
+        help="add demo routes and a light background load (EXPORTER_DEMO)",
+    )
+    serve.add_argument("--demo-error-ratio", help="share of /demo/flaky calls that fail")
+    serve.add_argument("--log-level", help="debug, info, warning, error or critical")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        name: value
+        for name in ("host", "port", "workers", "demo", "demo_error_ratio", "log_level")
+        if (value := getattr(args, name)) is not None
+    }
+    settings = load_settings(**overrides)
+    # Worker processes read their settings from the environment: pass the flags on.
+    for name, value in overrides.items():
+        os.environ[env_name(name)] = str(value)
+
+    import uvicorn
+
+    if settings.workers > 1:
+        _prepare_multiprocess_dir()
+        uvicorn.run(
+            "exporter.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+        )
+        return 0
+    from exporter.app import create_app
+
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+    return 0
+
+
+def _prepare_multiprocess_dir() -> None:
+    """Workers share metric files in one directory; stale files from a previous run are removed."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="exporter-metrics-")
+        os.environ[MULTIPROC_ENV] = directory
+        print(f"exporter: {MULTIPROC_ENV} not set; using {directory}", file=sys.stderr)
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `exporter` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "version":
+            print(__version__)
+            return 0
+        return _serve(args)
+    except SettingsError as exc:
+        print(f"exporter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

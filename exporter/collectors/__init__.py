@@ -1,0 +1,1 @@
+"""Prometheus collectors: one per file, each reading cached or cheap local sources."""

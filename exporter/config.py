@@ -1,0 +1,131 @@
+"""One `Settings` object, read from `EXPORTER_*` environment variables and validated once."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "EXPORTER_"
+
+# Dense around the 500 ms API latency threshold so that p95 near the threshold is read from
+# narrow buckets (histogram_quantile interpolates linearly inside a bucket).
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
+)
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# Field names whose values must never be echoed back in an error message.
+_SECRET_HINTS = ("token", "password", "secret", "dsn", "url", "auth")
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable and what is allowed."""
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON list ({exc.msg})") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the exporter; each field is read from `EXPORTER_<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+    )
+
+    service_name: str = Field("app", pattern=_NAME_PATTERN, description="`service` label value")
+    environment: str = Field("development", pattern=_NAME_PATTERN, description="`env` label value")
+    host: str = Field("127.0.0.1", min_length=1, description="bind address of `exporter serve`")
+    port: int = Field(9480, ge=1, le=65535, description="bind port of `exporter serve`")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    metrics_path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9_./-]*$")
+    excluded_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/metrics", "/healthz"],
+        description="raw paths or route templates that are not counted",
+    )
+    histogram_buckets: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BUCKETS),
+        description="upper bounds, in seconds, of http_request_duration_seconds",
+    )
+    disk_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/"], description="mount points whose usage is reported"
+    )
+    demo: bool = Field(False, description="add the demo routes and their background load")
+    demo_error_ratio: float = Field(0.02, ge=0.0, le=1.0, description="share of failing demo calls")
+    demo_slow_seconds: float = Field(0.45, ge=0.0, le=30.0, description="latency of /demo/slow")
+    demo_rate: float = Field(5.0, ge=0.0, le=1000.0, description="demo requests per second")
+
+    @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("excluded_paths")
+    @classmethod
+    def _paths_absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"each path must start with '/' (got {path!r})")
+        return value
+
+    @field_validator("histogram_buckets")
+    @classmethod
+    def _buckets_increasing(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("needs at least one bucket")
+        if any(b <= 0 for b in value) or any(a >= b for a, b in zip(value, value[1:])):
+            raise ValueError("buckets must be positive and strictly increasing")
+        return value
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return ENV_PREFIX + field.upper()
+
+
+def _allowed(field: str) -> str:
+    """A short phrase of the values `field` accepts, from its declared constraints."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return ""
+    low = high = None
+    for item in info.metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+        if getattr(item, "pattern", None) == _NAME_PATTERN:
+            return "; allowed: 1-64 letters, digits, '_', '.', ':' or '-'"
+    if low is not None and high is not None:
+        return f"; allowed: {low} to {high}"
+    return ""
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else "?"
+    message = str(error["msg"]).removeprefix("Value error, ") + _allowed(field)
+    if any(hint in field for hint in _SECRET_HINTS):
+        return f"{env_name(field)}: {message}"
+    return f"{env_name(field)}: {message} (got {error.get('input')!r})"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, with `overrides` on top; raise `SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        text = "; ".join(_describe(dict(err)) for err in exc.errors())
+        raise SettingsError(re.sub(r"\s+", " ", text)) from None

@@ -1,0 +1,121 @@
+"""Demo routes and a light background load, so a newcomer sees live numbers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from exporter.config import Settings
+
+# Share of the background load each demo route gets. /demo/slow gets 10 %, so the p95 latency
+# sits at the slow route's latency: near the 500 ms threshold by default.
+_MIX: tuple[tuple[str, float], ...] = (
+    ("/demo/fast", 0.45),
+    ("/demo/items/{n}", 0.20),
+    ("/demo/flaky", 0.25),
+    ("/demo/slow", 0.10),
+)
+_MAX_IN_FLIGHT = 32
+
+
+class DemoConfig(BaseModel):
+    """The demo's knobs; change them at run time with `PUT /demo/config`."""
+
+    error_ratio: float = Field(ge=0.0, le=1.0, description="share of /demo/flaky calls that fail")
+    slow_seconds: float = Field(ge=0.0, le=30.0, description="latency of /demo/slow")
+    rate: float = Field(ge=0.0, le=1000.0, description="background requests per second")
+
+
+class DemoLoad:
+    """Sends the demo mix through the app itself (in process), at `rate` requests per second."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.config = DemoConfig(
+            error_ratio=settings.demo_error_ratio,
+            slow_seconds=settings.demo_slow_seconds,
+            rate=settings.demo_rate,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._random = random.Random()
+
+    def start(self, app: FastAPI) -> None:
+        """Start the background load (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(app))
+
+    async def stop(self) -> None:
+        """Stop the load and wait for it (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, app: FastAPI) -> None:
+        in_flight: set[asyncio.Task[Any]] = set()
+        transport = httpx.ASGITransport(app=app)
+        paths = [path for path, _ in _MIX]
+        weights = [weight for _, weight in _MIX]
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            try:
+                while True:
+                    rate = self.config.rate
+                    if rate <= 0:
+                        await asyncio.sleep(1.0)
+                        continue
+                    await asyncio.sleep(self._random.expovariate(rate))
+                    if len(in_flight) >= _MAX_IN_FLIGHT:
+                        continue
+                    path = self._random.choices(paths, weights)[0]
+                    path = path.replace("{n}", str(self._random.randint(1, 500)))
+                    task = asyncio.create_task(client.get(path))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            finally:
+                for task in in_flight:
+                    task.cancel()
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+def demo_router(load: DemoLoad) -> APIRouter:
+    """The demo routes: fast, an item lookup, slow (near the threshold) and flaky."""
+    router = APIRouter(prefix="/demo", tags=["demo"])
+
+    @router.get("/fast")
+    async def fast() -> dict[str, bool]:
+        return {"ok": True}
+
+    @router.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    @router.get("/slow")
+    async def slow() -> dict[str, float]:
+        # +-10 % jitter keeps the histogram from collapsing into one bucket.
+        seconds = load.config.slow_seconds * random.uniform(0.9, 1.1)
+        await asyncio.sleep(seconds)
+        return {"slept_seconds": seconds}
+
+    @router.get("/flaky", response_model=None)
+    async def flaky() -> dict[str, bool] | JSONResponse:
+        if random.random() < load.config.error_ratio:
+            return JSONResponse({"error": "demo failure"}, status_code=500)
+        return {"ok": True}
+
+    @router.get("/config")
+    async def get_config() -> DemoConfig:
+        return load.config
+
+    @router.put("/config")
+    async def put_config(config: DemoConfig) -> DemoConfig:
+        load.config = config
+        return config
+
+    return router

@@ -1,0 +1,104 @@
+"""Pure ASGI middleware: HTTP metrics by route template, and the request's trace id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from time import perf_counter
+from typing import Any
+
+from exporter.metrics import HttpMetrics
+from exporter.routes import RouteResolver
+from exporter.trace import _current, trace_from_headers
+from exporter.types import ASGIApp, Message, Receive, Scope, Send
+
+STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+TRACE_HEADER = b"x-trace-id"
+
+
+class PrometheusMiddleware:
+    """Counts and times each HTTP request and sets its trace id.
+
+    The timer stops when the last body chunk has been sent, so a streamed response is timed to
+    its last byte and background tasks that run afterwards are not counted. An exception that
+    escapes the app counts as status 500 (unless the response was already complete) and is
+    re-raised unchanged.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics,
+        excluded_paths: Iterable[str] = (),
+        routes_from: Any = None,
+    ) -> None:
+        self.app = app
+        self._metrics = metrics
+        self._excluded = frozenset(excluded_paths)
+        # The app whose routes give templates; else the Starlette app found in the scope.
+        self._routes_from = routes_from
+        self._resolver = RouteResolver()
+
+    def _routes(self, scope: Scope) -> Any:
+        owner = self._routes_from if self._routes_from is not None else scope.get("app")
+        return getattr(owner, "routes", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._excluded:
+            await self.app(scope, receive, send)
+            return
+        route = self._resolver.resolve(scope, self._routes(scope))
+        if route in self._excluded:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in STANDARD_METHODS:
+            method = "OTHER"
+
+        trace = trace_from_headers(scope.get("headers") or ())
+        trace_header = (TRACE_HEADER, trace.trace_id.encode("latin-1"))
+        token = _current.set(trace)
+        metrics = self._metrics
+        in_progress, duration = metrics.route_children(method, route)
+        in_progress.inc()
+        start = perf_counter()
+        status = 500
+        finished = False
+
+        def finish() -> None:
+            nonlocal finished
+            finished = True
+            duration.observe(perf_counter() - start, {"trace_id": trace.trace_id})
+            metrics.requests_child(method, route, status).inc()
+            in_progress.dec()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers") or ())
+                headers.append(trace_header)
+                message["headers"] = headers
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                try:
+                    await send(message)
+                finally:
+                    if not finished:
+                        finish()
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if not finished:
+                status = 500
+                finish()
+            raise
+        finally:
+            if not finished:  # the app returned without completing its response
+                finish()
+            _current.reset(token)

@@ -1,0 +1,79 @@
+"""The trace id of the current request: parsed from W3C `traceparent`, else `X-Request-ID`."""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """Where one request sits in a distributed trace."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    source: str = "generated"  # "traceparent", "x-request-id" or "generated"
+
+
+_current: ContextVar[TraceContext | None] = ContextVar("exporter_trace", default=None)
+
+
+def current_trace() -> TraceContext | None:
+    """The trace context of the request being handled, or None outside a request."""
+    return _current.get()
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the request being handled, or None outside a request."""
+    ctx = _current.get()
+    return ctx.trace_id if ctx is not None else None
+
+
+def current_span_id() -> str | None:
+    """The span id of the request being handled, or None outside a request."""
+    ctx = _current.get()
+    return ctx.span_id if ctx is not None else None
+
+
+def new_trace_id() -> str:
+    """A random 32-hex-digit W3C trace id."""
+    return os.urandom(16).hex()
+
+
+def parse_traceparent(value: str) -> tuple[str, str] | None:
+    """`(trace_id, parent_id)` from a W3C `traceparent` value, or None when it is invalid."""
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
+        return None
+    version, trace_id, parent_id, _flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+        return None
+    return trace_id, parent_id
+
+
+def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceContext:
+    """The request's trace context from its raw ASGI headers (lower-case names)."""
+    request_id = None
+    for name, value in headers:
+        if name == b"traceparent":
+            parsed = parse_traceparent(value.decode("latin-1"))
+            if parsed is not None:
+                return TraceContext(parsed[0], os.urandom(8).hex(), parsed[1], "traceparent")
+        elif name == b"x-request-id" and request_id is None:
+            text = value.decode("latin-1").strip()
+            if _REQUEST_ID.fullmatch(text):
+                request_id = text
+    span_id = os.urandom(8).hex()
+    if request_id is not None:
+        return TraceContext(request_id, span_id, None, "x-request-id")
+    return TraceContext(new_trace_id(), span_id)
