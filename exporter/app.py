@@ -22,14 +22,40 @@ from exporter import __version__
 from exporter.collectors.system import HostCollector
 from exporter.config import Settings, load_settings
 from exporter.exposition import MetricsEndpoint, multiprocess_registry
-from exporter.metrics import http_metrics_for
-from exporter.middleware import PrometheusMiddleware
+from exporter.metrics import HttpMetrics, http_metrics_for
+from exporter.middleware import PrometheusMiddleware, RequestObserver
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _lock = threading.Lock()
 _collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
-_instrumented: weakref.WeakSet[Starlette] = weakref.WeakSet()
+
+
+class Instrumentation:
+    """What `instrument(app)` set up for one app; later features hook in through it."""
+
+    def __init__(
+        self, settings: Settings, registry: CollectorRegistry, metrics: HttpMetrics
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+        # Shared with the middleware: observers added later still see every request.
+        self.observers: list[RequestObserver] = []
+
+    def add_observer(self, observer: RequestObserver) -> None:
+        """Call `observer` with each completed request (access log, error capture...)."""
+        self.observers.append(observer)
+
+
+_instrumented: weakref.WeakKeyDictionary[Starlette, Instrumentation] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def instrumentation(app: Starlette) -> Instrumentation | None:
+    """The instrumentation `instrument(app)` set up, or None for an app it never saw."""
+    return _instrumented.get(app)
 
 
 def _add_standard_collectors(registry: CollectorRegistry, settings: Settings) -> None:
@@ -67,6 +93,7 @@ def instrument(
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
 
     metrics = http_metrics_for(registry, settings.histogram_buckets)
+    state = Instrumentation(settings, registry, metrics)
     _add_standard_collectors(registry, settings)
     scrape = (
         multiprocess_registry(multiproc_dir, tuple(settings.disk_paths))
@@ -85,10 +112,11 @@ def instrument(
             metrics=metrics,
             excluded_paths=settings.excluded_paths,
             routes_from=app,
+            observers=state.observers,
         )
 
     app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]
-    _instrumented.add(app)
+    _instrumented[app] = state
     return app
 
 
@@ -98,7 +126,7 @@ def _forget_process_at_exit(directory: str) -> None:
     def forget() -> None:
         # Drops this worker's live gauges (in-progress) so dead workers stop adding to them.
         if os.getpid() == pid:
-            mark_process_dead(pid, path=directory)
+            mark_process_dead(pid, path=directory)  # type: ignore[no-untyped-call]
 
     atexit.register(forget)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "EXPORTER_"
@@ -30,8 +33,6 @@ def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            import json
-
             try:
                 return json.loads(text)
             except json.JSONDecodeError as exc:
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     disk_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/"], description="mount points whose usage is reported"
     )
+    api_token: SecretStr | None = Field(
+        None, description="when set, the /api/v1/... routes need `Authorization: Bearer <token>`"
+    )
+    data_dir: Path = Field(Path("data"), description="where local state (error store, spool) lives")
+    log_dir: Path = Field(Path("logs"), description="where the daily JSON log files are written")
     demo: bool = Field(False, description="add the demo routes and their background load")
     demo_error_ratio: float = Field(0.02, ge=0.0, le=1.0, description="share of failing demo calls")
     demo_slow_seconds: float = Field(0.45, ge=0.0, le=30.0, description="latency of /demo/slow")
@@ -88,7 +94,7 @@ class Settings(BaseSettings):
     def _buckets_increasing(cls, value: list[float]) -> list[float]:
         if not value:
             raise ValueError("needs at least one bucket")
-        if any(b <= 0 for b in value) or any(a >= b for a, b in zip(value, value[1:])):
+        if any(b <= 0 for b in value) or any(a >= b for a, b in itertools.pairwise(value)):
             raise ValueError("buckets must be positive and strictly increasing")
         return value
 

@@ -23,7 +23,7 @@ def multiprocess_registry(directory: str, disk_paths: tuple[str, ...]) -> Collec
     What multiprocess mode keeps and loses is documented in docs/multiprocess.md.
     """
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     HostCollector(disk_paths, registry=registry)
     PlatformCollector(registry=registry)
     return registry

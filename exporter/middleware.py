@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
@@ -15,6 +16,24 @@ STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
 TRACE_HEADER = b"x-trace-id"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedRequest:
+    """What an observer learns about each counted request once its response is complete."""
+
+    method: str
+    route: str
+    path: str
+    status: int
+    duration: float
+    trace_id: str
+    span_id: str
+    client: str | None
+    exception: BaseException | None
+
+
+RequestObserver = Callable[[CompletedRequest], None]
 
 
 class PrometheusMiddleware:
@@ -33,6 +52,7 @@ class PrometheusMiddleware:
         metrics: HttpMetrics,
         excluded_paths: Iterable[str] = (),
         routes_from: Any = None,
+        observers: Sequence[RequestObserver] = (),
     ) -> None:
         self.app = app
         self._metrics = metrics
@@ -40,6 +60,11 @@ class PrometheusMiddleware:
         # The app whose routes give templates; else the Starlette app found in the scope.
         self._routes_from = routes_from
         self._resolver = RouteResolver()
+        # Called in the request's task after the metrics are recorded (access log, error store);
+        # they must be cheap and must not raise.
+        self.observers: list[RequestObserver] = (
+            observers if isinstance(observers, list) else list(observers)
+        )
 
     def _routes(self, scope: Scope) -> Any:
         owner = self._routes_from if self._routes_from is not None else scope.get("app")
@@ -66,13 +91,23 @@ class PrometheusMiddleware:
         start = perf_counter()
         status = 500
         finished = False
+        observers = self.observers
 
-        def finish() -> None:
+        def finish(exception: BaseException | None = None) -> None:
             nonlocal finished
             finished = True
-            duration.observe(perf_counter() - start, {"trace_id": trace.trace_id})
+            elapsed = perf_counter() - start
+            duration.observe(elapsed, {"trace_id": trace.trace_id})
             metrics.requests_child(method, route, status).inc()
             in_progress.dec()
+            if observers:
+                client = scope.get("client")
+                done = CompletedRequest(
+                    method, route, scope["path"], status, elapsed, trace.trace_id,
+                    trace.span_id, client[0] if client else None, exception,
+                )
+                for observer in observers:
+                    observer(done)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -93,10 +128,10 @@ class PrometheusMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
             if not finished:
                 status = 500
-                finish()
+                finish(exc)
             raise
         finally:
             if not finished:  # the app returned without completing its response

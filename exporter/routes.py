@@ -11,10 +11,11 @@ from exporter.types import Scope
 
 UNMATCHED = "<unmatched>"
 
-try:  # FastAPI >= 0.16x keeps included routers as one opaque route; this flattens them.
-    from fastapi.routing import iter_route_contexts as _iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI flattens include_router itself
-    _iter_route_contexts = None
+from fastapi import routing as _fastapi_routing
+
+# Recent FastAPI keeps an included router as one opaque route and offers this to flatten it;
+# older releases flatten include_router themselves.
+_iter_route_contexts: Any = getattr(_fastapi_routing, "iter_route_contexts", None)
 
 
 def _flatten(routes: Sequence[Any]) -> list[Any]:
