@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from fastapi import routing as _fastapi_routing
 from starlette.routing import Match, Mount
 
 from exporter.types import Scope
 
 UNMATCHED = "<unmatched>"
-
-from fastapi import routing as _fastapi_routing
 
 # Recent FastAPI keeps an included router as one opaque route and offers this to flatten it;
 # older releases flatten include_router themselves.
