@@ -100,12 +100,18 @@ def run_sidecar(
     """Start `python -m exporter serve` on a free port; SIGTERM it afterwards."""
     port = free_port()
     log_path = tmp_path / f"sidecar-{port}.log"
-    full_env = {**os.environ, "EXPORTER_DATA_DIR": str(tmp_path / "data"),
-                "EXPORTER_LOG_DIR": str(tmp_path / "logs"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "EXPORTER_DATA_DIR": str(tmp_path / "data"),
+        "EXPORTER_LOG_DIR": str(tmp_path / "logs"),
+        **(env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "exporter", "serve", "--port", str(port), *args],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
     server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:

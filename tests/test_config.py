@@ -1,0 +1,84 @@
+"""Settings: defaults, environment parsing, and one-line errors that name the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from exporter.config import DEFAULT_BUCKETS, SettingsError, load_settings
+
+
+def test_defaults_bind_loopback_on_a_port_clear_of_the_stack() -> None:
+    settings = load_settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port not in {9090, 9093, 9100, 3000, 3100}
+    assert "/metrics" in settings.excluded_paths
+    assert 0.5 in settings.histogram_buckets
+
+
+def test_default_buckets_are_dense_around_the_500ms_threshold() -> None:
+    near = [b for b in DEFAULT_BUCKETS if 0.3 <= b <= 0.75]
+    assert len(near) >= 5
+    assert list(DEFAULT_BUCKETS) == sorted(DEFAULT_BUCKETS)
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_SERVICE_NAME", "checkout")
+    monkeypatch.setenv("EXPORTER_PORT", "9999")
+    monkeypatch.setenv("EXPORTER_EXCLUDED_PATHS", "/metrics, /internal/ping")
+    monkeypatch.setenv("EXPORTER_HISTOGRAM_BUCKETS", "[0.1, 0.5, 1]")
+    settings = load_settings()
+    assert settings.service_name == "checkout"
+    assert settings.port == 9999
+    assert settings.excluded_paths == ["/metrics", "/internal/ping"]
+    assert settings.histogram_buckets == [0.1, 0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("EXPORTER_PORT", "abc", "allowed: 1 to 65535"),
+        ("EXPORTER_PORT", "70000", "allowed: 1 to 65535"),
+        ("EXPORTER_LOG_LEVEL", "loud", "'debug', 'info', 'warning', 'error' or 'critical'"),
+        ("EXPORTER_HISTOGRAM_BUCKETS", "0.5,0.1", "strictly increasing"),
+        ("EXPORTER_HISTOGRAM_BUCKETS", "[0.1,", "not a valid JSON list"),
+        ("EXPORTER_EXCLUDED_PATHS", "metrics", "must start with '/'"),
+        ("EXPORTER_SERVICE_NAME", "my service", "allowed: 1-64 letters"),
+        ("EXPORTER_WORKERS", "0", "allowed: 1 to 64"),
+    ],
+)
+def test_bad_value_names_the_variable_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(variable + ":")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_a_secret_value_is_never_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_PORT", "x")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(api_token=12345)  # not a string: rejected, but not printed
+    assert "EXPORTER_API_TOKEN" in str(caught.value)
+    assert "12345" not in str(caught.value)
+
+
+def test_cli_stops_with_one_line_naming_the_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "serve", "--port", "notaport"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("exporter: error: EXPORTER_PORT:")
+    assert "notaport" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,48 @@
+"""Several uvicorn workers: a scrape of any worker reports the totals over all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import run_sidecar
+
+REQUESTS = 400
+
+
+def sample(text: str, prefix: str) -> float:
+    values = [
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    ]
+    assert values, f"no sample starting with {prefix}"
+    return sum(values)
+
+
+def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"stale file from an earlier run")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "EXPORTER_DEMO_RATE": "0"}
+    with run_sidecar(tmp_path, ["--demo", "--workers", "4"], env=env) as server:
+        for _ in range(REQUESTS):
+            # A new connection each time, so the kernel spreads requests over the workers.
+            with httpx.Client(timeout=10) as client:
+                assert client.get(server.url + "/demo/fast").status_code == 200
+        scrapes = []
+        for _ in range(8):
+            with httpx.Client(timeout=10) as client:
+                scrapes.append(client.get(server.url + "/metrics").text)
+        pids_with_counts = {path.name.split("_")[-1] for path in metrics_dir.glob("counter_*.db")}
+    for text in scrapes:
+        assert (
+            sample(text, 'http_requests_total{method="GET",route="/demo/fast",status="200"}')
+            == REQUESTS
+        )
+        assert (
+            sample(text, 'http_request_duration_seconds_count{method="GET",route="/demo/fast"}')
+            == REQUESTS
+        )
+        assert "system_cpu_usage_ratio" in text
+    assert "999999.db" not in pids_with_counts  # the stale file was cleared at start
+    assert len(pids_with_counts) >= 2, "requests were not spread over several workers"
