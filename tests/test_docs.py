@@ -1,0 +1,24 @@
+"""The docs agree with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.config import Settings, env_name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [env_name(name) for name in Settings.model_fields if env_name(name) not in text]
+    assert missing == [], f"add these to docs/configuration.md: {missing}"
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    fence = lines.index("```sh")
+    assert lines[fence + 1].startswith("make run")
+    assert lines[fence + 2].startswith("make test")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\nmake test\n" in ci
