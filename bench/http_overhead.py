@@ -1,0 +1,264 @@
+"""Throughput cost of the HTTP middleware: bare FastAPI vs `instrument(app)` vs
+prometheus-fastapi-instrumentator, with wrk on loopback against one uvicorn worker.
+
+    .venv/bin/python bench/http_overhead.py [--rounds 3] [--duration 8] [--connections 50]
+
+The server runs on core 0 and wrk on core 1 (taskset). Variants alternate inside each round so
+slow drift on a shared machine hits all of them alike. Before measuring, each server is checked
+to really be the variant it claims (its /metrics, its X-Trace-Id header); afterwards, its
+request counter must account for every request wrk made, so a broken server cannot pass for a
+fast one. Goal: ours >= 0.95 of bare, and above the instrumentator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+BENCH_DIR = Path(__file__).resolve().parent
+VARIANTS = ("bare", "ours", "instrumentator")
+FACTORIES = {"bare": "apps:bare_app", "ours": "apps:ours_app",
+             "instrumentator": "apps:instrumentator_app"}
+ROUTE = "/items/{item_id}"
+SERVER_CORE, CLIENT_CORE = "0", "1"
+WARMUP_SECONDS = 2
+
+# wrk asks for /items/<id> with the id cycling through 1..N, so the route-template cache learns
+# N distinct paths; `done` prints one machine-readable line (latencies in microseconds).
+WRK_SCRIPT = """
+local n = 0
+local ids = tonumber(os.getenv("BENCH_ID_RANGE") or "1000")
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/items/" .. ((n % ids) + 1))
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One wrk run against one variant."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+class BenchError(Exception):
+    """The bench cannot produce trustworthy figures; the message says why."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EXPORTER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    command = [
+        "taskset", "-c", SERVER_CORE, sys.executable, "-m", "uvicorn", "--factory",
+        FACTORIES[variant], "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            raise BenchError(f"{variant} server exited with {server.returncode}:\n{err}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    _stop_server(server)
+    raise BenchError(f"{variant} server did not answer /ping within 20 s")
+
+
+def _stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _route_count(variant: str, base: str) -> float:
+    """Requests to `/items/{item_id}` the variant's own metrics have counted so far."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    label = "route" if variant == "ours" else "handler"
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "http_requests":
+            continue
+        for sample in family.samples:
+            if sample.name == "http_requests_total" and sample.labels.get(label) == ROUTE:
+                total += sample.value
+    return total
+
+
+def _check_variant(variant: str, base: str) -> None:
+    """Fail unless the server behaves as `variant` should: same app, right instrumentation."""
+    item = httpx.get(f"{base}/items/7", timeout=5)
+    if item.status_code != 200 or item.json().get("item_id") != 7:
+        raise BenchError(f"{variant}: GET /items/7 answered {item.status_code} {item.text!r}")
+    metrics = httpx.get(f"{base}/metrics", timeout=5)
+    has_trace_header = "x-trace-id" in item.headers
+    if variant == "bare":
+        if metrics.status_code != 404 or has_trace_header:
+            raise BenchError("bare: the app must have no /metrics and no X-Trace-Id header")
+        return
+    if metrics.status_code != 200 or _route_count(variant, base) < 1:
+        raise BenchError(f"{variant}: /metrics does not count GET {ROUTE}:\n{metrics.text[:2000]}")
+    if (variant == "ours") != has_trace_header:
+        raise BenchError(f"{variant}: X-Trace-Id header present={has_trace_header}, unexpected")
+
+
+def _run_wrk(
+    base: str, script: Path, seconds: int, connections: int, id_range: int
+) -> Measurement:
+    command = [
+        "taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+        "--timeout", "5s", "-s", str(script), base,
+    ]
+    env = {**os.environ, "BENCH_ID_RANGE": str(id_range)}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if result.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    requests, micros, *errors, p50, p99 = (int(v) for v in line.split()[1:])
+    if any(errors):
+        raise BenchError(
+            "wrk saw errors (connect, read, write, status, timeout) = "
+            f"{tuple(errors)}:\n{result.stdout}"
+        )
+    return Measurement(requests, micros / 1e6, p50 / 1000, p99 / 1000)
+
+
+def _measure(
+    variant: str, script: Path, seconds: int, connections: int, id_range: int
+) -> Measurement:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _start_server(variant, port)
+    try:
+        _check_variant(variant, base)
+        _run_wrk(base, script, WARMUP_SECONDS, connections, id_range)
+        before = _route_count(variant, base) if variant != "bare" else 0.0
+        result = _run_wrk(base, script, seconds, connections, id_range)
+        if variant != "bare":
+            counted = _route_count(variant, base) - before
+            # wrk does not count requests in flight when it (or the warm-up) stops; the server does.
+            if not result.requests <= counted <= result.requests + 2 * connections:
+                raise BenchError(
+                    f"{variant}: wrk made {result.requests} requests, metrics counted {counted}"
+                )
+        return result
+    finally:
+        _stop_server(server)
+
+
+def _table(results: dict[str, list[Measurement]]) -> str:
+    bare = results["bare"]
+    rows = [
+        "| variant | req/s (median) | req/s per round | ratio to bare | p50 ms | p99 ms |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for variant in VARIANTS:
+        runs = results[variant]
+        ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, bare, strict=True))
+        rows.append(
+            f"| {variant} | {statistics.median(r.rps for r in runs):,.0f} | "
+            + ", ".join(f"{r.rps:,.0f}" for r in runs)
+            + f" | {ratio:.3f} | {statistics.median(r.p50_ms for r in runs):.2f} | "
+            f"{statistics.median(r.p99_ms for r in runs):.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"http_overhead: {', '.join(missing)} not found on PATH "
+                 "(Debian: apt-get install wrk util-linux)")
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("http_overhead: needs 2 cores (server on core 0, wrk on core 1)")
+
+
+def _positive(kind: Callable[[str], int]) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = kind(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+        return value
+    return parse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=_positive(int), default=3)
+    parser.add_argument("--duration", type=_positive(int), default=8, help="seconds per run")
+    parser.add_argument("--connections", type=_positive(int), default=50)
+    parser.add_argument("--id-range", type=_positive(int), default=1000,
+                        help="wrk cycles /items/1..N (distinct paths the route cache sees)")
+    args = parser.parse_args()
+    _require_tools()
+
+    results: dict[str, list[Measurement]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "items.lua")
+        script.write_text(WRK_SCRIPT)
+        for round_no in range(1, args.rounds + 1):
+            for variant in VARIANTS:
+                try:
+                    m = _measure(variant, script, args.duration, args.connections, args.id_range)
+                except BenchError as exc:
+                    sys.exit(f"http_overhead: {exc}")
+                results[variant].append(m)
+                print(f"round {round_no} {variant:>14}: {m.rps:9,.0f} req/s  "
+                      f"p50 {m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms", flush=True)
+
+    print(f"\nGET /items/{{1..{args.id_range}}}, wrk -t1 -c{args.connections} "
+          f"-d{args.duration}s, {args.rounds} rounds, one uvicorn worker on core {SERVER_CORE}, "
+          f"wrk on core {CLIENT_CORE}. Medians over rounds; ratio = median of per-round "
+          "ratios to bare.\n")
+    print(_table(results))
+    ours = statistics.median(
+        o.rps / b.rps for o, b in zip(results["ours"], results["bare"], strict=True))
+    rival = statistics.median(
+        i.rps / b.rps for i, b in zip(results["instrumentator"], results["bare"], strict=True))
+    print(f"\ngoal ours >= 0.95 of bare: {'met' if ours >= 0.95 else 'NOT met'} ({ours:.3f}); "
+          f"above instrumentator: {'met' if ours > rival else 'NOT met'} ({rival:.3f})")
+
+
+if __name__ == "__main__":
+    main()
