@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import routing as _fastapi_routing
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route, WebSocketRoute
 
 from exporter.types import Scope
 
@@ -15,6 +16,7 @@ UNMATCHED = "<unmatched>"
 # Recent FastAPI keeps an included router as one opaque route and offers this to flatten it;
 # older releases flatten include_router themselves.
 _iter_route_contexts: Any = getattr(_fastapi_routing, "iter_route_contexts", None)
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 
 
 def _flatten(routes: Sequence[Any]) -> list[Any]:
@@ -23,28 +25,107 @@ def _flatten(routes: Sequence[Any]) -> list[Any]:
     return list(_iter_route_contexts(routes))
 
 
-def _is_mount(route: Any) -> bool:
-    original = getattr(route, "original_route", route)
-    return isinstance(route, Mount) or isinstance(original, Mount)
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: the request path below the app's root_path."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root):]
+    return path
 
 
-def _match(routes: Iterable[Any], scope: Scope) -> str | None:
-    """The template of the route the router would pick, as Starlette's Router picks it."""
+class _Unsupported(Exception):
+    """A route kind the compiled table cannot reason about (Host, custom routes)."""
+
+
+class _Entry:
+    __slots__ = ("methods", "mount_routes", "prefix", "regex", "sub_table", "template")
+
+    def __init__(self, route: Any) -> None:
+        original = getattr(route, "original_route", route)
+        if not isinstance(original, (Mount, Route)):
+            raise _Unsupported(type(original).__name__)
+        self.regex: re.Pattern[str] = route.path_regex
+        self.template: str = route.path_format
+        self.sub_table: _Table | None = None
+        if isinstance(original, Mount):
+            self.methods: frozenset[str] | None = None  # a mount matches every method
+            self.prefix: str | None = self.template.removesuffix("/{path}")
+            self.mount_routes: Sequence[Any] = getattr(route, "routes", None) or []
+        else:
+            methods = getattr(route, "methods", None)
+            self.methods = frozenset(methods) if methods else None
+            self.prefix = None
+            self.mount_routes = []
+
+
+def _combine(entries: Iterable[tuple[int, _Entry]]) -> re.Pattern[str] | None:
+    """One regex whose alternatives are the entries in order; group `r<i>` names the entry."""
+    parts = []
+    for index, entry in entries:
+        source = entry.regex.pattern.removeprefix("^").removesuffix("$")
+        parts.append(f"(?P<r{index}>{_NAMED_GROUP.sub('(?:', source)})")
+    return re.compile("(?:" + "|".join(parts) + r")\Z") if parts else None
+
+
+class _Table:
+    """One router level compiled to one regex per method: a miss costs a couple of regex
+    matches in C instead of a Python loop over every route."""
+
+    def __init__(self, routes: Sequence[Any]) -> None:
+        self._entries = [
+            _Entry(route)
+            for route in _flatten(routes)
+            if not isinstance(getattr(route, "original_route", route), WebSocketRoute)
+        ]
+        self._any = _combine(enumerate(self._entries))
+        self._by_method: dict[str, re.Pattern[str] | None] = {}
+
+    def _for_method(self, method: str) -> re.Pattern[str] | None:
+        if method not in self._by_method:
+            self._by_method[method] = _combine(
+                (i, e) for i, e in enumerate(self._entries)
+                if e.methods is None or method in e.methods
+            )
+        return self._by_method[method]
+
+    def template(self, method: str, path: str) -> str | None:
+        """As Starlette's Router picks: the first full match, else the first partial one."""
+        pattern = self._for_method(method)
+        found = pattern.match(path) if pattern is not None else None
+        if found is None:
+            found = self._any.match(path) if self._any is not None else None
+            if found is None:
+                return None
+        entry = self._entries[int(str(found.lastgroup)[1:])]
+        if entry.prefix is None:
+            return entry.template
+        if not entry.mount_routes:
+            return entry.template
+        if entry.sub_table is None:
+            entry.sub_table = _Table(entry.mount_routes)
+        rest = entry.regex.match(path)
+        inner = entry.sub_table.template(method, "/" + rest["path"]) if rest else None
+        # A path the mounted app does not route is answered 404 there: it keeps the mount's
+        # bounded template rather than falling through to later routes.
+        return entry.prefix + inner if inner is not None else entry.template
+
+
+def _walk(routes: Iterable[Any], scope: Scope) -> str | None:
+    """The slow, general way: ask each route, as Starlette's Router does (Host routes...)."""
     partial: str | None = None
     for route in routes:
         kind, child = route.matches(scope)
         if kind is Match.NONE:
             continue
         template = getattr(route, "path_format", None) or ""
-        if _is_mount(route):
+        sub_routes = getattr(route, "routes", None) or []
+        if isinstance(getattr(route, "original_route", route), Mount):
             prefix = template.removesuffix("/{path}")
-            sub_routes = getattr(route, "routes", None) or []
-            if sub_routes:
-                inner = _match(_flatten(sub_routes), {**scope, **child})
-                template = prefix + inner if inner is not None else prefix + "/{path}"
+            inner = _walk(_flatten(sub_routes), {**scope, **child}) if sub_routes else None
+            template = prefix + inner if inner is not None else template
         elif not template:  # Host and other path-less routes
-            sub_routes = getattr(route, "routes", None) or []
-            inner = _match(_flatten(sub_routes), {**scope, **child}) if sub_routes else None
+            inner = _walk(_flatten(sub_routes), {**scope, **child}) if sub_routes else None
             template = inner or UNMATCHED
         if kind is Match.FULL:
             return template
@@ -54,28 +135,37 @@ def _match(routes: Iterable[Any], scope: Scope) -> str | None:
 
 
 class RouteResolver:
-    """Maps `(method, path)` to the route template, with a bounded cache of recent answers."""
+    """Maps a request to its route template, with a bounded cache of recent answers."""
 
     def __init__(self, max_cached: int = 4096) -> None:
         self._max_cached = max_cached
-        self._cache: dict[tuple[str, str], str] = {}
-        self._routes: list[Any] = []
+        self._cache: dict[tuple[str, str, str], str] = {}
+        self._table: _Table | None = None
+        self._walk_routes: list[Any] | None = None
         self._source: Sequence[Any] | None = None
         self._source_len = -1
+
+    def _compile(self, routes: Sequence[Any]) -> None:
+        try:
+            self._table, self._walk_routes = _Table(routes), None
+        except _Unsupported:
+            self._table, self._walk_routes = None, _flatten(routes)
+        self._source, self._source_len = routes, len(routes)
+        self._cache.clear()
 
     def resolve(self, scope: Scope, routes: Sequence[Any] | None) -> str:
         """The route template for this request, or `UNMATCHED` (one shared value)."""
         if routes is None:
             return UNMATCHED
         if routes is not self._source or len(routes) != self._source_len:
-            # Routes added after start-up (rare) invalidate what was learned.
-            self._routes = _flatten(routes)
-            self._source, self._source_len = routes, len(routes)
-            self._cache.clear()
-        key = (scope["method"], scope["path"])
+            self._compile(routes)  # routes added after start-up (rare) are learned here
+        key = (scope["method"], scope["path"], scope.get("root_path", ""))
         template = self._cache.get(key)
         if template is None:
-            template = _match(self._routes, scope) or UNMATCHED
+            if self._table is not None:
+                template = self._table.template(key[0], _route_path(scope)) or UNMATCHED
+            else:
+                template = _walk(self._walk_routes or [], scope) or UNMATCHED
             if len(self._cache) >= self._max_cached:
                 del self._cache[next(iter(self._cache))]
             self._cache[key] = template
