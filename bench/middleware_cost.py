@@ -28,7 +28,7 @@ from apps import bare_app
 
 from exporter.app import instrument
 from exporter.config import load_settings
-from exporter.metrics import HttpMetrics
+from exporter.metrics import HttpCollector
 from exporter.middleware import PrometheusMiddleware
 from exporter.routes import RouteResolver
 from exporter.trace import _current, trace_from_headers
@@ -80,7 +80,7 @@ async def _minimal_app(scope: Scope, receive: Receive, send: Send) -> None:
 def _middleware_alone(requests: int, repeat: int) -> tuple[float, float]:
     """`(minimal app, the same wrapped in PrometheusMiddleware)`: the middleware's whole cost."""
     app = bare_app()
-    metrics = HttpMetrics(CollectorRegistry(), load_settings().histogram_buckets)
+    metrics = HttpCollector(load_settings().histogram_buckets, CollectorRegistry())
     wrapped = PrometheusMiddleware(_minimal_app, metrics=metrics, routes_from=app)
     return (_app_cost(lambda: _minimal_app, requests, repeat),
             _app_cost(lambda: wrapped, requests, repeat))
@@ -93,24 +93,22 @@ def _micro(fn: Callable[[], object], number: int, repeat: int) -> float:
 def _step_costs(number: int, repeat: int) -> list[tuple[str, float]]:
     app = bare_app()
     routes = app.routes
-    metrics = HttpMetrics(CollectorRegistry(), load_settings().histogram_buckets)
+    metrics = HttpCollector(load_settings().histogram_buckets, CollectorRegistry())
     resolver = RouteResolver()
     scopes = [_scope(i) for i in range(1, ID_RANGE + 1)]
     for scope in scopes:
         resolver.resolve(scope, routes)
     hit = scopes[6]
     cold = RouteResolver(max_cached=1)
-    _in_progress, duration = metrics.route_children("GET", "/items/{item_id}")
     trace = trace_from_headers(HEADERS)
-    exemplar = {"trace_id": trace.trace_id}
 
     def contextvar() -> None:
         _current.reset(_current.set(trace))
 
-    def children() -> None:
-        a, _ = metrics.route_children("GET", "/items/{item_id}")
-        a.inc()
-        a.dec()
+    def series() -> None:
+        one = metrics.series("GET", "/items/{item_id}")
+        one.start()
+        one.finish(200, 0.004, trace.trace_id)
 
     def headers_copy() -> None:
         headers = list(HEADERS)
@@ -122,11 +120,7 @@ def _step_costs(number: int, repeat: int) -> list[tuple[str, float]]:
             int.from_bytes(os.urandom(2), "little") % ID_RANGE], routes)),
         ("trace.trace_from_headers (no incoming id)", lambda: trace_from_headers(HEADERS)),
         ("contextvar set + reset", contextvar),
-        ("metrics.route_children + in_progress inc/dec", children),
-        ("duration.observe with exemplar", lambda: duration.observe(0.004, exemplar)),
-        ("duration.observe without exemplar", lambda: duration.observe(0.004)),
-        ("metrics.requests_child(...).inc()", lambda: metrics.requests_child(
-            "GET", "/items/{item_id}", 200).inc()),
+        ("metrics.series + start + finish (counter, histogram, exemplar, gauge)", series),
         ("X-Trace-Id header: copy list + append", headers_copy),
         ("perf_counter x2", lambda: (time.perf_counter(), time.perf_counter())),
     ]

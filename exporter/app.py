@@ -92,7 +92,7 @@ def instrument(
         raise RuntimeError("instrument(app) must be called before the app starts serving")
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
 
-    metrics = http_metrics_for(registry, settings.histogram_buckets)
+    metrics = http_metrics_for(registry, settings.histogram_buckets, bool(multiproc_dir))
     state = Instrumentation(settings, registry, metrics)
     _add_standard_collectors(registry, settings)
     scrape = (

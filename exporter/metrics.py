@@ -1,13 +1,36 @@
-"""The HTTP metrics, created once per registry and shared by every app instrumented on it."""
+"""The HTTP metrics, created once per registry and shared by every app instrumented on it.
+
+In a single process they live in `HttpCollector`: plain numbers under one short lock per
+request, turned into metric families only when scraped (about five times cheaper per request
+than prometheus-client's Counter/Histogram objects, which lock and validate on every call). In
+multiprocess mode the numbers must live in prometheus-client's shared files, so
+`MultiprocessHttpMetrics` uses its metric objects instead. Both give the middleware the same
+`series(method, route)` with `start()` and `finish(status, seconds, trace_id)`.
+"""
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from time import time
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+REQUESTS_HELP = "HTTP requests answered, by method, route template and status code."
+DURATION_HELP = "Time from the request's arrival to its last response byte, by route template."
+IN_PROGRESS_HELP = "HTTP requests being handled now, by method and route template."
 
 _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HttpMetrics] = (
@@ -15,64 +38,191 @@ _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HttpMetrics] = (
 )
 
 
-class HttpMetrics:
+class RouteSeries(Protocol):
+    """The numbers of one (method, route) pair."""
+
+    def start(self) -> None:
+        """A request of this route has arrived."""
+
+    def finish(self, status: int, seconds: float, trace_id: str) -> None:
+        """That request's response is complete."""
+
+
+class HttpMetrics(Protocol):
+    """What the middleware needs: one series per (method, route)."""
+
+    buckets: tuple[float, ...]
+
+    def series(self, method: str, route: str) -> RouteSeries:
+        """The series of this method and route, created on first use."""
+
+
+class _Series:
+    __slots__ = ("bounds", "counts", "exemplars", "in_progress", "lock", "statuses", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # ends with +Inf
+        self.counts = [0] * len(bounds)
+        self.exemplars: list[tuple[str, float, float] | None] = [None] * len(bounds)
+        self.sum = 0.0
+        self.in_progress = 0
+        self.statuses: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        with self.lock:
+            self.in_progress += 1
+
+    def finish(self, status: int, seconds: float, trace_id: str) -> None:
+        index = bisect_left(self.bounds, seconds)  # first bucket with seconds <= le
+        now = time()
+        with self.lock:
+            self.in_progress -= 1
+            self.counts[index] += 1
+            self.sum += seconds
+            self.exemplars[index] = (trace_id, seconds, now)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+class HttpCollector(Collector):
     """`http_requests_total`, `http_request_duration_seconds`, `http_requests_in_progress`."""
 
-    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
+    def __init__(self, buckets: Sequence[float], registry: CollectorRegistry | None = None):
+        self.buckets = tuple(buckets)
+        self._bounds = (*self.buckets, float("inf"))
+        self._le = [floatToGoString(b) for b in self._bounds]  # type: ignore[no-untyped-call]
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._lock = threading.Lock()
+        if registry is not None:
+            registry.register(self)
+
+    def series(self, method: str, route: str) -> _Series:
+        """The series of this method and route, created on first use."""
+        series = self._series.get((method, route))
+        if series is None:
+            with self._lock:
+                series = self._series.setdefault((method, route), _Series(self._bounds))
+        return series
+
+    def describe(self) -> Iterable[Metric]:
+        return [
+            CounterMetricFamily(
+                "http_requests", REQUESTS_HELP, labels=["method", "route", "status"]
+            ),
+            HistogramMetricFamily(
+                "http_request_duration_seconds", DURATION_HELP, labels=["method", "route"]
+            ),
+            GaugeMetricFamily(
+                "http_requests_in_progress", IN_PROGRESS_HELP, labels=["method", "route"]
+            ),
+        ]
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "http_requests", REQUESTS_HELP, labels=["method", "route", "status"]
+        )
+        duration = HistogramMetricFamily(
+            "http_request_duration_seconds", DURATION_HELP, labels=["method", "route"]
+        )
+        in_progress = GaugeMetricFamily(
+            "http_requests_in_progress", IN_PROGRESS_HELP, labels=["method", "route"]
+        )
+        with self._lock:
+            items = list(self._series.items())
+        for (method, route), series in items:
+            with series.lock:
+                counts = list(series.counts)
+                exemplars = list(series.exemplars)
+                total, running = series.sum, series.in_progress
+                statuses = sorted(series.statuses.items())
+            buckets: list[Any] = []
+            cumulative = 0
+            for le, count, exemplar in zip(self._le, counts, exemplars, strict=True):
+                cumulative += count
+                if exemplar is None:
+                    buckets.append((le, cumulative))
+                else:
+                    trace_id, value, stamp = exemplar
+                    buckets.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, stamp)))
+            duration.add_metric([method, route], buckets, total)
+            in_progress.add_metric([method, route], running)
+            for status, count in statuses:
+                requests.add_metric([method, route, str(status)], count)
+        return [requests, duration, in_progress]
+
+
+class _ClientSeries:
+    __slots__ = ("_duration", "_in_progress", "_method", "_metrics", "_route", "_statuses")
+
+    def __init__(self, metrics: MultiprocessHttpMetrics, method: str, route: str) -> None:
+        self._metrics, self._method, self._route = metrics, method, route
+        self._in_progress = metrics.in_progress.labels(method, route)
+        self._duration = metrics.duration.labels(method, route)
+        self._statuses: dict[int, Any] = {}
+
+    def start(self) -> None:
+        self._in_progress.inc()
+
+    def finish(self, status: int, seconds: float, trace_id: str) -> None:
+        # Exemplars are not kept in multiprocess files, so none is passed.
+        self._duration.observe(seconds)
+        child = self._statuses.get(status)
+        if child is None:
+            child = self._metrics.requests.labels(self._method, self._route, str(status))
+            self._statuses[status] = child
+        child.inc()
+        self._in_progress.dec()
+
+
+class MultiprocessHttpMetrics:
+    """The same metrics on prometheus-client objects, which write the shared files."""
+
+    def __init__(self, buckets: Sequence[float], registry: CollectorRegistry) -> None:
         self.buckets = tuple(buckets)
         self.requests = Counter(
-            "http_requests_total",
-            "HTTP requests answered, by method, route template and status code.",
-            ("method", "route", "status"),
-            registry=registry,
+            "http_requests_total", REQUESTS_HELP, ("method", "route", "status"), registry=registry
         )
         self.duration = Histogram(
             "http_request_duration_seconds",
-            "Time from the request's arrival to its last response byte, by route template.",
+            DURATION_HELP,
             ("method", "route"),
             buckets=self.buckets,
             registry=registry,
         )
-        # livesum: in multiprocess mode a scrape adds up the live workers' in-flight requests.
+        # livesum: a scrape adds up the live workers' in-flight requests.
         self.in_progress = Gauge(
             "http_requests_in_progress",
-            "HTTP requests being handled now, by method and route template.",
+            IN_PROGRESS_HELP,
             ("method", "route"),
             multiprocess_mode="livesum",
             registry=registry,
         )
-        # Label children are looked up once: labels() takes a lock and validates every call.
-        self._route_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._status_children: dict[tuple[str, str, int], Any] = {}
+        self._series: dict[tuple[str, str], _ClientSeries] = {}
+        self._lock = threading.Lock()
 
-    def route_children(self, method: str, route: str) -> tuple[Any, Any]:
-        """`(in_progress, duration)` children for this method and route."""
-        key = (method, route)
-        children = self._route_children.get(key)
-        if children is None:
-            children = (
-                self.in_progress.labels(method, route),
-                self.duration.labels(method, route),
-            )
-            self._route_children[key] = children
-        return children
-
-    def requests_child(self, method: str, route: str, status: int) -> Any:
-        """The `http_requests_total` child for this method, route and status."""
-        key = (method, route, status)
-        child = self._status_children.get(key)
-        if child is None:
-            child = self.requests.labels(method, route, str(status))
-            self._status_children[key] = child
-        return child
+    def series(self, method: str, route: str) -> _ClientSeries:
+        """The series of this method and route, created on first use."""
+        series = self._series.get((method, route))
+        if series is None:
+            with self._lock:
+                series = self._series.setdefault(
+                    (method, route), _ClientSeries(self, method, route)
+                )
+        return series
 
 
-def http_metrics_for(registry: CollectorRegistry, buckets: Sequence[float]) -> HttpMetrics:
+def http_metrics_for(
+    registry: CollectorRegistry, buckets: Sequence[float], multiprocess: bool = False
+) -> HttpMetrics:
     """The registry's HTTP metrics, created on first use; a second app shares them."""
     with _lock:
         metrics = _by_registry.get(registry)
         if metrics is None:
-            metrics = HttpMetrics(registry, buckets)
+            metrics = (
+                MultiprocessHttpMetrics(buckets, registry)
+                if multiprocess
+                else HttpCollector(buckets, registry)
+            )
             _by_registry[registry] = metrics
         elif metrics.buckets != tuple(buckets):
             raise ValueError(

@@ -85,9 +85,8 @@ class PrometheusMiddleware:
         trace = trace_from_headers(scope.get("headers") or ())
         trace_header = (TRACE_HEADER, trace.trace_id.encode("latin-1"))
         token = _current.set(trace)
-        metrics = self._metrics
-        in_progress, duration = metrics.route_children(method, route)
-        in_progress.inc()
+        series = self._metrics.series(method, route)
+        series.start()
         start = perf_counter()
         status = 500
         finished = False
@@ -97,9 +96,7 @@ class PrometheusMiddleware:
             nonlocal finished
             finished = True
             elapsed = perf_counter() - start
-            duration.observe(elapsed, {"trace_id": trace.trace_id})
-            metrics.requests_child(method, route, status).inc()
-            in_progress.dec()
+            series.finish(status, elapsed, trace.trace_id)
             if observers:
                 client = scope.get("client")
                 done = CompletedRequest(

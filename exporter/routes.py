@@ -30,7 +30,7 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root):]
+        return path[len(root) :]
     return path
 
 
@@ -84,7 +84,8 @@ class _Table:
     def _for_method(self, method: str) -> re.Pattern[str] | None:
         if method not in self._by_method:
             self._by_method[method] = _combine(
-                (i, e) for i, e in enumerate(self._entries)
+                (i, e)
+                for i, e in enumerate(self._entries)
                 if e.methods is None or method in e.methods
             )
         return self._by_method[method]

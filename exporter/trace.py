@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from random import getrandbits
+from typing import NamedTuple
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -13,8 +13,7 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
+class TraceContext(NamedTuple):
     """Where one request sits in a distributed trace."""
 
     trace_id: str
@@ -43,9 +42,16 @@ def current_span_id() -> str | None:
     return ctx.span_id if ctx is not None else None
 
 
+# Ids need to be unique, not secret: the random module is fast, and Python reseeds it in a
+# forked child, so pre-forked workers do not repeat each other's ids.
 def new_trace_id() -> str:
     """A random 32-hex-digit W3C trace id."""
-    return os.urandom(16).hex()
+    return f"{getrandbits(128):032x}"
+
+
+def new_span_id() -> str:
+    """A random 16-hex-digit W3C span id."""
+    return f"{getrandbits(64):016x}"
 
 
 def parse_traceparent(value: str) -> tuple[str, str] | None:
@@ -68,12 +74,12 @@ def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceC
         if name == b"traceparent":
             parsed = parse_traceparent(value.decode("latin-1"))
             if parsed is not None:
-                return TraceContext(parsed[0], os.urandom(8).hex(), parsed[1], "traceparent")
+                return TraceContext(parsed[0], new_span_id(), parsed[1], "traceparent")
         elif name == b"x-request-id" and request_id is None:
             text = value.decode("latin-1").strip()
             if _REQUEST_ID.fullmatch(text):
                 request_id = text
-    span_id = os.urandom(8).hex()
+    span_id = new_span_id()
     if request_id is not None:
         return TraceContext(request_id, span_id, None, "x-request-id")
     return TraceContext(new_trace_id(), span_id)
