@@ -161,6 +161,11 @@ def test_dockerfile_installs_the_package_and_runs_serve() -> None:
     assert 'ENTRYPOINT ["exporter"]' in text and 'CMD ["serve"]' in text
     assert "EXPORTER_HOST=0.0.0.0" in text  # the default 127.0.0.1 is unreachable in a container
     assert re.search(r"^USER \w+", text, re.M)
+    # The build copies only what the package build reads: pyproject.toml, its readme, the code.
+    copied = {name for line in re.findall(r"^COPY (.+) \S+$", text, re.M) for name in line.split()}
+    readme = re.search(r'^readme = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert readme is not None
+    assert {"pyproject.toml", readme.group(1), "exporter"} <= copied
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".env", ".git"} <= set(ignored)
 
