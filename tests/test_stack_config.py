@@ -1,0 +1,700 @@
+"""The compose stack's files agree with each other and pass their own tools' checks.
+
+Loki, Grafana, Promtail and Alloy cannot run here: their configs are checked for the structure
+the stack relies on. Prometheus and Alertmanager configs go through promtool and amtool.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+import yaml
+
+from tests.conftest import require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+EXPORTER_SERVICES = ("sidecar", "demo-app")
+LOG_KINDS = {"app": "app_*.log", "access": "access_*.log", "error": "error_*.log",
+             "slow_request": "slow_requests_*.log"}
+STREAM_LABELS = {"service", "env", "level"}
+RENDER_ENV = {
+    "SMTP_HOST": "smtp.example.org",
+    "SMTP_PORT": "587",
+    "SMTP_USERNAME": "alerts@example.org",
+    "ALERT_EMAIL_FROM": "Alerts <alerts@example.org>",
+    "ALERT_EMAIL_TO": "oncall+prod@example.org",
+    "SLACK_CHANNEL": "#ops-alerts",
+}
+
+
+def _yaml(path: str) -> Any:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def _environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: write environment as a mapping"
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _exposed_ports(service: str) -> set[int]:
+    return {int(port) for port in SERVICES[service].get("expose", [])}
+
+
+def _host_port(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host, int(port)
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+
+def test_compose_runs_the_whole_stack() -> None:
+    expected = {"sidecar", "demo-app", "redis", "prometheus", "alertmanager", "loki",
+                "promtail", "alloy", "grafana"}
+    assert set(SERVICES) == expected
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_image_tag_is_pinned(service: str) -> None:
+    image = SERVICES[service]["image"]
+    name, _, tag = image.rpartition(":")
+    assert name and "/" not in tag, f"{service}: image {image!r} has no tag"
+    assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{service}: pin {image!r}"
+
+
+def test_promtail_is_pinned_to_its_last_release() -> None:
+    # Promtail reached end of life on 2026-03-02; 3.6.11 is the last tag published.
+    assert SERVICES["promtail"]["image"] == "grafana/promtail:3.6.11"
+    assert SERVICES["loki"]["image"].startswith("grafana/loki:3.")
+    assert SERVICES["prometheus"]["image"].startswith("prom/prometheus:v2.")
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_has_a_healthcheck(service: str) -> None:
+    check = SERVICES[service].get("healthcheck", {})
+    assert isinstance(check.get("test"), list) and check["test"][0] in {"CMD", "CMD-SHELL"}
+    assert check.get("interval") and check.get("timeout") and check.get("retries")
+
+
+def test_healthchecks_use_tools_the_images_have() -> None:
+    # Loki's image is distroless since 3.6 (no shell, no wget): only its own -health works.
+    assert SERVICES["loki"]["healthcheck"]["test"] == ["CMD", "/usr/bin/loki", "-health"]
+    for service in EXPORTER_SERVICES:
+        command = " ".join(SERVICES[service]["healthcheck"]["test"])
+        assert command.startswith("CMD python -c") and "/healthz" in command
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_bind_mount_exists_in_the_repository(service: str) -> None:
+    named = set(COMPOSE["volumes"])
+    for volume in SERVICES[service].get("volumes", []):
+        source, target, *_ = volume.split(":")
+        assert target.startswith("/"), volume
+        if source.startswith("."):
+            assert (ROOT / source).exists(), f"{service}: {source} is not in the repository"
+        else:
+            assert source in named, f"{service}: volume {source!r} is not declared"
+
+
+def test_state_lives_on_named_volumes() -> None:
+    mounts = {
+        service: {v.split(":")[1]: v.split(":")[0] for v in spec.get("volumes", [])}
+        for service, spec in SERVICES.items()
+    }
+    assert mounts["prometheus"]["/prometheus"] == "prometheus-data"
+    assert mounts["alertmanager"]["/alertmanager"] == "alertmanager-data"
+    assert mounts["loki"]["/loki"] == "loki-data"
+    assert mounts["grafana"]["/var/lib/grafana"] == "grafana-data"
+    assert mounts["promtail"]["/var/lib/promtail"] == "promtail-positions"
+    for service in EXPORTER_SERVICES:
+        env = _environment(service)
+        log_dir = env.get("EXPORTER_LOG_DIR", "/var/lib/exporter/logs")
+        data_dir = env.get("EXPORTER_DATA_DIR", "/var/lib/exporter/data")
+        assert mounts[service][log_dir] in COMPOSE["volumes"]
+        assert mounts[service][data_dir] in COMPOSE["volumes"]
+
+
+def test_log_shippers_read_each_exporters_log_volume_read_only() -> None:
+    for shipper in ("promtail", "alloy"):
+        mounted = [v.split(":") for v in SERVICES[shipper]["volumes"]]
+        for service in EXPORTER_SERVICES:
+            log_volume = next(
+                v.split(":")[0] for v in SERVICES[service]["volumes"] if "/logs" in v
+            )
+            assert [log_volume, f"/var/log/exporter/{service}", "ro"] in mounted, shipper
+
+
+def test_one_log_shipper_per_profile_and_alloy_is_the_default() -> None:
+    assert SERVICES["alloy"]["profiles"] == ["alloy"]
+    assert SERVICES["promtail"]["profiles"] == ["promtail"]
+    env_example = _env_example()
+    assert env_example["COMPOSE_PROFILES"] == "alloy"
+
+
+def test_exporter_services_listen_where_they_are_exposed() -> None:
+    for service in EXPORTER_SERVICES:
+        spec = SERVICES[service]
+        env = _environment(service)
+        assert spec["build"] == "."
+        assert _exposed_ports(service) == {int(env["EXPORTER_PORT"])}
+        assert env["EXPORTER_SERVICE_NAME"] == service
+    assert "--demo" in SERVICES["demo-app"]["command"]
+    assert "--demo" not in SERVICES["sidecar"]["command"]
+
+
+def test_dockerfile_installs_the_package_and_runs_serve() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert "pip install ." in text
+    assert 'ENTRYPOINT ["exporter"]' in text and 'CMD ["serve"]' in text
+    assert "EXPORTER_HOST=0.0.0.0" in text  # the default 127.0.0.1 is unreachable in a container
+    assert re.search(r"^USER \w+", text, re.M)
+    # The build copies only what the package build reads: pyproject.toml, its readme, the code.
+    copied = {name for line in re.findall(r"^COPY (.+) \S+$", text, re.M) for name in line.split()}
+    readme = re.search(r'^readme = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert readme is not None
+    assert {"pyproject.toml", readme.group(1), "exporter"} <= copied
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".env", ".git"} <= set(ignored)
+
+
+def test_prometheus_runs_with_exemplars_lifecycle_and_the_rules_dir() -> None:
+    args = SERVICES["prometheus"]["command"]
+    assert "--enable-feature=exemplar-storage" in args
+    assert "--web.enable-lifecycle" in args
+    assert "--config.file=/etc/prometheus/prometheus.yml" in args
+    assert "./prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
+    assert (ROOT / "prometheus" / "rules").is_dir()
+
+
+def test_grafana_has_no_anonymous_access_and_takes_its_password_from_env() -> None:
+    env = _environment("grafana")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    # `:?` makes compose refuse to start without the variable: no default password exists.
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"])
+    assert "3000" in SERVICES["grafana"]["ports"][0].split(":")
+    volumes = SERVICES["grafana"]["volumes"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in volumes
+
+
+def test_the_api_token_is_required_and_shared_with_alertmanager() -> None:
+    for service in EXPORTER_SERVICES:
+        assert _environment(service)["EXPORTER_API_TOKEN"].startswith("${EXPORTER_API_TOKEN:?")
+    assert COMPOSE["secrets"]["exporter_api_token"] == {"environment": "EXPORTER_API_TOKEN"}
+
+
+def test_service_secrets_are_declared() -> None:
+    declared = set(COMPOSE["secrets"])
+    for service, spec in SERVICES.items():
+        assert set(spec.get("secrets", [])) <= declared, service
+
+
+def test_host_ports_bind_to_the_configured_address() -> None:
+    for service, spec in SERVICES.items():
+        for port in spec.get("ports", []):
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{service}: {port}"
+
+
+def _env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: {line!r} is not NAME=value"
+            pairs[name.strip()] = value
+    return pairs
+
+
+def test_env_example_lists_every_variable_the_compose_file_uses() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    used |= {spec["environment"] for spec in COMPOSE["secrets"].values()}
+    listed = set(_env_example())
+    assert used, "the compose file uses no variables?"
+    assert used - listed == set(), "add these to .env.example"
+    assert listed - used - {"COMPOSE_PROFILES"} == set(), "unused in docker-compose.yml"
+
+
+def test_env_example_holds_no_secret_values_and_env_is_ignored() -> None:
+    pairs = _env_example()
+    for name in ("EXPORTER_API_TOKEN", "GRAFANA_ADMIN_PASSWORD", "SMTP_AUTH_PASSWORD",
+                 "SLACK_API_URL"):
+        assert pairs[name] == "", f"{name} must be empty in .env.example"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    # Optional: the compose plugin is not installed everywhere and CI does not need it.
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker CLI not installed")
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("the docker compose plugin is not installed (optional check)")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        (ROOT / ".env.example").read_text()
+        .replace("EXPORTER_API_TOKEN=\n", "EXPORTER_API_TOKEN=t\n")
+        .replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=p\n")
+    )
+    result = subprocess.run(
+        [docker, "compose", "--env-file", str(env_file), "--profile", "alloy",
+         "--profile", "promtail", "config", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- prometheus/prometheus.yml ------------------------------------------------------------
+
+PROMETHEUS = _yaml("prometheus/prometheus.yml")
+
+
+def _scrape_targets() -> list[tuple[str, str, dict[str, str]]]:
+    return [
+        (job["job_name"], target, group.get("labels", {}))
+        for job in PROMETHEUS["scrape_configs"]
+        for group in job.get("static_configs", [])
+        for target in group["targets"]
+    ]
+
+
+def test_prometheus_scrapes_every_part_of_the_stack() -> None:
+    jobs = {job["job_name"] for job in PROMETHEUS["scrape_configs"]}
+    assert jobs == {"exporter", "alertmanager", "loki", "grafana", "prometheus"}
+    hosts = {_host_port(target)[0] for _, target, _ in _scrape_targets()}
+    assert hosts == {"sidecar", "demo-app", "alertmanager", "loki", "grafana", "prometheus"}
+
+
+def test_every_scrape_target_is_a_compose_service_on_an_exposed_port() -> None:
+    for job, target, _ in _scrape_targets():
+        host, port = _host_port(target)
+        assert host in SERVICES, f"job {job}: {host} is not a compose service"
+        assert port in _exposed_ports(host), f"job {job}: {host} does not expose {port}"
+
+
+def test_each_exporter_target_is_labelled_with_its_service_name() -> None:
+    for job, target, labels in _scrape_targets():
+        host, _ = _host_port(target)
+        assert labels.get("service"), f"{target} has no service label"
+        if job == "exporter":
+            assert labels["service"] == _environment(host)["EXPORTER_SERVICE_NAME"]
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
+    targets = [
+        target
+        for manager in PROMETHEUS["alerting"]["alertmanagers"]
+        for group in manager["static_configs"]
+        for target in group["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    assert 9093 in _exposed_ports("alertmanager")
+    assert PROMETHEUS["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def test_promtool_accepts_the_config_with_the_repositorys_rules(tmp_path: Path) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    as_shipped = subprocess.run(
+        [promtool, "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
+        capture_output=True, text=True,
+    )
+    assert as_shipped.returncode == 0, as_shipped.stdout + as_shipped.stderr
+    # The shipped path is the container's; point it at prometheus/rules so whatever rules are
+    # committed there are checked too (an empty directory is fine).
+    config = dict(PROMETHEUS, rule_files=[str(ROOT / "prometheus" / "rules" / "*.yml")])
+    local = tmp_path / "prometheus.yml"
+    local.write_text(yaml.safe_dump(config))
+    result = subprocess.run([promtool, "check", "config", str(local)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_rejects_a_broken_config(tmp_path: Path) -> None:
+    # The check above can fail: an unknown field makes promtool exit non-zero.
+    promtool = require_binary("promtool", "prometheus")
+    broken = tmp_path / "prometheus.yml"
+    broken.write_text(yaml.safe_dump(dict(PROMETHEUS, scrape_intervall="15s")))
+    result = subprocess.run([promtool, "check", "config", str(broken)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+# --- alertmanager/ ------------------------------------------------------------------------
+
+ALERTMANAGER = _yaml("alertmanager/alertmanager.yml")
+WEBHOOK_URL = "http://sidecar:9480/api/v1/observability/alerts/webhook"
+
+
+def _render(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run render.sh as the container would, with `true` instead of alertmanager."""
+    template = tmp_path / "alertmanager.yml"
+    # Templates are looked up where the repository keeps them, so amtool parses them too.
+    template.write_text(
+        (ROOT / "alertmanager" / "alertmanager.yml").read_text().replace(
+            "/etc/alertmanager/templates/", str(ROOT / "alertmanager" / "templates") + "/"
+        )
+    )
+    return subprocess.run(
+        ["sh", str(ROOT / "alertmanager" / "render.sh"), "--storage.path=/alertmanager"],
+        env={
+            "PATH": os.environ["PATH"],
+            "AM_CONFIG_TEMPLATE": str(template),
+            "AM_CONFIG_RENDERED": str(tmp_path / "rendered.yml"),
+            "AM_BINARY": "echo",
+            **env,
+        },
+        capture_output=True, text=True,
+    )
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    amtool = require_binary("amtool", "prometheus-alertmanager")
+    return subprocess.run([amtool, *args], capture_output=True, text=True)
+
+
+def test_amtool_accepts_the_config_as_committed() -> None:
+    result = _amtool("check-config", str(ROOT / "alertmanager" / "alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_config_passes_amtool_with_templates(tmp_path: Path) -> None:
+    result = _render(tmp_path, RENDER_ENV)
+    assert result.returncode == 0, result.stderr
+    rendered = tmp_path / "rendered.yml"
+    # render.sh hands the rendered file and the container's arguments to alertmanager.
+    assert result.stdout.split() == [f"--config.file={rendered}", "--storage.path=/alertmanager"]
+    check = _amtool("check-config", str(rendered))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "1 templates" in check.stdout
+    config = yaml.safe_load(rendered.read_text())
+    assert config["global"]["smtp_smarthost"] == "smtp.example.org:587"
+    assert config["global"]["smtp_from"] == "Alerts <alerts@example.org>"
+    assert "${" not in rendered.read_text()
+
+
+def test_render_keeps_values_with_sed_and_yaml_special_characters(tmp_path: Path) -> None:
+    odd = "ops&dev|team/#1 <a@b.c>: x"
+    result = _render(tmp_path, {**RENDER_ENV, "ALERT_EMAIL_TO": odd})
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "rendered.yml").read_text())
+    critical = next(r for r in config["receivers"] if r["name"] == "critical")
+    assert critical["email_configs"][0]["to"] == odd
+
+
+def test_render_names_a_missing_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in RENDER_ENV.items() if k != "SLACK_CHANNEL"}
+    result = _render(tmp_path, env)
+    assert result.returncode != 0
+    assert "SLACK_CHANNEL is not set" in result.stderr
+    assert result.stdout == ""  # alertmanager is not started on a half-rendered file
+
+
+@pytest.mark.parametrize("value", ['a"b', "a\\b"])
+def test_render_refuses_values_that_would_break_the_yaml(tmp_path: Path, value: str) -> None:
+    result = _render(tmp_path, {**RENDER_ENV, "SMTP_USERNAME": value})
+    assert result.returncode != 0
+    assert "SMTP_USERNAME contains a quote, backslash or line break" in result.stderr
+    assert value not in result.stderr  # the value itself may be sensitive
+
+
+def test_secrets_are_read_from_files_never_inlined() -> None:
+    glob = ALERTMANAGER["global"]
+    assert glob["smtp_auth_password_file"] == "/run/secrets/smtp_auth_password"
+    assert glob["slack_api_url_file"] == "/run/secrets/slack_api_url"
+    assert "smtp_auth_password" not in glob and "slack_api_url" not in glob
+    mounted = set(SERVICES["alertmanager"]["secrets"])
+    assert mounted == {"smtp_auth_password", "slack_api_url", "exporter_api_token"}
+    placeholders = set(re.findall(r"\$\{(\w+)\}",
+                                  (ROOT / "alertmanager" / "alertmanager.yml").read_text()))
+    assert placeholders == set(RENDER_ENV)
+    assert placeholders <= set(_environment("alertmanager"))
+    assert SERVICES["alertmanager"]["entrypoint"] == ["/bin/sh", "/etc/alertmanager/render.sh"]
+
+
+def test_every_receiver_notifies_the_sidecar_webhook_with_resolved() -> None:
+    for receiver in ALERTMANAGER["receivers"]:
+        hooks = receiver["webhook_configs"]
+        assert [hook["url"] for hook in hooks] == [WEBHOOK_URL], receiver["name"]
+        assert hooks[0]["send_resolved"] is True
+        auth = hooks[0]["http_config"]["authorization"]
+        assert auth["credentials_file"] == "/run/secrets/exporter_api_token"
+    host, port = _host_port(urlsplit(WEBHOOK_URL).netloc)
+    assert host == "sidecar" and port in _exposed_ports("sidecar")
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical"], "critical"),
+        (["severity=warning"], "warning"),
+        (["severity=info"], "sidecar"),
+        ([], "sidecar"),
+    ],
+)
+def test_routes_by_severity(labels: list[str], receiver: str) -> None:
+    result = _amtool("config", "routes", "test",
+                     "--config.file", str(ROOT / "alertmanager" / "alertmanager.yml"),
+                     "alertname=HighErrorRate", "service=demo-app", *labels)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_groups_by_alertname_and_service_and_inhibits_the_warning_twin() -> None:
+    assert ALERTMANAGER["route"]["group_by"] == ["alertname", "service"]
+    assert ALERTMANAGER["inhibit_rules"] == [{
+        "source_matchers": ['severity="critical"'],
+        "target_matchers": ['severity="warning"'],
+        "equal": ["alertname", "service"],
+    }]
+    receivers = {r["name"]: r for r in ALERTMANAGER["receivers"]}
+    assert receivers["critical"]["email_configs"][0]["to"] == "${ALERT_EMAIL_TO}"
+    assert "slack_configs" in receivers["critical"] and "slack_configs" in receivers["warning"]
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        ("exporter.subject", "["),
+        ("exporter.text", "since "),
+        ("exporter.email.html", "<table"),
+        ("exporter.slack.color", "warning"),
+        ("exporter.dashboard_url", ""),
+    ],
+)
+def test_notification_templates_render(definition: str, expected: str) -> None:
+    result = _amtool("template", "render",
+                     "--template.glob", str(ROOT / "alertmanager" / "templates" / "*.tmpl"),
+                     "--template.text", '{{ template "' + definition + '" . }}')
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
+# --- loki/ --------------------------------------------------------------------------------
+
+LOKI = _yaml("loki/loki.yml")
+
+
+def test_loki_stores_on_the_filesystem_with_tsdb_v13() -> None:
+    assert LOKI["auth_enabled"] is False
+    assert LOKI["server"]["http_listen_port"] == 3100 and 3100 in _exposed_ports("loki")
+    assert LOKI["common"]["replication_factor"] == 1
+    assert LOKI["common"]["path_prefix"] == "/loki"  # the loki-data volume
+    period = LOKI["schema_config"]["configs"][-1]
+    assert (period["store"], period["object_store"], period["schema"]) == (
+        "tsdb", "filesystem", "v13")
+    assert period["index"]["period"] == "24h"  # retention works per daily table
+
+
+def test_loki_keeps_logs_30_days_through_the_compactor() -> None:
+    compactor = LOKI["compactor"]
+    assert compactor["retention_enabled"] is True
+    assert compactor["delete_request_store"] == "filesystem"
+    assert compactor["working_directory"].startswith("/loki/")
+    assert LOKI["limits_config"]["retention_period"] == "720h"
+
+
+def test_loki_limits_are_set_and_structured_metadata_allowed() -> None:
+    limits = LOKI["limits_config"]
+    assert limits["allow_structured_metadata"] is True
+    for key in ("ingestion_rate_mb", "ingestion_burst_size_mb", "per_stream_rate_limit",
+                "max_line_size", "max_label_names_per_series", "max_global_streams_per_user",
+                "reject_old_samples", "reject_old_samples_max_age",
+                "max_entries_limit_per_query", "max_query_series"):
+        assert key in limits, f"limits_config.{key} is not set"
+    assert limits["max_label_names_per_series"] >= len(STREAM_LABELS) + 1
+
+
+# --- promtail/ and alloy/ -----------------------------------------------------------------
+
+PROMTAIL = _yaml("promtail/promtail.yml")
+
+
+def _promtail_job() -> dict[str, Any]:
+    (job,) = PROMTAIL["scrape_configs"]
+    return dict(job)
+
+
+def _promtail_stages() -> dict[str, Any]:
+    return {name: body for stage in _promtail_job()["pipeline_stages"]
+            for name, body in stage.items()}
+
+
+def _promtail_paths() -> dict[str, str]:
+    return {group["labels"]["kind"]: group["labels"]["__path__"]
+            for group in _promtail_job()["static_configs"]}
+
+
+def _matching_kinds(paths: dict[str, str], file: str) -> list[str]:
+    return [kind for kind, pattern in paths.items() if fnmatch.fnmatchcase(file, pattern)]
+
+
+def test_promtail_tails_the_four_log_files_of_every_exporter() -> None:
+    paths = _promtail_paths()
+    assert set(paths) == set(LOG_KINDS)
+    for service in EXPORTER_SERVICES:
+        base = f"/var/log/exporter/{service}"
+        for kind, name in LOG_KINDS.items():
+            day_file = f"{base}/{name.replace('*', '2026-03-02')}"
+            assert _matching_kinds(paths, day_file) == [kind]
+    assert _matching_kinds(paths, "/var/log/exporter/sidecar/errors/errors_2026-03-02.jsonl") == []
+
+
+def test_promtail_labels_only_service_env_level_and_kind() -> None:
+    stages = _promtail_stages()
+    assert set(stages["json"]["expressions"]) >= STREAM_LABELS | {"trace_id", "ts"}
+    assert set(stages["labels"]) == STREAM_LABELS
+    static = {key for group in _promtail_job()["static_configs"]
+              for key in group["labels"] if not key.startswith("__")}
+    assert static == {"kind"}
+    assert stages["labeldrop"] == ["filename"]  # daily file names would open new streams
+
+
+def test_promtail_keeps_trace_id_out_of_labels() -> None:
+    stages = _promtail_stages()
+    assert "trace_id" not in stages["labels"]
+    assert set(stages["structured_metadata"]) == {"trace_id"}
+
+
+def test_promtail_takes_the_timestamp_from_ts() -> None:
+    timestamp = _promtail_stages()["timestamp"]
+    assert (timestamp["source"], timestamp["format"]) == ("ts", "RFC3339Nano")
+
+
+def test_promtail_positions_and_push_url_fit_the_compose_file() -> None:
+    positions = Path(PROMTAIL["positions"]["filename"])
+    assert f"promtail-positions:{positions.parent}" in SERVICES["promtail"]["volumes"]
+    (client,) = PROMTAIL["clients"]
+    url = urlsplit(client["url"])
+    host, port = _host_port(url.netloc)
+    assert (host, url.path) == ("loki", "/loki/api/v1/push") and port in _exposed_ports("loki")
+    assert PROMTAIL["server"]["http_listen_port"] in _exposed_ports("promtail")
+
+
+ALLOY = (ROOT / "alloy" / "config.alloy").read_text()
+
+
+def _alloy_block(header: str, text: str = ALLOY) -> str:
+    """The body between the braces that follow `header` (braces balanced)."""
+    start = text.index(header + " {") + len(header) + 2
+    depth = 1
+    for index in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[start:index]
+    raise AssertionError(f"unbalanced braces after {header}")
+
+
+def _alloy_keys(body: str) -> set[str]:
+    return set(re.findall(r"^\s*([a-z_]+)\s*=", body, re.M))
+
+
+def test_alloy_braces_and_strings_are_balanced() -> None:
+    code = re.sub(r"^\s*//.*$", "", ALLOY, flags=re.M)  # full-line comments only
+    assert code.count("{") == code.count("}")
+    assert all(line.count('"') % 2 == 0 for line in code.splitlines())
+
+
+def test_alloy_tails_the_same_files_as_promtail() -> None:
+    targets = dict(re.findall(
+        r'\{"__path__" = "([^"]+)", "kind" = "([a-z_]+)"\}',
+        _alloy_block('local.file_match "exporter"'),
+    ))
+    assert {kind: path for path, kind in targets.items()} == _promtail_paths()
+    source = _alloy_block('loki.source.file "exporter"')
+    assert "targets    = local.file_match.exporter.targets" in source
+    assert "forward_to = [loki.process.exporter.receiver]" in source
+
+
+def test_alloy_pipeline_matches_promtails() -> None:
+    process = _alloy_block('loki.process "exporter"')
+    assert _alloy_keys(_alloy_block("expressions =", _alloy_block("stage.json", process))) == (
+        set(_promtail_stages()["json"]["expressions"]))
+    assert _alloy_keys(_alloy_block("values =", _alloy_block("stage.labels", process))) == (
+        STREAM_LABELS)
+    metadata = _alloy_block("stage.structured_metadata", process)
+    assert _alloy_keys(_alloy_block("values =", metadata)) == {"trace_id"}
+    timestamp = _alloy_block("stage.timestamp", process)
+    assert re.search(r'source\s*=\s*"ts"', timestamp)
+    assert re.search(r'format\s*=\s*"RFC3339Nano"', timestamp)
+    assert 'values = ["filename"]' in _alloy_block("stage.label_drop", process)
+    assert "forward_to = [loki.write.loki.receiver]" in process
+
+
+def test_alloy_writes_to_the_loki_service_and_keeps_positions_on_a_volume() -> None:
+    (url,) = re.findall(r'url = "([^"]+)"', _alloy_block('loki.write "loki"'))
+    assert url == PROMTAIL["clients"][0]["url"]
+    command = SERVICES["alloy"]["command"]
+    assert "--storage.path=/var/lib/alloy/data" in command
+    assert "alloy-data:/var/lib/alloy/data" in SERVICES["alloy"]["volumes"]
+    assert "/etc/alloy/config.alloy" in command
+
+
+# --- grafana/ -----------------------------------------------------------------------------
+
+DATASOURCES = {d["uid"]: d for d in _yaml("grafana/provisioning/datasources/datasources.yml")
+               ["datasources"]}
+
+
+def test_grafana_datasources_point_at_compose_services() -> None:
+    assert set(DATASOURCES) == {"prometheus", "loki", "alertmanager"}
+    for uid, source in DATASOURCES.items():
+        url = urlsplit(source["url"])
+        host, port = _host_port(url.netloc)
+        assert host in SERVICES, f"{uid}: {host} is not a compose service"
+        assert port in _exposed_ports(host), f"{uid}: {host} does not expose {port}"
+    assert DATASOURCES["alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    assert DATASOURCES["prometheus"]["isDefault"] is True
+
+
+def _grafana_literal(value: str) -> str:
+    """What Grafana makes of a provisioned value: it expands env vars, `$$` is a dollar."""
+    assert not re.search(r"(?<!\$)\$\{", value), (
+        f"{value!r}: a single $ would be expanded as an environment variable")
+    return value.replace("$$", "$")
+
+
+def test_exemplar_trace_id_links_to_the_logs_of_that_trace() -> None:
+    (destination,) = DATASOURCES["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination["name"] == "trace_id"
+    link = urlsplit(_grafana_literal(destination["url"]))
+    assert link.path == "/explore"
+    panes = json.loads(unquote(parse_qs(link.query)["panes"][0]))
+    (query,) = next(iter(panes.values()))["queries"]
+    assert query["datasource"]["uid"] == "loki"
+    assert query["expr"] == '{service=~".+"} |= "${__value.raw}"'
+
+
+def test_loki_derived_field_finds_the_trace_id_in_a_json_line() -> None:
+    (field,) = DATASOURCES["loki"]["jsonData"]["derivedFields"]
+    assert field["name"] == "trace_id" and field["datasourceUid"] == "loki"
+    assert _grafana_literal(field["url"]) == '{service=~".+"} |= "${__value.raw}"'
+    pattern = re.compile(field["matcherRegex"])
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    for line in (json.dumps({"level": "info", "trace_id": trace}),
+                 json.dumps({"trace_id": trace}, separators=(",", ":"))):
+        match = pattern.search(line)
+        assert match is not None and match.group(1) == trace
+    assert pattern.search('{"span_id":"00f067aa0ba902b7"}') is None
+
+
+def test_dashboards_provider_reads_the_mounted_directory() -> None:
+    (provider,) = _yaml("grafana/provisioning/dashboards/dashboards.yml")["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert (ROOT / "grafana" / "dashboards").is_dir()
