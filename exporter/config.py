@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     demo_slow_seconds: float = Field(0.45, ge=0.0, le=30.0, description="latency of /demo/slow")
     demo_rate: float = Field(5.0, ge=0.0, le=1000.0, description="demo requests per second")
 
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # EXPORTER_API_TOKEN= (empty) means "no token", not "a token nobody can send".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:

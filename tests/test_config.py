@@ -82,3 +82,12 @@ def test_cli_stops_with_one_line_naming_the_variable() -> None:
     assert lines[0].startswith("exporter: error: EXPORTER_PORT:")
     assert "notaport" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_api_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_API_TOKEN", "")
+    assert load_settings().api_token is None
+    monkeypatch.setenv("EXPORTER_API_TOKEN", "s3cret")
+    token = load_settings().api_token
+    assert token is not None and token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(load_settings())
