@@ -22,6 +22,7 @@ _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "tr
 _MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
 _MAX_AHEAD = 600
 _UNPROCESSABLE = 422  # named differently across Starlette versions
+_TOO_LARGE = 413
 
 
 class LogEntry(BaseModel):
@@ -123,7 +124,7 @@ def logs_router(
         try:
             accept(target, entry, time.time())
         except OverflowError as exc:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(exc)) from None
+            raise HTTPException(_TOO_LARGE, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(_UNPROCESSABLE, str(exc)) from None
         return {"status": "accepted"}
@@ -135,12 +136,12 @@ def logs_router(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body larger than {limit} bytes"
+                _TOO_LARGE, f"body larger than {limit} bytes"
             )
         raw = await request.body()
         if len(raw) > limit:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body larger than {limit} bytes"
+                _TOO_LARGE, f"body larger than {limit} bytes"
             )
         try:
             doc = json.loads(raw)
@@ -156,7 +157,7 @@ def logs_router(
             )
         if len(entries) > max_entries:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                _TOO_LARGE,
                 f"entries: {len(entries)} entries, at most {max_entries} per batch",
             )
         errors: list[BatchError] = []
