@@ -22,15 +22,19 @@ PUSH_PATH = "/loki/api/v1/push"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def check_push(headers: dict[str, str], raw: bytes) -> list[tuple[dict[str, str], int, str]]:
+def check_push(
+    headers: dict[str, str], raw: bytes, require_gzip: bool = True
+) -> list[tuple[dict[str, str], int, str]]:
     """The (labels, ns timestamp, line) entries of a push; ValueError says what is wrong."""
     if headers.get("content-type") != "application/json":
         raise ValueError(f"content-type must be application/json: {headers.get('content-type')}")
-    if headers.get("content-encoding") != "gzip":
+    if headers.get("content-encoding") == "gzip":
+        if raw[:2] != b"\x1f\x8b":
+            raise ValueError("body is not gzip")
+        raw = gzip.decompress(raw)
+    elif require_gzip:
         raise ValueError("body must be gzip-encoded")
-    if raw[:2] != b"\x1f\x8b":
-        raise ValueError("body is not gzip")
-    doc = json.loads(gzip.decompress(raw))
+    doc = json.loads(raw)
     if not isinstance(doc, dict) or set(doc) != {"streams"} or not isinstance(doc["streams"], list):
         raise ValueError("body must be {'streams': [...]}")
     entries: list[tuple[dict[str, str], int, str]] = []
@@ -62,8 +66,9 @@ def check_push(headers: dict[str, str], raw: bytes) -> list[tuple[dict[str, str]
 class LokiReceiver:
     """The receiver; `mode` is 'up', 'slow', '429' or '500'; `stop()` makes it 'down'."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, require_gzip: bool = True) -> None:
         self.port = port
+        self.require_gzip = require_gzip  # False for the bench baseline, which sends plain JSON
         self.url = f"http://127.0.0.1:{port}"
         self.mode = "up"
         self.delay = 0.0
@@ -125,7 +130,7 @@ class LokiReceiver:
                     self._reply(500, b"ingester unavailable")
                     return
                 try:
-                    entries = check_push(headers, raw)
+                    entries = check_push(headers, raw, receiver.require_gzip)
                 except ValueError as exc:
                     receiver.errors.append(str(exc))
                     self._reply(400, str(exc).encode())
@@ -168,6 +173,6 @@ class LokiReceiver:
 
 
 if __name__ == "__main__":
-    receiver = LokiReceiver(int(sys.argv[1])).start()
+    receiver = LokiReceiver(int(sys.argv[1]), require_gzip="--lenient" not in sys.argv).start()
     while True:
         time.sleep(3600)
