@@ -29,6 +29,7 @@ def test_lines_spooled_at_sigterm_are_replayed_by_the_next_start(tmp_path: Path)
     assert list((tmp_path / "data" / "loki-spool").glob("*/*.gz"))
     (app_file,) = (tmp_path / "logs").glob("app_*.log")
     assert app_file.read_text().count('"logger":"exporter.ingest"') == ENTRIES
+    assert '"logger":"uvicorn.error"' in app_file.read_text()  # uvicorn's own lines, as JSON
 
     receiver.start()
     try:
