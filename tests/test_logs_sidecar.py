@@ -50,3 +50,31 @@ def test_lines_spooled_at_sigterm_are_replayed_by_the_next_start(tmp_path: Path)
             assert stream == sorted(stream), f"the {level} stream arrived out of order"
     finally:
         receiver.stop()
+
+
+def test_two_workers_share_the_log_folder_and_the_spool_root(tmp_path: Path) -> None:
+    receiver = LokiReceiver(free_port()).start()
+    env = {"EXPORTER_LOKI_URL": receiver.url, "EXPORTER_LOG_STDOUT": "false",
+           "EXPORTER_LOKI_BATCH_WAIT_SECONDS": "0.1",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    try:
+        with run_sidecar(tmp_path, args=["--workers", "2"], env=env) as server:
+            with httpx.Client(base_url=server.url) as client:
+                for start in range(0, ENTRIES, 250):
+                    batch = [{"message": "entry", "seq": n} for n in range(start, start + 250)]
+                    reply = client.post("/api/v1/logs/batch", json=batch)
+                    assert reply.status_code == 200 and reply.json()["success"] == 250
+            deadline = time.monotonic() + 15
+            while len([1 for line in receiver.lines() if '"seq"' in line]) < ENTRIES:
+                assert time.monotonic() < deadline, "lines missing"
+                time.sleep(0.1)
+        seqs = [json.loads(line)["seq"] for line in receiver.lines() if '"seq"' in line]
+        assert sorted(seqs) == list(range(ENTRIES))
+        (app_file,) = (tmp_path / "logs").glob("app_*.log")
+        written = [json.loads(line) for line in app_file.read_text().splitlines()]
+        assert sorted(d["seq"] for d in written if "seq" in d) == list(range(ENTRIES))
+        assert len({d["logger"] for d in written}) >= 2
+        slots = {p.name for p in (tmp_path / "data" / "loki-spool").iterdir()}
+        assert {"0", "1"} <= slots  # each worker took its own spool slot
+    finally:
+        receiver.stop()
