@@ -6,10 +6,13 @@ __version__ = "0.1.0"
 
 from exporter.app import create_app, instrument
 from exporter.config import Settings, SettingsError, load_settings
+from exporter.logs.loki import LokiShipper
+from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.middleware import PrometheusMiddleware
 from exporter.trace import current_span_id, current_trace, current_trace_id
 
 __all__ = [
+    "LokiShipper",
     "PrometheusMiddleware",
     "Settings",
     "SettingsError",
@@ -18,6 +21,8 @@ __all__ = [
     "current_span_id",
     "current_trace",
     "current_trace_id",
+    "enable_access_log",
     "instrument",
     "load_settings",
+    "setup_logging",
 ]

@@ -19,9 +19,11 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.applications import Starlette
 
 from exporter import __version__
+from exporter.api.logs import logs_router
 from exporter.collectors.system import HostCollector
 from exporter.config import Settings, load_settings
 from exporter.exposition import MetricsEndpoint, multiprocess_registry
+from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.metrics import HttpMetrics, http_metrics_for
 from exporter.middleware import PrometheusMiddleware, RequestObserver
 
@@ -145,6 +147,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not at construction: uvicorn configures its loggers after importing the app.
+        log_sinks = setup_logging(settings, registry)
+        enable_access_log(app)
         if demo_load is not None:
             demo_load.start(app)
         try:
@@ -152,6 +157,7 @@ def create_app(
         finally:
             if demo_load is not None:
                 await demo_load.stop()
+            log_sinks.close()
 
     app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)
 
@@ -159,6 +165,7 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
+    app.include_router(logs_router(settings))
     if demo_load is not None:
         from exporter.demo import demo_router
 

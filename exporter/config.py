@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exporter.logs.formatter import DEFAULT_REDACT_KEYS
+
 ENV_PREFIX = "EXPORTER_"
 
 # Dense around the 500 ms API latency threshold so that p95 near the threshold is read from
@@ -75,6 +77,73 @@ class Settings(BaseSettings):
     demo_error_ratio: float = Field(0.02, ge=0.0, le=1.0, description="share of failing demo calls")
     demo_slow_seconds: float = Field(0.45, ge=0.0, le=30.0, description="latency of /demo/slow")
     demo_rate: float = Field(5.0, ge=0.0, le=1000.0, description="demo requests per second")
+    # --- logs ---
+    log_stdout: bool = Field(True, description="also write the JSON log lines to stdout")
+    log_retention_days: int = Field(30, ge=1, le=3650, description="days the daily files are kept")
+    slow_request_seconds: float = Field(
+        0.5, gt=0.0, le=3600.0, description="requests slower than this go to slow_requests_*.log"
+    )
+    log_redact_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS),
+        description="keys (case-insensitive substrings) whose values are logged as [redacted]",
+    )
+    log_batch_max_entries: int = Field(1000, ge=1, le=100_000, description="entries per batch call")
+    log_entry_max_bytes: int = Field(
+        65536, ge=256, le=16 << 20, description="largest accepted message of the ingestion API"
+    )
+    loki_url: str = Field("", description="Loki base URL; empty: no shipping, files only")
+    loki_tenant: str = Field("", description="X-Scope-OrgID sent to a multi-tenant Loki")
+    loki_username: str = Field("", description="basic-auth user for Loki")
+    loki_password: SecretStr | None = Field(None, description="basic-auth password for Loki")
+    loki_bearer_token: SecretStr | None = Field(None, description="bearer token for Loki")
+    loki_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="static stream labels, 'k=v,k2=v2' or a JSON object"
+    )
+    loki_batch_lines: int = Field(1000, ge=1, le=100_000)
+    loki_batch_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    loki_batch_wait_seconds: float = Field(1.0, gt=0.0, le=60.0)
+    loki_queue_lines: int = Field(100_000, ge=100, le=10_000_000)
+    loki_spool_max_bytes: int = Field(512 << 20, ge=0, description="disk bound of the spool")
+    loki_close_timeout_seconds: float = Field(5.0, ge=0.0, le=300.0)
+    loki_push_timeout_seconds: float = Field(5.0, gt=0.0, le=300.0)
+
+    @field_validator("log_redact_keys", mode="before")
+    @classmethod
+    def _redact_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("loki_labels", mode="before")
+    @classmethod
+    def _labels_map(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a valid JSON object ({exc.msg})") from None
+            pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+            if any(not sep for _k, sep, _v in pairs):
+                raise ValueError("use 'name=value,name2=value2'")
+            return {k.strip(): v.strip() for k, _sep, v in pairs}
+        return value
+
+    @field_validator("loki_labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
+                raise ValueError(f"label name {name!r} is not a valid Loki label name")
+            if name in ("service", "env", "level"):
+                raise ValueError(f"label {name!r} is set by the exporter itself")
+        return value
+
+    @field_validator("loki_url")
+    @classmethod
+    def _loki_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/@]+(/\S*)?", value):
+            raise ValueError("must be http(s)://host[:port][/path] without credentials")
+        return value
 
     @field_validator("api_token", mode="before")
     @classmethod

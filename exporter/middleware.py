@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -9,13 +10,14 @@ from typing import Any
 
 from exporter.metrics import HttpMetrics
 from exporter.routes import RouteResolver
-from exporter.trace import _current, trace_from_headers
+from exporter.trace import TraceContext, _current, trace_from_headers
 from exporter.types import ASGIApp, Message, Receive, Scope, Send
 
 STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
 TRACE_HEADER = b"x-trace-id"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,21 @@ class PrometheusMiddleware:
             observers if isinstance(observers, list) else list(observers)
         )
 
+    def _notify(
+        self, scope: Scope, method: str, route: str, status: int, elapsed: float,
+        trace: TraceContext, error: BaseException | None,
+    ) -> None:
+        client = scope.get("client")
+        done = CompletedRequest(
+            method, route, scope["path"], status, elapsed, trace.trace_id, trace.span_id,
+            client[0] if client else None, error,
+        )
+        for observer in self.observers:
+            try:
+                observer(done)
+            except Exception:  # an observer's bug must never break the user's request
+                _log.exception("request observer %r failed", observer)
+
     def _routes(self, scope: Scope) -> Any:
         owner = self._routes_from if self._routes_from is not None else scope.get("app")
         return getattr(owner, "routes", None)
@@ -89,22 +106,14 @@ class PrometheusMiddleware:
         series.start()
         start = perf_counter()
         status = 500
+        elapsed = 0.0
         finished = False
-        observers = self.observers
 
-        def finish(exception: BaseException | None = None) -> None:
-            nonlocal finished
+        def finish() -> None:
+            nonlocal finished, elapsed
             finished = True
             elapsed = perf_counter() - start
             series.finish(status, elapsed, trace.trace_id)
-            if observers:
-                client = scope.get("client")
-                done = CompletedRequest(
-                    method, route, scope["path"], status, elapsed, trace.trace_id,
-                    trace.span_id, client[0] if client else None, exception,
-                )
-                for observer in observers:
-                    observer(done)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -123,14 +132,22 @@ class PrometheusMiddleware:
             else:
                 await send(message)
 
+        error: BaseException | None = None
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
+            error = exc
             if not finished:
                 status = 500
-                finish(exc)
+                finish()
             raise
         finally:
             if not finished:  # the app returned without completing its response
                 finish()
+            if self.observers:
+                # Told once the app has returned, not at the last byte: Starlette's error
+                # middleware sends its 500 first and re-raises afterwards, and observers (error
+                # capture) must see that exception. The duration is still the one measured at
+                # the last byte.
+                self._notify(scope, method, route, status, elapsed, trace, error)
             _current.reset(token)

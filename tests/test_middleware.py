@@ -352,3 +352,42 @@ def test_streaming_is_timed_to_the_last_byte_and_background_tasks_are_not(
 
     assert 0.6 <= duration_sum("/stream") < 1.5
     assert duration_sum("/with-background") < 0.5
+
+
+def test_observers_see_each_request_and_the_exception_behind_a_500(
+    registry: CollectorRegistry,
+) -> None:
+    from exporter.app import instrumentation
+    from exporter.middleware import CompletedRequest
+
+    app = FastAPI()
+    raised = Boom("observed")
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise raised
+
+    @app.get("/fine/{n}")
+    async def fine(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    exporter.instrument(app, load_settings(), registry)
+    seen: list[CompletedRequest] = []
+    state = instrumentation(app)
+    assert state is not None
+
+    def broken_observer(done: CompletedRequest) -> None:
+        raise RuntimeError("observer bug")
+
+    state.add_observer(seen.append)
+    state.add_observer(broken_observer)  # must not break requests nor hide the others
+    responses = requests(
+        app, [("GET", "/fine/1"), ("GET", "/fail")], raise_app_exceptions=False,
+        headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    )
+    assert [r.status_code for r in responses] == [200, 500]
+    assert [(d.route, d.status, d.exception) for d in seen] == [
+        ("/fine/{n}", 200, None), ("/fail", 500, raised),
+    ]
+    assert seen[0].path == "/fine/1" and seen[0].duration > 0
+    assert {d.trace_id for d in seen} == {"0af7651916cd43dd8448eb211c80319c"}

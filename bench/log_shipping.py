@@ -1,0 +1,225 @@
+"""Log shipping: caller cost, end-to-end throughput into a Loki receiver, and the batch API.
+
+    python bench/log_shipping.py            # about 1 minute
+
+Every variant formats with the same `JsonFormatter`. The receiver (tests/loki_receiver.py, the
+one the tests use, checking the push format) runs in its own process on CPU 1; the logging
+process runs on CPU 0. python-logging-loki posts one record per request, synchronously, so it
+gets far fewer records (its per-record figure does not depend on the count).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from exporter.logs.formatter import JsonFormatter  # noqa: E402
+from exporter.logs.loki import LokiConfig, LokiShipper  # noqa: E402
+
+OURS_RECORDS = 100_000
+BASELINE_RECORDS = 2_000
+BATCH_SIZE = 500
+API_SECONDS = 10
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(cpu), *argv] if taskset else argv
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+@contextmanager
+def receiver_process(lenient: bool = False) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, str(REPO / "tests" / "loki_receiver.py"), str(port)]
+    proc = subprocess.Popen(pinned(1, argv + (["--lenient"] if lenient else [])))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/count")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def received(url: str) -> int:
+    return int(httpx.get(url + "/count", timeout=5).text)
+
+
+def wait_received(url: str, count: int, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if received(url) >= count:
+            return time.perf_counter()
+        time.sleep(0.005)
+    raise TimeoutError(f"{url} got {received(url)} of {count} lines")
+
+
+def logger_with(handler: logging.Handler, name: str) -> logging.Logger:
+    handler.setFormatter(JsonFormatter("bench", "bench"))
+    logger = logging.getLogger(name)
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def log_records(logger: logging.Logger, count: int) -> float:
+    """Seconds the caller spent logging `count` records."""
+    start = time.perf_counter()
+    for n in range(count):
+        logger.info("order %d placed", n, extra={"order_id": n, "amount": 12.5})
+    return time.perf_counter() - start
+
+
+def run_variant(make: Callable[[str], logging.Handler], count: int, lenient: bool
+                ) -> tuple[float, float]:
+    """(caller µs per record, end-to-end lines/s) for one handler type."""
+    with receiver_process(lenient) as url:
+        handler = make(url)
+        logger = logger_with(handler, f"bench.{type(handler).__name__}")
+        start = time.perf_counter()
+        caller = log_records(logger, count)
+        done = wait_received(url, count)
+        handler.close()
+    return caller / count * 1e6, count / (done - start)
+
+
+def stream_handler_cost(count: int) -> float:
+    """Best of three runs, after a warm-up (the machine is shared; the best run is the cost)."""
+    with open(os.devnull, "w") as devnull:
+        logger = logger_with(logging.StreamHandler(devnull), "bench.stream")
+        log_records(logger, 5_000)
+        return min(log_records(logger, count) for _ in range(3)) / count * 1e6
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
+
+
+def api_throughput() -> tuple[float, int, int, int, float]:
+    """Through POST /logs/batch: (entries/s, entries accepted, lines the receiver got, lines
+    left in the spool for the next start, lines dropped)."""
+    entries = [{"message": f"event {n}", "service_name": "ads", "level": "info",
+                "trace_id": os.urandom(16).hex(), "adv_id": n, "plan_id": f"p{n % 7}",
+                "monitor_type": "cpc", "user_id": 1000 + n} for n in range(BATCH_SIZE)]
+    body = json.dumps({"entries": entries})
+    with receiver_process() as loki, tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {**os.environ, "EXPORTER_LOKI_URL": loki, "EXPORTER_LOG_STDOUT": "false",
+               "EXPORTER_DATA_DIR": f"{tmp}/data", "EXPORTER_LOG_DIR": f"{tmp}/logs",
+               "EXPORTER_LOG_LEVEL": "warning"}
+        server = subprocess.Popen(
+            pinned(0, [sys.executable, "-m", "exporter", "serve", "--port", str(port)]),
+            env=env, cwd=REPO,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            script = Path(tmp) / "batch.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = [==[{body}]==]\n"
+            )
+            wrk = shutil.which("wrk")
+            if wrk is None:
+                raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+            url = f"http://127.0.0.1:{port}/api/v1/logs/batch"
+            out = subprocess.run(
+                pinned(1, [wrk, "-t1", "-c4", f"-d{API_SECONDS}s", "-s", str(script), url]),
+                capture_output=True, text=True, check=True,
+            ).stdout
+            if "Non-2xx" in out:
+                raise SystemExit("the batch API answered errors:\n" + out)
+            requests = int(next(
+                line.split()[0] for line in out.splitlines() if "requests in" in line
+            ))
+            accepted = requests * BATCH_SIZE
+            rate = accepted / API_SECONDS
+            scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+        got = received(loki)
+        spooled = sum(int(f.name.split("-")[1].split(".")[0])
+                      for f in Path(tmp, "data", "loki-spool").glob("*/*.gz"))
+    return rate, accepted, got, spooled, metric(scrape, "loki_shipper_lines_dropped_total")
+
+
+def main() -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})  # the logging process on CPU 0, receivers on CPU 1
+    stream_us = stream_handler_cost(OURS_RECORDS)
+
+    def ours(url: str) -> logging.Handler:
+        spool = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+        return LokiShipper(LokiConfig(url=url, spool_dir=spool, service="bench", env="bench"))
+
+    def baseline(url: str) -> logging.Handler:
+        import logging_loki  # bench-only dependency (pip install -e '.[bench]')
+
+        return logging_loki.LokiHandler(url + "/loki/api/v1/push", tags={"service": "bench"},
+                                        version="1")
+
+    ours_us, ours_rate = run_variant(ours, OURS_RECORDS, lenient=False)
+    base_us, base_rate = run_variant(baseline, BASELINE_RECORDS, lenient=True)
+
+    print(f"\nCaller cost per record (same JsonFormatter; {OURS_RECORDS:,} records, "
+          f"python-logging-loki {BASELINE_RECORDS:,})")
+    print("| handler | µs/record | vs StreamHandler |")
+    print("| --- | ---: | ---: |")
+    print(f"| StreamHandler to /dev/null | {stream_us:.1f} | 1.00x |")
+    print(f"| exporter LokiShipper | {ours_us:.1f} | {ours_us / stream_us:.2f}x |")
+    print(f"| python-logging-loki LokiHandler | {base_us:.1f} | {base_us / stream_us:.2f}x |")
+    print("\nEnd to end into the local receiver (first record logged to last line received)")
+    print("| handler | lines/s | vs python-logging-loki |")
+    print("| --- | ---: | ---: |")
+    print(f"| exporter LokiShipper | {ours_rate:,.0f} | {ours_rate / base_rate:.1f}x |")
+    print(f"| python-logging-loki LokiHandler | {base_rate:,.0f} | 1.0x |")
+    print("goals: caller <= 2x StreamHandler; end to end >= 50,000 lines/s and >= 10x baseline")
+
+    rate, accepted, got, spooled, dropped = api_throughput()
+    print(f"\nPOST /api/v1/logs/batch, {BATCH_SIZE} entries per request, one uvicorn worker "
+          f"(CPU 0), wrk -c4 for {API_SECONDS} s (CPU 1)")
+    print("| entries/s | entries accepted | lines Loki received | lines spooled at shutdown "
+          "| lines dropped |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {rate:,.0f} | {accepted:,} | {got:,} | {spooled:,} | {dropped:,.0f} |")
+    print("(Loki also receives the sidecar's own log lines; wrk counts only completed requests)")
+    print("goal: >= 20,000 entries/s (the gRPC log client it replaces: 2,000-3,000)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Daily JSON log files, written by one background thread, safe with several processes."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# What a line is: a bit set, so one record can land in several files.
+APP = 1
+ERROR = 2
+ERRORS = 4
+ACCESS = 8
+SLOW = 16
+_FILES: tuple[tuple[int, str, str], ...] = (
+    (APP, "app_{day}.log", "app"),
+    (ERROR, "error_{day}.log", "error"),
+    (ERRORS, "errors/errors_{day}.jsonl", "errors"),
+    (ACCESS, "access_{day}.log", "access"),
+    (SLOW, "slow_requests_{day}.log", "slow_requests"),
+)
+_DATED = re.compile(
+    r"^(?:app|error|errors|access|slow_requests)_(\d{4}-\d{2}-\d{2})\.(?:log|jsonl)$"
+)
+# One write() per file per drain keeps whole lines together; bound it so it stays a single write.
+_MAX_WRITE = 1 << 20
+
+Deferred = Callable[[], "list[tuple[int, str]]"]
+_Item = tuple[int, str] | Deferred | threading.Event | None
+
+
+class DailyFiles:
+    """Appends lines to `<log_dir>/<kind>_YYYY-MM-DD.log` (UTC dates) from a background thread.
+
+    `submit` never blocks: it puts the line on a bounded queue and counts a drop when the queue is
+    full. Each file is opened with O_APPEND and every write() carries whole lines only, so several
+    worker processes can share one directory without interleaving. Files are named by date, so
+    nothing is ever renamed; files older than `retention_days` are deleted.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        retention_days: int = 30,
+        max_queue: int = 100_000,
+        on_drop: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.retention_days = retention_days
+        self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
+        self._on_drop = on_drop
+        self._clock = clock
+        self._fds: dict[int, int] = {}
+        self._day = ""
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="exporter-log-files", daemon=True)
+        (self.log_dir / "errors").mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def submit(self, kinds: int, line: str) -> bool:
+        """Queue `line` (no newline) for the files in `kinds`; False when it was dropped."""
+        return self._put((kinds, line))
+
+    def submit_deferred(self, render: Deferred) -> bool:
+        """Queue a callable run on the writer thread; it returns `(kinds, line)` pairs."""
+        return self._put(render)
+
+    def _put(self, item: _Item) -> bool:
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            if self._on_drop is not None:
+                self._on_drop(1)
+            return False
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is written; False on timeout."""
+        if self._stopped or not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the thread and close the files (idempotent)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        atexit.unregister(self.stop)
+
+    def _run(self) -> None:
+        self._roll(self._today())
+        pending: dict[int, list[str]] = {}
+        running = True
+        while running:
+            items = [self._queue.get()]
+            while len(items) < 5000:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            events: list[threading.Event] = []
+            for item in items:
+                if item is None:
+                    running = False
+                elif isinstance(item, threading.Event):
+                    events.append(item)
+                elif isinstance(item, tuple):
+                    self._add(pending, item[0], item[1])
+                else:
+                    try:
+                        for kinds, line in item():
+                            self._add(pending, kinds, line)
+                    except Exception:  # a broken renderer loses its own line, not the thread
+                        pass
+            self._write(pending)
+            pending.clear()
+            for event in events:
+                event.set()
+        self._close_files()
+
+    @staticmethod
+    def _add(pending: dict[int, list[str]], kinds: int, line: str) -> None:
+        for kind, _pattern, _name in _FILES:
+            if kinds & kind:
+                pending.setdefault(kind, []).append(line)
+
+    def _today(self) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
+
+    def _write(self, pending: dict[int, list[str]]) -> None:
+        day = self._today()
+        if day != self._day:
+            self._roll(day)
+        for kind, lines in pending.items():
+            fd = self._fd(kind)
+            if fd is None:
+                continue
+            chunk: list[bytes] = []
+            size = 0
+            for line in lines:
+                data = (line + "\n").encode("utf-8", "replace")
+                if size + len(data) > _MAX_WRITE and chunk:
+                    self._write_all(fd, b"".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(data)
+                size += len(data)
+            if chunk:
+                self._write_all(fd, b"".join(chunk))
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once; loop only on a short write
+                view = view[os.write(fd, view):]
+        except OSError:
+            if self._on_drop is not None:
+                self._on_drop(data.count(b"\n"))
+
+    def _fd(self, kind: int) -> int | None:
+        fd = self._fds.get(kind)
+        if fd is None:
+            pattern = next(p for k, p, _n in _FILES if k == kind)
+            path = self.log_dir / pattern.format(day=self._day)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError:
+                return None
+            self._fds[kind] = fd
+        return fd
+
+    def _roll(self, day: str) -> None:
+        self._close_files()
+        self._day = day
+        self.remove_expired()
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+    def remove_expired(self) -> list[Path]:
+        """Delete dated files older than the retention; returns what was deleted."""
+        cutoff = time.strftime(
+            "%Y-%m-%d", time.gmtime(self._clock() - self.retention_days * 86400)
+        )
+        removed: list[Path] = []
+        for folder in (self.log_dir, self.log_dir / "errors"):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                match = _DATED.match(name)
+                if match and match.group(1) < cutoff:
+                    with contextlib.suppress(OSError):  # another worker may have won the race
+                        os.remove(folder / name)
+                        removed.append(folder / name)
+        return removed
+
+    def path(self, name: str, day: str | None = None) -> Path:
+        """The file `name` ('app', 'error', 'errors', 'access', 'slow_requests') of `day`."""
+        day = day or self._today()
+        pattern = next(p for _k, p, n in _FILES if n == name)
+        return self.log_dir / pattern.format(day=day)

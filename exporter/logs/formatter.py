@@ -1,0 +1,214 @@
+"""One JSON object per log record, with the trace id, and secrets replaced by `[redacted]`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from exporter.trace import current_trace
+
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey", "dsn",
+)
+REDACTED = "[redacted]"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName", "_exporter_json",
+}
+# Secrets that hide inside free text: URL credentials (DSNs), HTTP auth schemes, key=value pairs.
+_SECRET_TEXT = re.compile(
+    r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"
+    r"|(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken))\s+[A-Za-z0-9._~+/=-]{6,}"
+    r"|(?P<pair>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_token)\s*[=:]\s*)"
+    r"[^\s&,;\"']+",
+    re.IGNORECASE,
+)
+_MAX_DEPTH = 8
+
+
+def _text_repl(match: re.Match[str]) -> str:
+    if match.group("url") is not None:
+        return match.group("url") + REDACTED + "@"
+    if match.group("scheme") is not None:
+        return match.group("scheme") + " " + REDACTED
+    return match.group("pair") + REDACTED
+
+
+def scrub_text(text: str) -> str:
+    """`text` with URL passwords, bearer/basic credentials and `password=...` pairs redacted."""
+    # Cheap pre-check: most lines hold none of the markers, and a regex scan costs far more.
+    lowered = text.lower()
+    if (":" in lowered or "=" in lowered or "bearer" in lowered or "basic" in lowered
+            or "token" in lowered):
+        return _SECRET_TEXT.sub(_text_repl, text)
+    return text
+
+
+class Redactor:
+    """Replaces the values of keys that name secrets, at any depth, and scrubs free text."""
+
+    def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
+        self._needles = tuple(k.lower().replace("-", "_") for k in keys if k)
+        self._verdicts: dict[str, bool] = {}
+
+    def is_secret(self, key: str) -> bool:
+        """True when `key` names a secret (case-insensitive substring of a configured key)."""
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            norm = key.lower().replace("-", "_")
+            verdict = any(needle in norm for needle in self._needles)
+            if len(self._verdicts) < 10_000:  # bounded: keys may come from callers
+                self._verdicts[key] = verdict
+        return verdict
+
+    def value(self, value: Any, depth: int = 0) -> Any:
+        """A JSON-ready copy of `value` with secrets redacted; unknown types become `repr`."""
+        if isinstance(value, str):
+            return scrub_text(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if depth >= _MAX_DEPTH:
+            return _safe_repr(value)
+        if isinstance(value, dict):
+            return {
+                str(k): REDACTED if self.is_secret(str(k)) else self.value(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self.value(v, depth + 1) for v in value]
+        return scrub_text(_safe_repr(value))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not crash the caller
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+# Built once: json.dumps() with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_safe_repr
+).encode
+
+
+class _Clock:
+    """RFC 3339 UTC timestamps with milliseconds; the seconds part is computed once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def rfc3339(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        millis = int((created - second) * 1000)
+        return f"{self._prefix}.{millis:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """Renders a record as one line of JSON: ts, level, logger, message, service, env, trace_id.
+
+    Every `extra=` field is included; exceptions add `exc_type`, `exc_message` and `stack`.
+    The line is cached on the record, so several handlers sharing this formatter format once.
+    """
+
+    def __init__(
+        self,
+        service: str = "app",
+        env: str = "development",
+        redact_keys: Iterable[str] = DEFAULT_REDACT_KEYS,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.env = env
+        self.redactor = Redactor(redact_keys)
+        self._clock = _Clock()
+
+    def timestamp(self, created: float) -> str:
+        """`created` (seconds since the epoch) as RFC 3339 UTC with milliseconds."""
+        return self._clock.rfc3339(created)
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached = record.__dict__.get("_exporter_json")
+        if cached is not None and cached[0] is self:
+            return str(cached[1])
+        try:
+            line = self._render(record)
+        except Exception as exc:  # never crash the caller; say what went wrong instead
+            line = _dumps({
+                "ts": self.timestamp(record.created), "level": record.levelname.lower(),
+                "logger": record.name, "message": scrub_text(_safe_repr(record.msg)),
+                "service": self.service, "env": self.env, "trace_id": None,
+                "format_error": f"{type(exc).__name__}: {exc}",
+            })
+        record._exporter_json = (self, line)
+        return line
+
+    def _render(self, record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except Exception:  # bad %-args: keep the template and the arguments
+            message = f"{_safe_repr(record.msg)} % {_safe_repr(record.args)}"
+        redactor = self.redactor
+        attrs = record.__dict__
+        trace_id = attrs.get("trace_id")
+        span_id = attrs.get("span_id")
+        if trace_id is None:
+            trace = current_trace()
+            if trace is not None:
+                trace_id, span_id = trace.trace_id, trace.span_id
+        doc: dict[str, Any] = {
+            "ts": self._clock.rfc3339(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": scrub_text(message),
+            "service": attrs.get("service") or self.service,
+            "env": self.env,
+            "trace_id": trace_id,
+        }
+        if span_id is not None:
+            doc["span_id"] = span_id
+        extras = attrs.keys() - _RECORD_FIELDS  # a set operation in C beats a Python loop
+        if extras:
+            for key in sorted(extras):
+                if key not in doc:
+                    value = attrs[key]
+                    doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, _tb = record.exc_info
+            doc["exc_type"] = exc_type.__name__
+            doc["exc_message"] = scrub_text(_safe_repr(exc) if exc is None else str(exc))
+            doc["stack"] = scrub_text("".join(traceback.format_exception(*record.exc_info)))
+        elif record.exc_text:
+            doc["stack"] = scrub_text(record.exc_text)
+        if record.stack_info:
+            doc["stack_info"] = scrub_text(record.stack_info)
+        try:
+            return _dumps(doc)
+        except (TypeError, ValueError):  # non-str keys, circular references...
+            return _dumps(redactor.value(doc))
+
+    def render_fields(self, created: float, level: str, logger: str, fields: dict[str, Any]) -> str:
+        """One line for an entry that did not come from `logging` (access log, ingestion API)."""
+        doc: dict[str, Any] = {
+            "ts": self._clock.rfc3339(created), "level": level, "logger": logger,
+        }
+        redactor = self.redactor
+        for key, value in fields.items():
+            doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
+        doc.setdefault("service", self.service)
+        doc.setdefault("env", self.env)
+        doc.setdefault("trace_id", None)
+        try:
+            return _dumps(doc)
+        except (TypeError, ValueError):
+            return _dumps(redactor.value(doc))

@@ -1,0 +1,277 @@
+"""`LokiShipper`: a logging handler whose caller only enqueues; one worker batches and pushes."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.logs.push import Labels, LokiClient, PushResult, encode_push
+from exporter.logs.shipper_metrics import ShipperMetrics, shipper_metrics_for
+from exporter.logs.spool import Spool
+
+_log = logging.getLogger("exporter.logs.loki")
+# Our own diagnostics are not shipped: a failing push must not feed the queue it cannot drain.
+_IGNORED_LOGGERS = ("exporter.logs.loki",)
+_STOP = object()
+_ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
+
+
+@dataclass
+class LokiConfig:
+    """Where and how the shipper pushes; defaults follow docs/logs.md."""
+
+    url: str
+    spool_dir: Path
+    service: str = "app"
+    env: str = "development"
+    static_labels: dict[str, str] = field(default_factory=dict)
+    tenant: str = ""
+    username: str = ""
+    password: str = ""
+    bearer_token: str = ""
+    batch_lines: int = 1000
+    batch_bytes: int = 1 << 20
+    batch_wait: float = 1.0
+    queue_lines: int = 100_000
+    spool_max_bytes: int = 512 << 20
+    close_timeout: float = 5.0
+    push_timeout: float = 5.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+class LokiShipper(logging.Handler):
+    """Ships formatted records to Loki without ever blocking the caller or losing a line silently.
+
+    `emit` formats the record in the caller's thread and puts it on a bounded queue (a full queue
+    counts a `queue_full` drop). One daemon worker batches lines (by count, bytes or age), groups
+    them into streams by low-cardinality labels (service, env, level and static labels), gzips
+    and POSTs them. 429, 5xx and network errors put the batch in the disk spool and retry with
+    exponential backoff and full jitter (or `Retry-After`); while the spool holds anything, new
+    batches queue behind it so each stream stays in order. Other 4xx drop the batch (`rejected`).
+    `close()` pushes what it can within the deadline and spools the rest for the next start.
+    """
+
+    def __init__(
+        self,
+        config: LokiConfig,
+        registry: CollectorRegistry | None = None,
+        level: int = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        self.config = config
+        self._client = LokiClient(
+            config.url, config.tenant, config.username, config.password, config.bearer_token
+        )
+        self.metrics: ShipperMetrics = shipper_metrics_for(registry)
+        self.metrics.watch(self)
+        self._queue: queue.Queue[Any] = queue.Queue(config.queue_lines)
+        self._spool = Spool(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
+        self._labels: dict[tuple[str, str], Labels] = {}
+        self._last_ts: dict[Labels, int] = {}
+        self._next_attempt = 0.0
+        self._failures = 0
+        self._deadline: float | None = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.last_result: PushResult | None = None
+        self.last_success: float | None = None
+        self._worker = threading.Thread(target=self._run, name="exporter-loki", daemon=True)
+        self._worker.start()
+        # A process that exits without close() still flushes: atexit runs before daemon
+        # threads are stopped.
+        atexit.register(self.close)
+
+    # ---- caller side -------------------------------------------------------------------
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_IGNORED_LOGGERS):
+            return
+        try:
+            line = self.format(record)
+            service = record.__dict__.get("service") or self.config.service
+            self.enqueue_line(
+                record.created, record.levelname.lower(), line, service
+            )
+        except Exception:
+            self.handleError(record)
+
+    def enqueue_line(
+        self, created: float, level: str, line: str, service: str | None = None
+    ) -> bool:
+        """Queue one formatted line; False (and a counted drop) when it cannot be taken."""
+        key = (service or self.config.service, level)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._make_labels(*key)
+        if self._closed:
+            self.metrics.dropped("closed", 1)
+            return False
+        try:
+            self._queue.put_nowait((labels, int(created * 1e9), line))
+            return True
+        except queue.Full:
+            self.metrics.dropped("queue_full", 1)
+            return False
+
+    def _make_labels(self, service: str, level: str) -> Labels:
+        merged = {**self.config.static_labels, "service": service, "env": self.config.env,
+                  "level": level}
+        labels: Labels = tuple(sorted(merged.items()))
+        if len(self._labels) < 1000:  # services come from callers of the ingestion API
+            self._labels[(service, level)] = labels
+        return labels
+
+    @property
+    def queue_lines(self) -> int:
+        """Lines waiting in memory."""
+        return self._queue.qsize()
+
+    @property
+    def spool_bytes(self) -> int:
+        """Bytes waiting in the disk spool."""
+        return self._spool.bytes
+
+    @property
+    def spool_batches(self) -> int:
+        """Batches waiting in the disk spool."""
+        return len(self._spool)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Push what is queued within `timeout` (default: the configured close deadline); spool
+        what could not be sent. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        wait = self.config.close_timeout if timeout is None else timeout
+        self._deadline = time.monotonic() + wait
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_STOP, timeout=wait)
+        # The deadline bounds the pushes; spooling what is left after it takes a little longer.
+        self._worker.join(wait + 10.0)
+        self._client.close()
+        self._spool.release()
+        self.metrics.unwatch(self)
+        atexit.unregister(self.close)
+        super().close()
+
+    # ---- worker side -------------------------------------------------------------------
+    def _run(self) -> None:
+        batch: list[tuple[Labels, int, str]] = []
+        size = 0
+        started = 0.0
+        cfg = self.config
+        stopping = False
+        while not stopping:
+            now = time.monotonic()
+            wait = cfg.batch_wait if not batch else max(0.0, started + cfg.batch_wait - now)
+            if len(self._spool) and self._deadline is None:
+                wait = min(wait, max(0.0, self._next_attempt - now))
+            try:
+                item = self._queue.get(timeout=max(wait, 0.001))
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    stopping = True
+                    break
+                if not batch:
+                    started = time.monotonic()
+                batch.append(item)
+                size += len(item[2]) + _ENTRY_OVERHEAD
+                if len(batch) >= cfg.batch_lines or size >= cfg.batch_bytes:
+                    self._ship(batch)
+                    batch, size = [], 0
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch and (stopping or time.monotonic() - started >= cfg.batch_wait):
+                self._ship(batch)
+                batch, size = [], 0
+            if not stopping:
+                self._replay(time_slice=0.5)
+        self._replay(time_slice=None)  # close(): use what is left of the deadline
+
+    def _ship(self, batch: list[tuple[Labels, int, str]]) -> None:
+        # Loki wants each stream in time order; clocks can step back, so never go backwards.
+        last = self._last_ts
+        ordered: list[tuple[Labels, int, str]] = []
+        for labels, ts, line in batch:
+            previous = last.get(labels, 0)
+            if ts < previous:
+                ts = previous
+            last[labels] = ts
+            ordered.append((labels, ts, line))
+        body = encode_push(ordered)
+        if len(self._spool) or not self._may_push():
+            self._spool.add(body, len(batch))
+            return
+        result = self._push(body, len(batch))
+        if result.outcome == "retry":
+            self._spool.add(body, len(batch))
+
+    def _replay(self, time_slice: float | None) -> None:
+        """Send spooled batches oldest first until one fails or the time slice is used."""
+        end = time.monotonic() + time_slice if time_slice is not None else None
+        while len(self._spool) and self._may_push():
+            if end is not None and time.monotonic() >= end:
+                return
+            oldest = self._spool.oldest()
+            if oldest is None:
+                return
+            body, lines = oldest
+            result = self._push(body, lines)
+            if result.outcome == "retry":
+                return
+            self._spool.remove_oldest()
+
+    def _may_push(self) -> bool:
+        now = time.monotonic()
+        if self._deadline is not None:
+            return now < self._deadline
+        return now >= self._next_attempt
+
+    def _push(self, body: bytes, lines: int) -> PushResult:
+        timeout = self.config.push_timeout
+        if self._deadline is not None:
+            timeout = max(0.05, min(timeout, self._deadline - time.monotonic()))
+        started = time.perf_counter()
+        result = self._client.push(body, timeout)
+        self.metrics.push_duration.observe(time.perf_counter() - started)
+        self.last_result = result
+        if result.outcome == "ok":
+            self.last_success = time.time()
+            self._failures = 0
+            self._next_attempt = 0.0
+            self.metrics.sent.inc(lines)
+        elif result.outcome == "retry":
+            self.metrics.retries.inc()
+            self._failures += 1
+            backoff = min(
+                self.config.backoff_max, self.config.backoff_base * 2 ** (self._failures - 1)
+            )
+            delay = random.uniform(0, backoff)  # full jitter spreads the workers' retries
+            if result.retry_after is not None:
+                delay = min(max(delay, result.retry_after), 300.0)
+            self._next_attempt = time.monotonic() + delay
+        else:
+            self.metrics.dropped("rejected", lines)
+            _log.error(
+                "Loki rejected a batch of %d lines with HTTP %s; dropped it: %s",
+                lines, result.status, result.detail[:200],
+            )
+        return result
+
+    def _drop_spooled(self, lines: int) -> None:
+        self.metrics.dropped("spool_full", lines)

@@ -1,0 +1,241 @@
+"""`setup_logging(settings)`: root and uvicorn loggers to stdout, daily files and Loki."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import threading
+import time
+import traceback
+import weakref
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from starlette.applications import Starlette
+
+from exporter.config import Settings, load_settings
+from exporter.logs import files
+from exporter.logs.files import DailyFiles
+from exporter.logs.formatter import JsonFormatter
+from exporter.logs.loki import LokiConfig, LokiShipper
+from exporter.middleware import CompletedRequest
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_lock = threading.Lock()
+_active: LogSinks | None = None
+_file_drops: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
+def _reported_by_access_log(record: logging.LogRecord) -> bool:
+    """uvicorn's "Exception in ASGI application" repeats, without the trace id, an exception
+    the access-log observer has already written to errors/ with it."""
+    return (
+        bool(_access_apps)
+        and record.name == "uvicorn.error"
+        and str(record.msg).startswith("Exception in ASGI application")
+    )
+
+
+class _FileHandler(logging.Handler):
+    """Sends each record to the daily files: app (all), error (ERROR+), errors (with exception)."""
+
+    def __init__(self, daily: DailyFiles) -> None:
+        super().__init__()
+        self._daily = daily
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            kinds = files.APP
+            if record.levelno >= logging.ERROR:
+                kinds |= files.ERROR
+                if record.exc_info and not _reported_by_access_log(record):
+                    kinds |= files.ERRORS
+            self._daily.submit(kinds, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+class LogSinks:
+    """What `setup_logging` installed: the formatter, the daily files and maybe the shipper."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.formatter = JsonFormatter(
+            settings.service_name, settings.environment, settings.log_redact_keys
+        )
+        dropped = _file_drop_counter(registry)
+        self.files = DailyFiles(
+            settings.log_dir, settings.log_retention_days, on_drop=dropped.inc
+        )
+        self.shipper: LokiShipper | None = None
+        if settings.loki_url:
+            self.shipper = LokiShipper(_loki_config(settings), registry)
+        self.handlers: list[logging.Handler] = [_FileHandler(self.files)]
+        if self.shipper is not None:
+            self.handlers.append(self.shipper)
+        self.stdout: logging.Handler | None = None
+        if settings.log_stdout:
+            self.stdout = logging.StreamHandler(sys.stdout)
+            self.handlers.append(self.stdout)
+        for handler in self.handlers:
+            handler.setFormatter(self.formatter)
+            setattr(handler, _OURS, True)
+        self._closed = False
+
+    def write_entry(self, created: float, level: str, fields: dict[str, Any]) -> None:
+        """Write one entry that did not come through `logging` (ingestion API) to files and Loki."""
+        line = self.formatter.render_fields(created, level, "exporter.ingest", fields)
+        kinds = files.APP
+        if level in ("error", "critical"):
+            kinds |= files.ERROR
+        self.files.submit(kinds, line)
+        if self.shipper is not None:
+            self.shipper.enqueue_line(created, level, line, fields.get("service"))
+
+    def observe_request(self, done: CompletedRequest) -> None:
+        """The access-log observer: hands the request to the writer thread, which formats it."""
+        created = time.time()
+        self.files.submit_deferred(lambda: self._access_lines(created, done))
+
+    def _access_lines(self, created: float, done: CompletedRequest) -> list[tuple[int, str]]:
+        slow = done.duration >= self.settings.slow_request_seconds
+        level = "error" if done.status >= 500 else "warning" if slow else "info"
+        fields: dict[str, Any] = {
+            "message": f"{done.method} {done.path} {done.status}",
+            "method": done.method, "route": done.route, "path": done.path,
+            "status": done.status, "duration_ms": round(done.duration * 1000, 3),
+            "client": done.client, "trace_id": done.trace_id, "span_id": done.span_id,
+        }
+        line = self.formatter.render_fields(created, level, "exporter.access", fields)
+        out = [(files.ACCESS | (files.SLOW if slow else 0), line)]
+        if done.exception is not None:
+            exc = done.exception
+            fields["exc_type"] = type(exc).__name__
+            fields["exc_message"] = str(exc)
+            fields["stack"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            out.append((files.ERRORS, self.formatter.render_fields(
+                created, "error", "exporter.access", fields)))
+        if self.shipper is not None:
+            self.shipper.enqueue_line(created, level, line)
+        return out
+
+    def close(self) -> None:
+        """Flush and stop the shipper (within its deadline) and the file writer. Idempotent."""
+        global _active
+        if self._closed:
+            return
+        self._closed = True
+        with _lock:
+            if _active is self:
+                _active = None
+        root = logging.getLogger()
+        for handler in self.handlers:
+            # stdout stays, so what the server says after shutdown (uvicorn's last lines) still
+            # shows; the next setup_logging replaces it.
+            if handler is not self.stdout:
+                root.removeHandler(handler)
+        # Access lines reach the shipper through the file writer: stop the writer first.
+        self.files.stop()
+        if self.shipper is not None:
+            self.shipper.close()
+        atexit.unregister(self.close)
+
+
+_OURS = "_exporter_log_sink"  # marks the handlers setup_logging added to the root logger
+
+
+def _file_drop_counter(registry: CollectorRegistry | None) -> Counter:
+    from prometheus_client import REGISTRY
+
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        counter = _file_drops.get(registry)
+        if counter is None:
+            counter = _file_drops[registry] = Counter(
+                "log_file_lines_dropped", "Log lines the daily files could not take.",
+                registry=registry,
+            )
+        return counter
+
+
+def _loki_config(settings: Settings) -> LokiConfig:
+    secret = settings.loki_password.get_secret_value() if settings.loki_password else ""
+    bearer = settings.loki_bearer_token.get_secret_value() if settings.loki_bearer_token else ""
+    return LokiConfig(
+        url=settings.loki_url, spool_dir=settings.data_dir / "loki-spool",
+        service=settings.service_name, env=settings.environment,
+        static_labels=dict(settings.loki_labels), tenant=settings.loki_tenant,
+        username=settings.loki_username, password=secret, bearer_token=bearer,
+        batch_lines=settings.loki_batch_lines, batch_bytes=settings.loki_batch_bytes,
+        batch_wait=settings.loki_batch_wait_seconds, queue_lines=settings.loki_queue_lines,
+        spool_max_bytes=settings.loki_spool_max_bytes,
+        close_timeout=settings.loki_close_timeout_seconds,
+        push_timeout=settings.loki_push_timeout_seconds,
+    )
+
+
+def route_uvicorn_loggers(access: bool = False) -> None:
+    """Send uvicorn's loggers through the root handlers; `access=False` mutes uvicorn.access
+    (our own access log replaces it). Call again after uvicorn configured its logging."""
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = not access
+
+
+def setup_logging(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> LogSinks:
+    """Route the root logger and uvicorn's loggers to stdout, daily files and Loki (when
+    `EXPORTER_LOKI_URL` is set); returns the sinks. Calling it again replaces the previous set-up.
+    Everything is flushed at exit even without `close()`."""
+    global _active
+    if settings is None:
+        settings = load_settings()
+    with _lock:
+        previous, _active = _active, None
+    if previous is not None:
+        previous.close()
+    sinks = LogSinks(settings, registry)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _OURS, False):
+            root.removeHandler(handler)
+    for handler in sinks.handlers:
+        root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    route_uvicorn_loggers(access=False)
+    with _lock:
+        _active = sinks
+    atexit.register(sinks.close)
+    return sinks
+
+
+def active_sinks() -> LogSinks | None:
+    """The sinks of the last `setup_logging`, or None when logging is not set up."""
+    return _active
+
+
+def _access_observer(done: CompletedRequest) -> None:
+    sinks = _active
+    if sinks is not None:
+        sinks.observe_request(done)
+
+
+_access_apps: weakref.WeakSet[Starlette] = weakref.WeakSet()
+
+
+def enable_access_log(app: Starlette) -> Starlette:
+    """Write access_*.log and slow_requests_*.log lines for `app` (already `instrument`ed) while
+    logging is set up. Idempotent; returns the app."""
+    from exporter.app import instrumentation
+
+    state = instrumentation(app)
+    if state is None:
+        raise RuntimeError("call instrument(app) before enable_access_log(app)")
+    if app not in _access_apps:
+        _access_apps.add(app)
+        state.add_observer(_access_observer)
+    return app

@@ -1,0 +1,116 @@
+"""The JSON formatter: one object per record, trace ids, exceptions, redaction at any depth."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from exporter.logs.formatter import REDACTED, JsonFormatter, scrub_text
+from exporter.trace import TraceContext, _current
+
+
+def record(msg: str = "hello", *args: Any, level: int = logging.INFO, **extra: Any
+           ) -> logging.LogRecord:
+    rec = logging.LogRecord("shop.orders", level, __file__, 1, msg, args or None, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def render(rec: logging.LogRecord, **options: Any) -> dict[str, Any]:
+    line = JsonFormatter("shop", "prod", **options).format(rec)
+    assert "\n" not in line
+    parsed: dict[str, Any] = json.loads(line)
+    return parsed
+
+
+def test_a_line_has_the_documented_fields() -> None:
+    doc = render(record("user %s paid", "bob", order_id=42))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["ts"])
+    assert doc["level"] == "info" and doc["logger"] == "shop.orders"
+    assert doc["message"] == "user bob paid"
+    assert (doc["service"], doc["env"], doc["trace_id"]) == ("shop", "prod", None)
+    assert doc["order_id"] == 42
+
+
+def test_the_current_request_trace_id_is_included() -> None:
+    token = _current.set(TraceContext("a" * 32, "b" * 16))
+    try:
+        doc = render(record())
+    finally:
+        _current.reset(token)
+    assert doc["trace_id"] == "a" * 32 and doc["span_id"] == "b" * 16
+
+
+def test_exceptions_give_type_message_and_stack() -> None:
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        rec = record(level=logging.ERROR)
+        rec.exc_info = sys.exc_info()
+    doc = render(rec)
+    assert doc["exc_type"] == "KeyError"
+    assert doc["exc_message"] == "'missing'"
+    assert "Traceback" in doc["stack"] and "raise KeyError" in doc["stack"]
+
+
+def test_values_that_are_not_json_become_repr_and_never_raise() -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "<Odd>"
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    doc = render(record(odd=Odd(), broken=Broken(), keys={(1, 2): "tuple key"}, loop=circular))
+    assert doc["odd"] == "<Odd>"
+    assert doc["broken"] == "<unrepresentable Broken>"
+    assert doc["keys"] == {"(1, 2)": "tuple key"}
+    assert "loop" in doc
+
+
+def test_bad_format_arguments_do_not_crash_the_caller() -> None:
+    doc = render(record("%d items", "not a number"))
+    assert "%d items" in doc["message"]
+
+
+def test_secret_keys_are_redacted_at_any_depth() -> None:
+    doc = render(record(
+        headers={"Authorization": "Bearer abc123xyz", "Cookie": "sid=1", "accept": "json"},
+        config={"db": {"DSN": "postgres://u:pw@h/db", "pool": [{"password": "hunter2"}]}},
+        api_key="k-123", user_token="t-1",
+    ))
+    assert doc["headers"] == {"Authorization": REDACTED, "Cookie": REDACTED, "accept": "json"}
+    assert doc["config"]["db"]["DSN"] == REDACTED
+    assert doc["config"]["db"]["pool"][0]["password"] == REDACTED
+    assert doc["api_key"] == REDACTED and doc["user_token"] == REDACTED
+
+
+def test_redaction_keys_are_configurable() -> None:
+    doc = render(record(ssn="123-45-6789", password="kept"), redact_keys=["ssn"])
+    assert doc["ssn"] == REDACTED and doc["password"] == "kept"
+
+
+def test_secrets_inside_free_text_are_scrubbed() -> None:
+    text = ("connect to postgres://app:hunter2@db:5432/shop failed; "
+            "sent Authorization: Bearer eyJhbGciOi.payload; password=letmein")
+    scrubbed = scrub_text(text)
+    for secret in ("hunter2", "eyJhbGciOi", "letmein"):
+        assert secret not in scrubbed
+    assert "postgres://app:[redacted]@db:5432/shop" in scrubbed
+    doc = render(record(text))
+    assert "hunter2" not in doc["message"]
+
+
+def test_each_handler_sharing_the_formatter_formats_once() -> None:
+    formatter = JsonFormatter()
+    rec = record()
+    first = formatter.format(rec)
+    rec.msg = "changed"
+    assert formatter.format(rec) is first
+    assert JsonFormatter().format(rec) != first  # another formatter does its own

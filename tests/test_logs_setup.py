@@ -1,0 +1,102 @@
+"""setup_logging + enable_access_log on a user's own app, served by a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from exporter import enable_access_log, instrument, load_settings, setup_logging
+from exporter.app import instrumentation
+from tests.test_api_logs import serving
+
+
+def user_app(registry: CollectorRegistry, **overrides: Any) -> FastAPI:
+    settings = load_settings(**overrides)
+    app = FastAPI()
+
+    @app.get("/fast")
+    async def fast() -> dict[str, str]:
+        logging.getLogger("shop").info("fast called")
+        return {"ok": "yes"}
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(0.12)
+        return {"ok": "slowly"}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom with password=hunter2")
+
+    instrument(app, settings, registry)
+    return app
+
+
+def lines(folder: Path, pattern: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in sorted(folder.glob(pattern))
+            for line in path.read_text().splitlines()]
+
+
+def test_instrument_alone_adds_no_request_observer(registry: CollectorRegistry) -> None:
+    app = user_app(registry)
+    state = instrumentation(app)
+    assert state is not None and state.observers == []
+
+
+def test_access_slow_and_error_files_for_a_users_app(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False,
+                             slow_request_seconds=0.1, service_name="shop")
+    app = user_app(registry, slow_request_seconds=0.1)
+    sinks = setup_logging(settings, registry)
+    try:
+        enable_access_log(app)
+        enable_access_log(app)  # idempotent: still one line per request
+        with serving(app) as client:
+            fast = client.get("/fast")
+            client.get("/slow")
+            boom = client.get("/boom")
+            assert boom.status_code == 500
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+    access = lines(tmp_path, "access_*.log")
+    assert [(d["route"], d["status"]) for d in access] == [
+        ("/fast", 200), ("/slow", 200), ("/boom", 500)]
+    assert access[0]["trace_id"] == fast.headers["x-trace-id"]
+    assert [d["route"] for d in lines(tmp_path, "slow_requests_*.log")] == ["/slow"]
+    (app_line,) = [d for d in lines(tmp_path, "app_*.log") if d["logger"] == "shop"]
+    assert app_line["trace_id"] == fast.headers["x-trace-id"]  # the record knows its request
+    # The middleware's observer reports the exception behind the 500, with its trace id;
+    # uvicorn's own "Exception in ASGI application" record is not written there a second time.
+    failures = [d for d in lines(tmp_path, "errors/errors_*.jsonl")
+                if d.get("exc_type") == "RuntimeError"]
+    assert len(failures) == 1 and "kaboom" in failures[0]["stack"]
+    assert failures[0]["trace_id"] == boom.headers["x-trace-id"]
+    assert failures[0]["route"] == "/boom"
+    assert {d["exc_type"] for d in lines(tmp_path, "error_*.log") if "exc_type" in d} == {
+        "RuntimeError"}
+    written = "".join(path.read_text() for path in tmp_path.rglob("*.*"))
+    assert "hunter2" not in written
+
+
+def test_calling_setup_again_replaces_the_handlers(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    settings = load_settings(log_dir=tmp_path, log_stdout=False)
+    first = setup_logging(settings, registry)
+    second = setup_logging(settings, registry)
+    try:
+        root = logging.getLogger()
+        assert not any(h in root.handlers for h in first.handlers)
+        assert all(h in root.handlers for h in second.handlers)
+    finally:
+        second.close()
+    assert not any(h in logging.getLogger().handlers for h in second.handlers)
