@@ -135,7 +135,10 @@ def parse_thresholds(text: str, source: str = PACKAGED_NAME) -> Thresholds:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ThresholdsError(f"{source}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise ThresholdsError(
+            f"{source}: not valid YAML{where}" + (f" ({problem})" if problem else "")
+        ) from None
     if not isinstance(data, dict):
         raise ThresholdsError(f"{source}: expected a mapping with 'version' and 'thresholds'")
     try:
