@@ -137,6 +137,10 @@ def create_app(
     """The sidecar: an instrumented FastAPI app with `/metrics`, `/healthz` and maybe the demo."""
     if settings is None:
         settings = load_settings()
+    registry = REGISTRY if registry is None else registry
+    from exporter.monitor import HealthMonitor  # health: probes, history, alerts
+
+    monitor = HealthMonitor(settings, registry)
     demo_load = None
     if settings.demo:
         from exporter.demo import DemoLoad
@@ -147,9 +151,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if demo_load is not None:
             demo_load.start(app)
+        monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             if demo_load is not None:
                 await demo_load.stop()
 
@@ -163,6 +169,10 @@ def create_app(
         from exporter.demo import demo_router
 
         app.include_router(demo_router(demo_load))
+    from exporter.api.observability import observability_router
+
+    app.include_router(observability_router(settings, monitor))
+    app.state.health_monitor = monitor
     return instrument(app, settings, registry)  # type: ignore[return-value]
 
 

@@ -199,7 +199,7 @@ class HistorySampler:
     """
 
     def __init__(
-        self, history: History, on_sample: Iterable[Callable[[Sample], None]] = ()
+        self, history: History, on_sample: Iterable[Callable[[Sample], object]] = ()
     ) -> None:
         self.history = history
         self.on_sample = list(on_sample)

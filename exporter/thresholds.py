@@ -11,11 +11,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from exporter.config import SettingsError
+
 PACKAGED_NAME = "thresholds.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-class ThresholdsError(ValueError):
+class ThresholdsError(SettingsError):
     """The thresholds file is missing or invalid; the message names the file and the key."""
 
 

@@ -74,7 +74,7 @@ class ProbeDurations:
     """`dependency_probe_duration_seconds`: every probe's duration, timeouts included."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._histogram = Histogram(
+        self.histogram = Histogram(
             "dependency_probe_duration_seconds",
             "Duration of each dependency probe, including connection set-up and timeouts.",
             ("name", "kind"),
@@ -84,4 +84,4 @@ class ProbeDurations:
 
     def observe(self, dep: Dependency, seconds: float) -> None:
         """Record one probe; the runner calls this after each probe."""
-        self._histogram.labels(dep.name, dep.kind).observe(seconds)
+        self.histogram.labels(dep.name, dep.kind).observe(seconds)
