@@ -183,3 +183,26 @@ def test_openapi_documents_each_route_with_its_model(sidecar: Any) -> None:
         assert ref.startswith("#/components/schemas/"), path
     assert "503" in routes[f"{API}/health/full"]["get"]["responses"]
     assert "ready messages only" in str(schema["components"]["schemas"]["CurrentMetrics"])
+
+
+def test_promtool_accepts_the_probe_metrics(sidecar: Any, tmp_path: Path) -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    from tests.conftest import require_binary
+
+    promtool = require_binary("promtool", "prometheus")
+    import sqlite3
+    import subprocess
+
+    sqlite3.connect(tmp_path / "app.db").close()
+    client = sidecar(
+        dependencies={"cache": "redis://127.0.0.1:6379/0", "local": f"sqlite://{tmp_path}/app.db"},
+        queues=["redis://127.0.0.1:6379/0/exporter-promtool-queue"],
+    )
+    assert monitor(client).runner.wait_for_rounds(1, timeout=10)
+    scrape = client.get("/metrics").text
+    assert "dependency_probe_duration_seconds_bucket" in scrape and "queue_depth{" in scrape
+    done = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True,
+                          text=True, timeout=30)
+    problems = [line for line in (done.stdout + done.stderr).splitlines()
+                if "dependency" in line or "queue" in line]
+    assert problems == [], problems

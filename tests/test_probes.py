@@ -140,3 +140,16 @@ def test_background_thread_probes_on_its_interval_and_stops() -> None:
         runner.stop()  # idempotent
     rounds = runner.rounds
     assert runner.wait_for_rounds(rounds + 1, timeout=0.3) is False
+
+
+def test_a_dependency_that_stays_down_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.probes")
+    runner = ProbeRunner([parse_dependency("lite", f"sqlite://{tmp_path}/missing.db")], [])
+    for _ in range(3):
+        asyncio.run(runner.run_round())
+    assert caplog.text.count("dependency lite (sqlite) is down") == 1
+    sqlite3.connect(tmp_path / "missing.db").close()
+    asyncio.run(runner.run_round())
+    assert "dependency lite (sqlite) is up again" in caplog.text

@@ -78,11 +78,16 @@ class ProbeRunner:
             raise
         except BaseException as exc:  # a probe must never take the prober down
             reason = _reason(exc, dep.secrets, self.timeout)
-            log.warning("dependency %s (%s) is down: %s", dep.name, dep.kind, reason)
+            previous = self._dependency_results.get(dep.name)
+            if previous is None or previous.reason != reason:  # log changes, not every round
+                log.warning("dependency %s (%s) is down: %s", dep.name, dep.kind, reason)
             return ProbeResult(False, None, reason, time.time())
         finally:
             if self._on_probe is not None:
                 self._on_probe(dep, time.perf_counter() - start)
+        previous = self._dependency_results.get(dep.name)
+        if previous is not None and not previous.up:
+            log.info("dependency %s (%s) is up again", dep.name, dep.kind)
         return ProbeResult(True, latency, "ok", time.time(), details)
 
     async def read(self, queue: Queue) -> QueueReading:
