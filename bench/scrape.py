@@ -2,9 +2,10 @@
 
 Traffic: 100 routes x 4 methods x 5 statuses (2,000 counter series, 400 histogram series).
 Probes: Redis, PostgreSQL, MariaDB, SQLite, DuckDB, plus a Redis list and a RabbitMQ queue, with
-a 1 s interval so probes are running while /metrics is scraped. Variant "hanging": the PostgreSQL
-URL points at a local TCP server that accepts and never answers, so that probe always waits
-for its 2 s timeout. Server and client run in separate processes pinned to separate CPUs.
+a 1 s interval so probes are running while /metrics is scraped. Variants: "no probes" (the same
+traffic, nothing configured), "all probes answer", and "db hangs": the PostgreSQL URL points at
+a local TCP server that accepts and never answers, so that probe always waits for its 2 s
+timeout. Server and client run in separate processes pinned to separate CPUs.
 
     .venv/bin/python bench/scrape.py [--scrapes 300]
 """
@@ -128,8 +129,8 @@ def run_variant(deps: dict[str, str], queues: list[str], scrapes: int) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--scrapes", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=2, help="A/B pairs, interleaved")
+    parser.add_argument("--scrapes", type=int, default=80)
+    parser.add_argument("--rounds", type=int, default=2, help="runs per variant, interleaved")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -154,9 +155,12 @@ def main() -> None:
     queues = [f"redis://127.0.0.1:6379/0/{queue}", f"{amqp}/{queue}"]
     stop = threading.Event()
     stuck = {**deps, "db": f"postgresql://postgres@127.0.0.1:{hanging_port(stop)}/test"}
-    results: dict[str, list[dict[str, float]]] = {"all probes answer": [], "db hangs": []}
+    results: dict[str, list[dict[str, float]]] = {
+        "no probes": [], "all probes answer": [], "db hangs": [],
+    }
     try:
         for _ in range(args.rounds):
+            results["no probes"].append(run_variant({}, [], args.scrapes))
             results["all probes answer"].append(run_variant(deps, queues, args.scrapes))
             results["db hangs"].append(run_variant(stuck, queues, args.scrapes))
     finally:
@@ -165,7 +169,8 @@ def main() -> None:
         asyncio.run(rabbit_queue(amqp, queue, declare=False))
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nGET /metrics, {args.scrapes} sequential scrapes per run, {args.rounds} runs per "
-          "variant (interleaved); figures are the median over runs")
+          "variant (interleaved); figures are the median over runs; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'variant':<20} {'series':>7} {'bytes':>8} {'median ms':>10} {'p95 ms':>8} "
           f"{'max ms':>8}")
     medians = {}
@@ -174,6 +179,9 @@ def main() -> None:
         medians[name] = row["median_ms"]
         print(f"{name:<20} {row['series']:>7.0f} {row['bytes']:>8.0f} {row['median_ms']:>10.2f} "
               f"{row['p95_ms']:>8.2f} {row['max_ms']:>8.2f}")
+    for name, runs in results.items():
+        print(f"  {name}: per-run medians " + ", ".join(f"{r['median_ms']:.2f}" for r in runs)
+              + " ms")
     print(f"{'exposition only':<20} {'':>7} {'':>8} {exposition_ms():>10.2f}   "
           "(prometheus_client generate_latest of the same HTTP series, in-process, no HTTP)")
     base, hang = medians["all probes answer"], medians["db hangs"]

@@ -73,6 +73,13 @@ class Threshold(BaseModel):
     severity: Literal["warning", "critical"]
     summary: str = Field(min_length=1, max_length=200)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key" in data:  # the mapping key is the key
+            raise ValueError("key: not a field (the entry's name in 'thresholds' is its key)")
+        return data
+
     @field_validator("for_seconds", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
