@@ -139,6 +139,10 @@ def create_app(
     """The sidecar: an instrumented FastAPI app with `/metrics`, `/healthz` and maybe the demo."""
     if settings is None:
         settings = load_settings()
+    registry = REGISTRY if registry is None else registry
+    from exporter.monitor import HealthMonitor  # health: probes, history, alerts
+
+    monitor = HealthMonitor(settings, registry)
     demo_load = None
     if settings.demo:
         from exporter.demo import DemoLoad
@@ -152,9 +156,11 @@ def create_app(
         enable_access_log(app)
         if demo_load is not None:
             demo_load.start(app)
+        monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             if demo_load is not None:
                 await demo_load.stop()
             log_sinks.close()
@@ -170,6 +176,10 @@ def create_app(
         from exporter.demo import demo_router
 
         app.include_router(demo_router(demo_load))
+    from exporter.api.observability import observability_router
+
+    app.include_router(observability_router(settings, monitor))
+    app.state.health_monitor = monitor
     return instrument(app, settings, registry)  # type: ignore[return-value]
 
 

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-error-ratio", help="share of /demo/flaky calls that fail")
     serve.add_argument("--log-level", help="debug, info, warning, error or critical")
     sub.add_parser("version", help="print the version")
+    check = sub.add_parser("check", help="validate settings and thresholds; show what is monitored")
+    check.add_argument("--thresholds", help="thresholds file (EXPORTER_THRESHOLDS_FILE)")
     return parser
 
 
@@ -44,6 +46,9 @@ def _serve(args: argparse.Namespace) -> int:
         if (value := getattr(args, name)) is not None
     }
     settings = load_settings(**overrides)
+    from exporter.thresholds import load_thresholds
+
+    load_thresholds(settings.thresholds_file)  # a bad file stops start-up before any worker
     # Worker processes read their settings from the environment: pass the flags on.
     for name, value in overrides.items():
         os.environ[env_name(name)] = str(value)
@@ -88,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "version":
             print(__version__)
             return 0
+        if args.command == "check":
+            from exporter.check import run_check
+
+            return run_check(args.thresholds)
         return _serve(args)
     except SettingsError as exc:
         print(f"exporter: error: {exc}", file=sys.stderr)

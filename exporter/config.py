@@ -23,7 +23,9 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Field names whose values must never be echoed back in an error message.
-_SECRET_HINTS = ("token", "password", "secret", "dsn", "url", "auth")
+_SECRET_HINTS = (
+    "token", "password", "secret", "dsn", "url", "auth", "dependencies", "queues",
+)
 
 
 class SettingsError(ValueError):
@@ -152,6 +154,42 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+    # --- health: probes, queues, thresholds, history, alerts, observability API ---
+    dependencies: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="named dependency URLs to probe: JSON object or name=url,name=url",
+    )
+    queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="queue URLs whose depth is read: redis://host:port/db/queue, amqp://.../vhost/q",
+    )
+    probe_interval_seconds: float = Field(15.0, ge=0.05, le=3600.0)
+    probe_timeout_seconds: float = Field(2.0, ge=0.01, le=60.0)
+    history_interval_seconds: float = Field(10.0, ge=0.05, le=3600.0)
+    history_window_seconds: float = Field(3600.0, ge=1.0, le=7 * 86400.0)
+    thresholds_file: Path | None = Field(
+        None, description="thresholds.yaml to use; the packaged default when unset"
+    )
+
+    @field_validator("dependencies", mode="before")
+    @classmethod
+    def _dependency_map(cls, value: Any) -> Any:
+        from exporter.probes.targets import parse_dependency, parse_dependency_map
+
+        pairs = parse_dependency_map(value)
+        for name, url in pairs.items():
+            parse_dependency(name, url)
+        return pairs
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queue_list(cls, value: Any) -> Any:
+        from exporter.probes.targets import parse_queue
+
+        urls = _split_list(value)
+        for url in urls if isinstance(urls, list) else ():
+            parse_queue(str(url))
+        return urls
 
     @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
     @classmethod

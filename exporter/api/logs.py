@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from exporter.api.auth import bearer_token_guard
+from exporter.api.validation import invalid
 from exporter.config import Settings
 from exporter.logs.setup import LogSinks, active_sinks
 
@@ -21,8 +22,13 @@ _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
 _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "trace_id", "span_id"})
 _MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
 _MAX_AHEAD = 600
-_UNPROCESSABLE = 422  # named differently across Starlette versions
 _TOO_LARGE = 413
+_ERROR: dict[str, Any] = {"description": "the request cannot be taken; `detail` says why"}
+_INVALID: dict[str, Any] = {
+    "description": "Validation Error",
+    "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+}
 
 
 class LogEntry(BaseModel):
@@ -118,7 +124,10 @@ def logs_router(
         created = _created(entry, now)
         target.write_entry(created, entry.level, _fields(entry, settings))
 
-    @router.post("/write", status_code=status.HTTP_202_ACCEPTED)
+    @router.post(
+        "/write", status_code=status.HTTP_202_ACCEPTED,
+        responses={400: _ERROR, 413: _ERROR, 503: _ERROR},
+    )
     def write(entry: LogEntry) -> dict[str, str]:
         target = current()
         try:
@@ -126,10 +135,23 @@ def logs_router(
         except OverflowError as exc:
             raise HTTPException(_TOO_LARGE, str(exc)) from None
         except ValueError as exc:
-            raise HTTPException(_UNPROCESSABLE, str(exc)) from None
+            field, _, message = str(exc).partition(": ")
+            raise invalid("body", field, message or str(exc)) from None
         return {"status": "accepted"}
 
-    @router.post("/batch")
+    @router.post(
+        "/batch",
+        responses={413: _ERROR, 422: _INVALID, 503: _ERROR},
+        # Each entry is validated on its own (a bad one is reported by index, the others are
+        # taken), so the schema says "a list", and LogEntry describes what each should be.
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"oneOf": [
+                {"type": "object", "required": ["entries"],
+                 "properties": {"entries": {"type": "array", "items": {}}}},
+                {"type": "array", "items": {}},
+            ]},
+        }}}},
+    )
     async def batch(request: Request) -> BatchReply:
         target = current()
         limit = max_entries * (max_message + 4096)
@@ -146,14 +168,11 @@ def logs_router(
         try:
             doc = json.loads(raw)
         except ValueError:
-            raise HTTPException(
-                _UNPROCESSABLE, "body is not valid JSON"
-            ) from None
+            raise invalid("body", "entries", "body is not valid JSON") from None
         entries = doc.get("entries") if isinstance(doc, dict) else doc
         if not isinstance(entries, list):
-            raise HTTPException(
-                _UNPROCESSABLE,
-                "entries: body must be {\"entries\": [...]} or a JSON array of entries",
+            raise invalid(
+                "body", "entries", 'body must be {"entries": [...]} or a JSON array of entries'
             )
         if len(entries) > max_entries:
             raise HTTPException(

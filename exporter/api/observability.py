@@ -1,0 +1,197 @@
+"""`/api/v1/observability`: health, metrics history, alerts, logs and a dashboard in one call.
+
+Every route is guarded by `EXPORTER_API_TOKEN` (when set) and documented with its model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+
+from exporter.api.auth import bearer_token_guard
+from exporter.api.observability_models import (
+    AlertsReport,
+    CurrentMetrics,
+    Dashboard,
+    HealthReport,
+    HistoryPoint,
+    Latency,
+    LogsReport,
+    MetricsReport,
+    log_record,
+)
+from exporter.api.validation import invalid
+from exporter.config import Settings
+from exporter.health import database_checks, full_checks, redis_checks, system_check
+from exporter.logquery import (
+    MAX_LIMIT,
+    LogQuery,
+    LogSourceError,
+    parse_since,
+    search_files,
+    search_loki,
+)
+from exporter.monitor import HealthMonitor
+from exporter.thresholds import Signal, parse_duration
+
+PREFIX = "/api/v1/observability"
+_LEVEL = r"^(?i:debug|info|warning|error|critical)$"
+_WINDOW = r"^(\d{1,6}h(\d{1,6}m)?(\d{1,6}s)?|\d{1,6}m(\d{1,6}s)?|\d{1,6}s)$"
+_SINCE = (
+    r"^(\d{1,9}[smhd]|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))$"
+)
+_CURRENT_WINDOW = 60.0
+
+
+def log_filters(
+    level: Annotated[
+        str | None, Query(pattern=_LEVEL, description="minimum level, e.g. ERROR")
+    ] = None,
+    trace_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    contains: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="text in the message")
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(pattern=_SINCE, description="RFC 3339 time, or a look-back: 15m, 2h, 1d"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """The query parameters shared by the three logs routes."""
+    return {"level": level, "trace_id": trace_id, "contains": contains, "since": since,
+            "limit": limit}
+
+Filters = Annotated[dict[str, Any], Depends(log_filters)]
+
+
+def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRouter:
+    """The router; mount it on the sidecar (or any app) with `include_router`."""
+    router = APIRouter(
+        prefix=PREFIX, tags=["observability"],
+        dependencies=[Depends(bearer_token_guard(settings))],
+        responses={401: {"description": "missing or wrong bearer token"}},
+    )
+    service, env = settings.service_name, settings.environment
+    api_latency = monitor.thresholds.for_signal(Signal.http_latency_p95_seconds)
+    slow_ms = (api_latency[0].above if api_latency else 0.5) * 1000.0
+
+    def current() -> CurrentMetrics:
+        sample = monitor.history.latest()
+        stats = monitor.history.over(_CURRENT_WINDOW)
+        qps, error_rate, p50, p95, p99 = stats if stats else (None, None, None, None, None)
+        return CurrentMetrics(
+            cpu_usage_ratio=sample.cpu if sample else None,
+            memory_usage_ratio=sample.memory if sample else None,
+            disk_usage_ratio=sample.disk if sample else {},
+            qps=qps, error_rate=error_rate, latency_seconds=Latency(p50=p50, p95=p95, p99=p99),
+            dependency_latency_seconds=sample.dependency_latency if sample else {},
+            queue_depth=sample.queue_depth if sample else {},
+        )
+
+    def alerts_report() -> AlertsReport:
+        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved())
+
+    @router.get(
+        "/health/full", response_model=HealthReport,
+        responses={503: {"model": HealthReport, "description": "overall status is unhealthy"}},
+        summary="Every check; 503 only when unhealthy",
+    )
+    def health_full(response: Response) -> HealthReport:
+        report = HealthReport.of(service, env, full_checks(monitor))
+        if report.status == "unhealthy":
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return report
+
+    @router.get("/health/database", response_model=HealthReport, summary="Database dependencies")
+    def health_database() -> HealthReport:
+        return HealthReport.of(service, env, database_checks(monitor))
+
+    @router.get("/health/redis", response_model=HealthReport, summary="Redis dependencies")
+    def health_redis() -> HealthReport:
+        return HealthReport.of(service, env, redis_checks(monitor))
+
+    @router.get("/health/system", response_model=HealthReport, summary="CPU, memory and disk")
+    def health_system() -> HealthReport:
+        return HealthReport.of(service, env, [system_check(monitor, monitor.alerts.active())])
+
+    @router.get("/metrics", response_model=MetricsReport, summary="Current figures and history")
+    def metrics(
+        window: Annotated[
+            str,
+            Query(
+                pattern=_WINDOW, description="history to return: 30s, 15m, 1h, 1h30m; "
+                "longer than the history window (EXPORTER_HISTORY_WINDOW_SECONDS) gives all",
+            ),
+        ] = "1h",
+    ) -> MetricsReport:
+        seconds = min(parse_duration(window), monitor.history.window)
+        return MetricsReport(
+            window_seconds=seconds, interval_seconds=monitor.history.interval,
+            current=current(),
+            history=[HistoryPoint.of(s) for s in monitor.history.samples(seconds)],
+        )
+
+    @router.get("/alerts", response_model=AlertsReport, summary="Firing and pending alerts")
+    def alerts() -> AlertsReport:
+        return alerts_report()
+
+    async def search(stream: str, filters: dict[str, Any], min_ms: float | None) -> LogsReport:
+        now = datetime.now(timezone.utc)
+        try:
+            since = (
+                parse_since(filters["since"], now) if filters["since"]
+                else now - timedelta(hours=24)
+            )
+        except ValueError as exc:
+            raise invalid("query", "since", str(exc), filters["since"]) from None
+        query = LogQuery(
+            since=since, until=now, level=filters["level"], trace_id=filters["trace_id"],
+            contains=filters["contains"], limit=filters["limit"], min_duration_ms=min_ms,
+        )
+        if settings.loki_url:
+            try:
+                found = await search_loki(settings.loki_url, service, env, stream, query)
+            except LogSourceError as exc:
+                raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+        else:
+            found = search_files(settings.log_dir, stream, query)
+        records = [log_record(r) for r in found]
+        return LogsReport(
+            source="loki" if settings.loki_url else "files", count=len(records), records=records
+        )
+
+
+    @router.get("/logs", response_model=LogsReport, summary="Log records, newest first")
+    async def logs(f: Filters) -> LogsReport:
+        return await search("app", f, None)
+
+    @router.get("/logs/errors", response_model=LogsReport, summary="ERROR and CRITICAL records")
+    async def logs_errors(f: Filters) -> LogsReport:
+        return await search("error", f, None)
+
+    @router.get(
+        "/logs/slow-requests", response_model=LogsReport,
+        summary="Requests slower than the API latency threshold",
+    )
+    async def logs_slow(f: Filters) -> LogsReport:
+        return await search("slow_requests", f, slow_ms)
+
+    @router.get("/dashboard", response_model=Dashboard, summary="Everything a status page needs")
+    async def dashboard() -> Dashboard:
+        try:
+            errors = await search(
+                "error",
+                {"level": None, "trace_id": None, "contains": None, "since": "1h", "limit": 10},
+                None,
+            )
+        except HTTPException:  # Loki down: the status page still answers, without errors
+            errors = None
+        return Dashboard(
+            service=service, environment=env, generated_at=datetime.now(timezone.utc),
+            health=HealthReport.of(service, env, full_checks(monitor)), metrics=current(),
+            alerts=alerts_report(), recent_errors=errors.records if errors else [],
+        )
+
+    return router

@@ -1,0 +1,67 @@
+"""`exporter check`: validate settings and thresholds, and say what the sidecar would monitor."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from exporter.config import Settings, load_settings
+from exporter.probes.targets import parse_dependency, parse_queue
+from exporter.thresholds import format_duration, load_thresholds
+
+# Kind or backend -> (importable module, extra that installs it).
+_DRIVERS = {
+    "postgresql": ("psycopg", "postgresql"),
+    "mysql": ("pymysql", "mysql"),
+    "duckdb": ("duckdb", "duckdb"),
+    "rabbitmq": ("aio_pika", "rabbitmq"),
+}
+
+
+def _driver_note(kind: str) -> str:
+    module, extra = _DRIVERS.get(kind, ("", ""))
+    if module and importlib.util.find_spec(module) is None:
+        return f"  (driver missing: pip install 'exporter[{extra}]')"
+    return ""
+
+
+def report(settings: Settings) -> list[str]:
+    """Lines describing what would be monitored; raises `SettingsError` on a bad file."""
+    thresholds = load_thresholds(settings.thresholds_file)
+    source = settings.thresholds_file or "packaged default"
+    lines = [
+        f"service {settings.service_name} ({settings.environment}), "
+        f"sidecar on {settings.host}:{settings.port}",
+        f"host: CPU, memory, disk {', '.join(settings.disk_paths)}",
+        f"probes every {settings.probe_interval_seconds:g} s, "
+        f"timeout {settings.probe_timeout_seconds:g} s",
+    ]
+    dependencies = [parse_dependency(n, u) for n, u in settings.dependencies.items()]
+    lines.append(f"dependencies: {len(dependencies)}")
+    lines += [f"  {d.name} [{d.kind}] {d.safe_url}{_driver_note(d.kind)}" for d in dependencies]
+    queues = [parse_queue(url) for url in settings.queues]
+    lines.append(f"queues: {len(queues)}")
+    lines += [
+        f"  {q.backend}/{q.queue} on {q.safe_url}{_driver_note(q.backend)}" for q in queues
+    ]
+    lines.append(
+        f"history: {settings.history_window_seconds:g} s every "
+        f"{settings.history_interval_seconds:g} s"
+    )
+    lines.append(f"thresholds ({source}): {len(thresholds.thresholds)}")
+    for t in thresholds.items():
+        lines.append(
+            f"  {t.alert}: {t.signal.value} > {t.above:g} for {format_duration(t.for_seconds)} "
+            f"[{t.severity}]"
+        )
+    lines.append(f"logs API reads: {settings.loki_url or Path(settings.log_dir)}")
+    return lines
+
+
+def run_check(thresholds_file: str | None = None) -> int:
+    """Print the report; `SettingsError` propagates to the CLI (exit 2)."""
+    overrides = {"thresholds_file": thresholds_file} if thresholds_file else {}
+    for line in report(load_settings(**overrides)):
+        print(line)
+    print("ok")
+    return 0

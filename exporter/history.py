@@ -1,0 +1,240 @@
+"""An in-process ring of samples read from the registry itself: one hour every 10 s by default.
+
+Nothing is counted twice: QPS and error rate come from `http_requests_total` deltas, latency
+quantiles from `http_request_duration_seconds_bucket` deltas (as Prometheus' histogram_quantile
+computes them), host figures from the `system_*` gauges, probes from `dependency_*` / `queue_*`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+log = logging.getLogger("exporter.history")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Cumulative HTTP counters at one instant, summed over every route, method and status."""
+
+    requests: float = 0.0
+    errors: float = 0.0  # status 5xx
+    buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the registry said at `ts`, with rates over the interval since the previous sample."""
+
+    ts: float
+    cpu: float | None = None
+    memory: float | None = None
+    disk: dict[str, float] = field(default_factory=dict)
+    qps: float | None = None
+    error_rate: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    dependency_latency: dict[str, float] = field(default_factory=dict)
+    dependency_up: dict[str, bool] = field(default_factory=dict)
+    dependency_kind: dict[str, str] = field(default_factory=dict)
+    queue_depth: dict[str, float] = field(default_factory=dict)  # "backend/queue" -> depth
+    totals: Totals = field(default_factory=Totals)
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The q-quantile from cumulative buckets, interpolated as Prometheus does; None if empty."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if math.isinf(upper):  # the quantile lies above the last finite bound
+                return lower
+            if count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return lower
+
+
+def _delta(now: float, before: float) -> float:
+    # A counter that went down was reset (process restart): count from zero.
+    return now - before if now >= before else now
+
+
+def delta_buckets(
+    now: Sequence[tuple[float, float]], before: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """Bucket counts added between two cumulative snapshots."""
+    old = dict(before)
+    return [(le, _delta(count, old.get(le, 0.0))) for le, count in now]
+
+
+def read_registry(
+    registry: CollectorRegistry, ts: float, previous: Sample | None = None
+) -> Sample:
+    """One sample from `registry`; rates are computed against `previous` when given."""
+    gauges: dict[str, float] = {}
+    disk: dict[str, float] = {}
+    dep_latency: dict[str, float] = {}
+    dep_up: dict[str, bool] = {}
+    dep_kind: dict[str, str] = {}
+    depth: dict[str, float] = {}
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    for family in registry.collect():
+        for s in family.samples:
+            name, labels = s.name, s.labels
+            if name == "http_requests_total":
+                requests += s.value
+                if labels.get("status", "").startswith("5"):
+                    errors += s.value
+            elif name == "http_request_duration_seconds_bucket":
+                le = float(labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + s.value
+            elif name in ("system_cpu_usage_ratio", "system_memory_usage_ratio"):
+                gauges[name] = s.value
+            elif name == "system_disk_usage_ratio":
+                disk[labels.get("mountpoint", "")] = s.value
+            elif name == "dependency_latency_seconds":
+                dep_latency[labels["name"]] = s.value
+            elif name == "dependency_up":
+                dep_up[labels["name"]] = s.value == 1.0
+                dep_kind[labels["name"]] = labels.get("kind", "")
+            elif name == "queue_depth":
+                depth[f"{labels['backend']}/{labels['queue']}"] = s.value
+    totals = Totals(requests, errors, tuple(sorted(buckets.items())))
+    qps = error_rate = p50 = p95 = p99 = None
+    if previous is not None and ts > previous.ts:
+        stats = interval_stats(previous.totals, totals, ts - previous.ts)
+        qps, error_rate, p50, p95, p99 = stats
+    return Sample(
+        ts, gauges.get("system_cpu_usage_ratio"), gauges.get("system_memory_usage_ratio"), disk,
+        qps, error_rate, p50, p95, p99, dep_latency, dep_up, dep_kind, depth, totals,
+    )
+
+
+def interval_stats(
+    before: Totals, now: Totals, seconds: float
+) -> tuple[float, float | None, float | None, float | None, float | None]:
+    """(qps, error rate, p50, p95, p99) between two snapshots `seconds` apart."""
+    requests = _delta(now.requests, before.requests)
+    errors = min(_delta(now.errors, before.errors), requests)
+    added = delta_buckets(now.buckets, before.buckets)
+    return (
+        requests / seconds if seconds > 0 else 0.0,
+        errors / requests if requests > 0 else None,
+        bucket_quantile(0.50, added),
+        bucket_quantile(0.95, added),
+        bucket_quantile(0.99, added),
+    )
+
+
+class History:
+    """A bounded ring of `Sample`s, oldest first; `record()` appends one read from the registry."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        interval: float = 10.0,
+        window: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.interval = interval
+        self.window = window
+        self._clock = clock
+        self._ring: deque[Sample] = deque(maxlen=max(2, math.ceil(window / interval) + 1))
+        self._lock = threading.Lock()
+
+    def record(self) -> Sample:
+        """Read the registry now and append the sample; returns it."""
+        with self._lock:
+            previous = self._ring[-1] if self._ring else None
+            sample = read_registry(self.registry, self._clock(), previous)
+            self._ring.append(sample)
+            return sample
+
+    def samples(self, seconds: float | None = None) -> list[Sample]:
+        """Samples of the last `seconds` (all of them when None), oldest first."""
+        with self._lock:
+            ring = list(self._ring)
+        if seconds is None or not ring:
+            return ring
+        since = ring[-1].ts - seconds
+        return [s for s in ring if s.ts >= since]
+
+    def latest(self) -> Sample | None:
+        """The newest sample, or None before the first one."""
+        with self._lock:
+            return self._ring[-1] if self._ring else None
+
+    def over(self, seconds: float) -> tuple[float, float | None, float | None, float | None,
+                                              float | None] | None:
+        """(qps, error rate, p50, p95, p99) over the last `seconds`, or None with < 2 samples."""
+        window = self.samples(seconds)
+        if len(window) < 2:
+            return None
+        first, last = window[0], window[-1]
+        return interval_stats(first.totals, last.totals, last.ts - first.ts)
+
+
+class HistorySampler:
+    """Calls `history.record()` every `history.interval` seconds in a daemon thread.
+
+    After each sample the `on_sample` callbacks run (in-process alert evaluation); a callback
+    that raises is logged and the sampler carries on.
+    """
+
+    def __init__(
+        self, history: History, on_sample: Iterable[Callable[[Sample], object]] = ()
+    ) -> None:
+        self.history = history
+        self.on_sample = list(on_sample)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample_once(self) -> Sample:
+        """Record one sample and run the callbacks (also used by tests and start-up)."""
+        sample = self.history.record()
+        for callback in self.on_sample:
+            try:
+                callback(sample)
+            except Exception:
+                log.exception("history callback failed")
+        return sample
+
+    def start(self) -> None:
+        """Start sampling (idempotent); the first sample is taken at once."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="exporter-history", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sampling; idempotent."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample_once()
+            except Exception:  # a broken collector must not end the history
+                log.exception("history sample failed")
+            self._stop.wait(self.history.interval)

@@ -1,0 +1,1 @@
+"""Background probes of dependencies (latency) and queues (depth); scrapes read their results."""

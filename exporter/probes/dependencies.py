@@ -1,0 +1,143 @@
+"""One round trip per dependency kind: Redis PING (+ INFO), `SELECT 1` on the databases.
+
+Each function returns `(latency_seconds, details)` or raises; the runner applies the timeout and
+turns exceptions into a password-free reason. Drivers are imported lazily so a kind that is not
+configured needs no driver installed (see the `probes` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from exporter.probes.targets import Dependency
+
+Probe = Callable[[Dependency, float], Awaitable[tuple[float, dict[str, float]]]]
+
+
+class DriverMissing(RuntimeError):
+    """The Python driver for a configured dependency kind is not installed."""
+
+
+async def probe_redis(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+    """PING round trip, plus used memory and connected clients from INFO."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(
+        dep.url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False
+    )
+    try:
+        await client.ping()  # connects; the timed PING below is then a pure round trip
+        start = time.perf_counter()
+        await client.ping()
+        latency = time.perf_counter() - start
+        info = await client.info()
+    finally:
+        await client.aclose()
+    details = {
+        "used_memory_bytes": float(info.get("used_memory", 0)),
+        "connected_clients": float(info.get("connected_clients", 0)),
+    }
+    return latency, details
+
+
+async def probe_postgresql(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+    """`SELECT 1` round trip over a fresh connection."""
+    try:
+        import psycopg
+    except ImportError:
+        raise DriverMissing("pip install 'exporter[postgresql]' (psycopg)") from None
+    conn = await psycopg.AsyncConnection.connect(
+        dep.url, connect_timeout=max(1, round(timeout)), autocommit=True
+    )
+    try:
+        start = time.perf_counter()
+        await conn.execute("SELECT 1")
+        return time.perf_counter() - start, {}
+    finally:
+        await conn.close()
+
+
+def _mysql_select_one(url: str, timeout: float) -> float:
+    try:
+        import pymysql
+    except ImportError:
+        raise DriverMissing("pip install 'exporter[mysql]' (PyMySQL)") from None
+    parts = urlsplit(url)
+    options = parse_qs(parts.query)
+    conn = pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.lstrip("/")) or None,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        charset=options.get("charset", ["utf8mb4"])[0],
+    )
+    try:
+        with conn.cursor() as cursor:
+            start = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+async def probe_mysql(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+    """`SELECT 1` round trip (MySQL or MariaDB); the blocking driver runs in a thread."""
+    return await asyncio.to_thread(_mysql_select_one, dep.url, timeout), {}
+
+
+def _file_path(url: str) -> str:
+    return unquote(urlsplit(url).path)
+
+
+def _sqlite_select_one(path: str, timeout: float) -> float:
+    # mode=ro: probing must never create an empty database where the real one is missing.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    try:
+        start = time.perf_counter()
+        conn.execute("SELECT 1").fetchall()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+async def probe_sqlite(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+    """`SELECT 1` on the file, opened read-only."""
+    return await asyncio.to_thread(_sqlite_select_one, _file_path(dep.url), timeout), {}
+
+
+def _duckdb_select_one(path: str) -> float:
+    try:
+        import duckdb
+    except ImportError:
+        raise DriverMissing("pip install 'exporter[duckdb]' (duckdb)") from None
+    # read_only: a sidecar must not take DuckDB's single-writer lock from the application.
+    conn = duckdb.connect(path, read_only=True)
+    try:
+        start = time.perf_counter()
+        conn.execute("SELECT 1").fetchall()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+async def probe_duckdb(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+    """`SELECT 1` on the file, opened read-only."""
+    return await asyncio.to_thread(_duckdb_select_one, _file_path(dep.url)), {}
+
+
+PROBES: dict[str, Probe] = {
+    "redis": probe_redis,
+    "postgresql": probe_postgresql,
+    "mysql": probe_mysql,
+    "sqlite": probe_sqlite,
+    "duckdb": probe_duckdb,
+}

@@ -1,0 +1,175 @@
+"""What to probe: named dependency URLs and queue URLs, parsed once, with passwords kept apart."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, quote, unquote, urlsplit
+
+# URL scheme -> dependency kind (the `kind` label).
+DEPENDENCY_KINDS: dict[str, str] = {
+    "redis": "redis",
+    "rediss": "redis",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+}
+DATABASE_KINDS = frozenset({"postgresql", "mysql", "sqlite", "duckdb"})
+# URL scheme -> queue backend (the `backend` label).
+QUEUE_BACKENDS: dict[str, str] = {
+    "redis": "redis",
+    "rediss": "redis",
+    "amqp": "rabbitmq",
+    "amqps": "rabbitmq",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`; safe for messages and replies."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:{REDACTED}@{netloc}").geturl()
+
+
+def _secrets_of(parts: SplitResult) -> tuple[str, ...]:
+    if not parts.password:
+        return ()
+    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+    decoded = unquote(raw)
+    return tuple({raw, decoded, quote(decoded, safe="")} - {""})
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One named dependency to probe; `url` holds the password, never show it."""
+
+    name: str
+    kind: str
+    url: str = field(repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password replaced by `***`."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One queue to measure: a Redis list or stream, or a RabbitMQ queue."""
+
+    backend: str
+    queue: str
+    url: str = field(repr=False)  # the server URL without the queue part
+    vhost: str = "/"
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The server URL with its password replaced by `***`."""
+        return redact_url(self.url)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by `***` (driver messages may echo a DSN)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def parse_dependency(name: str, url: str) -> Dependency:
+    """A `Dependency` for `name=url`; `ValueError` (password-free) when either is bad."""
+    if not _NAME.match(name):
+        raise ValueError(
+            f"dependency name {name!r} must be 1-64 letters, digits, '_', '.', ':' or '-'"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(f"dependency {name!r}: unparsable URL") from None
+    kind = DEPENDENCY_KINDS.get(parts.scheme.lower())
+    if kind is None:
+        raise ValueError(
+            f"dependency {name!r}: unknown scheme {parts.scheme!r} in {redact_url(url)!r}; "
+            f"allowed: {', '.join(sorted(DEPENDENCY_KINDS))}"
+        )
+    if kind in ("sqlite", "duckdb"):
+        if not parts.path or parts.netloc:
+            raise ValueError(
+                f"dependency {name!r}: {kind} URLs look like {kind}:///path/to/file "
+                f"(got {redact_url(url)!r})"
+            )
+    elif not parts.hostname:
+        raise ValueError(f"dependency {name!r}: no host in {redact_url(url)!r}")
+    return Dependency(name, kind, url, _secrets_of(parts))
+
+
+def parse_queue(url: str) -> Queue:
+    """A `Queue` for `redis://host:port/db/queue` or `amqp://user:pw@host:port/vhost/queue`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError("unparsable queue URL") from None
+    backend = QUEUE_BACKENDS.get(parts.scheme.lower())
+    shown = redact_url(url)
+    if backend is None:
+        raise ValueError(
+            f"queue {shown!r}: unknown scheme {parts.scheme!r}; "
+            f"allowed: {', '.join(sorted(QUEUE_BACKENDS))}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"queue {shown!r}: no host")
+    segments = parts.path.split("/")[1:]
+    if backend == "redis":
+        if len(segments) < 2 or not segments[0].isdigit() or not "/".join(segments[1:]):
+            raise ValueError(f"queue {shown!r}: expected redis://host:port/<db>/<queue>")
+        queue = unquote("/".join(segments[1:]))
+        server = parts._replace(path=f"/{segments[0]}", query="", fragment="").geturl()
+        return Queue(backend, queue, server, "/", _secrets_of(parts))
+    if len(segments) != 2 or not segments[1]:
+        raise ValueError(
+            f"queue {shown!r}: expected amqp://user:password@host:port/<vhost>/<queue> "
+            "(vhost '/' is written %2F)"
+        )
+    vhost = unquote(segments[0]) or "/"
+    server = parts._replace(path="/" + quote(vhost, safe=""), fragment="").geturl()
+    return Queue(backend, unquote(segments[1]), server, vhost, _secrets_of(parts))
+
+
+def parse_dependency_map(value: Any) -> dict[str, str]:
+    """Accept a JSON object or `name=url,name=url` for the dependencies setting."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON object ({exc.msg})") from None
+            if not isinstance(loaded, dict):
+                raise ValueError("must be a JSON object of name: URL")
+            return {str(k): str(v) for k, v in loaded.items()}
+        pairs: dict[str, str] = {}
+        for item in text.split(","):
+            name, sep, url = item.strip().partition("=")
+            if not sep or not name.strip():
+                raise ValueError("expected name=url pairs separated by commas, or a JSON object")
+            pairs[name.strip()] = url.strip()
+        return pairs
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    raise ValueError("must be a JSON object of name: URL or name=url pairs")

@@ -1,0 +1,175 @@
+"""`thresholds.yaml`: loaded and validated once; errors name the offending key."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from exporter.config import SettingsError
+
+PACKAGED_NAME = "thresholds.yaml"
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class ThresholdsError(SettingsError):
+    """The thresholds file is missing or invalid; the message names the file and the key."""
+
+
+class Signal(str, Enum):
+    """What a threshold watches; the unit is part of the name."""
+
+    cpu_usage_ratio = "cpu_usage_ratio"
+    memory_usage_ratio = "memory_usage_ratio"
+    disk_usage_ratio = "disk_usage_ratio"
+    http_latency_p95_seconds = "http_latency_p95_seconds"
+    http_error_ratio = "http_error_ratio"
+    database_latency_seconds = "database_latency_seconds"
+    redis_latency_seconds = "redis_latency_seconds"
+
+    @property
+    def is_ratio(self) -> bool:
+        """True for signals between 0 and 1."""
+        return self.value.endswith("_ratio")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration (`30s`, `5m`, `1h30m`, `0s`)."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"not a duration like 30s, 5m or 1h30m (got {text!r})")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Prometheus-style spelling of whole `seconds` (`300` -> `5m`)."""
+    whole = int(seconds)
+    if whole == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+class Threshold(BaseModel):
+    """One alert condition: `signal > above` for at least `for_seconds`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    key: str = ""
+    alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")
+    signal: Signal
+    above: float
+    for_seconds: float = Field(alias="for")
+    severity: Literal["warning", "critical"]
+    summary: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key" in data:  # the mapping key is the key
+            raise ValueError("key: not a field (the entry's name in 'thresholds' is its key)")
+        return data
+
+    @field_validator("for_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError("must be a duration like 30s, 5m or 1h30m")
+        return parse_duration(str(value)) if isinstance(value, str) else float(value)
+
+    @model_validator(mode="after")
+    def _value_in_unit(self) -> Threshold:
+        if self.signal.is_ratio and not 0.0 < self.above <= 1.0:
+            raise ValueError(f"above: a ratio must be in (0, 1] (got {self.above})")
+        if not self.signal.is_ratio and self.above <= 0.0:
+            raise ValueError(f"above: seconds must be positive (got {self.above})")
+        return self
+
+
+class Thresholds(BaseModel):
+    """The whole file: a version and the thresholds by key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    thresholds: dict[str, Threshold] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Thresholds:
+        seen: dict[str, str] = {}
+        for key, threshold in self.thresholds.items():
+            if not re.match(r"^[a-z][a-z0-9_]{0,63}$", key):
+                raise ValueError(f"thresholds.{key}: keys are lower_snake_case")
+            if threshold.alert in seen:
+                raise ValueError(
+                    f"thresholds.{key}.alert: {threshold.alert!r} is also used by "
+                    f"thresholds.{seen[threshold.alert]}"
+                )
+            seen[threshold.alert] = key
+        return self
+
+    def items(self) -> list[Threshold]:
+        """Every threshold, with its key filled in."""
+        return [t.model_copy(update={"key": k}) for k, t in self.thresholds.items()]
+
+    def for_signal(self, signal: Signal) -> list[Threshold]:
+        """The thresholds that watch `signal`."""
+        return [t for t in self.items() if t.signal is signal]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if loc:
+        if message.startswith("above:"):  # raised by the model validator: point at the key
+            loc, message = f"{loc}.above", message.removeprefix("above:").strip()
+        return f"{loc}: {message}"
+    return message
+
+
+def parse_thresholds(text: str, source: str = PACKAGED_NAME) -> Thresholds:
+    """Validate YAML text; `ThresholdsError` naming `source` and the key on any problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise ThresholdsError(
+            f"{source}: not valid YAML{where}" + (f" ({problem})" if problem else "")
+        ) from None
+    if not isinstance(data, dict):
+        raise ThresholdsError(f"{source}: expected a mapping with 'version' and 'thresholds'")
+    try:
+        return Thresholds.model_validate(data)
+    except ValidationError as exc:
+        text = "; ".join(_describe(dict(err)) for err in exc.errors())
+        raise ThresholdsError(f"{source}: {text}") from None
+
+
+def packaged_text() -> str:
+    """The default thresholds shipped inside the package (a copy of the repository's file)."""
+    return resources.files("exporter").joinpath(PACKAGED_NAME).read_text(encoding="utf-8")
+
+
+def load_thresholds(path: Path | None = None) -> Thresholds:
+    """Thresholds from `path` (EXPORTER_THRESHOLDS_FILE), else the packaged default."""
+    if path is None:
+        return parse_thresholds(packaged_text(), f"{PACKAGED_NAME} (packaged default)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ThresholdsError(
+            f"EXPORTER_THRESHOLDS_FILE: cannot read {str(path)!r} ({exc.strerror})"
+        ) from None
+    return parse_thresholds(text, str(path))

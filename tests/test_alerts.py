@@ -1,0 +1,137 @@
+"""In-process alerts follow Prometheus: inactive -> pending -> firing after `for` -> resolved."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.alerts import AlertEvaluator
+from exporter.history import Sample
+from exporter.thresholds import Thresholds, parse_thresholds
+
+RULES = """
+version: 1
+thresholds:
+  cpu:
+    alert: HighCpuUsage
+    signal: cpu_usage_ratio
+    above: 0.8
+    for: 60s
+    severity: warning
+    summary: CPU high
+  db_latency:
+    alert: HighDatabaseLatency
+    signal: database_latency_seconds
+    above: 0.1
+    for: 0s
+    severity: critical
+    summary: DB slow
+  disk:
+    alert: DiskAlmostFull
+    signal: disk_usage_ratio
+    above: 0.9
+    for: 20s
+    severity: critical
+    summary: Disk full
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def thresholds() -> Thresholds:
+    return parse_thresholds(RULES)
+
+
+def run(evaluator: AlertEvaluator, clock: Clock, cpu_values: list[float]) -> list[str]:
+    """Evaluate one CPU value every 10 s; the CPU alert's state after each (or 'inactive')."""
+    states = []
+    for value in cpu_values:
+        evaluator.evaluate(Sample(clock.now, cpu=value))
+        alerts = {a.key: a for a in evaluator.active() + evaluator.resolved()}
+        states.append(alerts["cpu"].state if "cpu" in alerts else "inactive")
+        clock.now += 10
+    return states
+
+
+def test_a_breach_shorter_than_for_never_fires(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    # 50 s above 0.8 (six samples span 50 s), then back below: pending, never firing.
+    states = run(evaluator, clock, [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.5, 0.5])
+    assert states == ["inactive", *["pending"] * 6, "inactive", "inactive"]
+    assert evaluator.resolved() == []
+
+
+def test_a_breach_longer_than_for_fires_then_recovery_resolves(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    states = run(evaluator, clock, [0.9] * 8 + [0.3, 0.3])
+    assert states == [*["pending"] * 6, "firing", "firing", "resolved", "resolved"]
+    (resolved,) = evaluator.resolved()
+    assert resolved.since == 5_000.0
+    assert resolved.fired_at == 5_060.0
+    assert resolved.resolved_at == 5_080.0
+    assert resolved.threshold == 0.8 and resolved.value == 0.3
+
+
+def test_firing_alert_carries_value_threshold_and_since(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    run(evaluator, clock, [0.85] * 6 + [0.95])
+    (alert,) = evaluator.active()
+    assert (alert.alert, alert.state, alert.value, alert.threshold, alert.since) == (
+        "HighCpuUsage", "firing", 0.95, 0.8, 5_000.0,
+    )
+
+
+def test_missing_data_counts_as_recovered(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    run(evaluator, clock, [0.9] * 7)
+    evaluator.evaluate(Sample(clock.now))  # no CPU reading at all
+    assert [a.state for a in evaluator.resolved()] == ["resolved"]
+
+
+def test_for_zero_fires_at_once_per_dependency(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    sample = Sample(
+        clock.now,
+        dependency_latency={"orders": 0.25, "users": 0.01, "cache": 0.3},
+        dependency_kind={"orders": "postgresql", "users": "mysql", "cache": "redis"},
+    )
+    (alert,) = evaluator.evaluate(sample)
+    assert alert.state == "firing" and alert.labels == (("dependency", "orders"),)
+
+
+def test_each_mount_point_is_its_own_alert(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    for _ in range(4):
+        evaluator.evaluate(Sample(clock.now, disk={"/": 0.95, "/data": 0.97, "/boot": 0.2}))
+        clock.now += 10
+    states = {a.labels: a.state for a in evaluator.active()}
+    assert states == {(("mountpoint", "/"),): "firing", (("mountpoint", "/data"),): "firing"}
+
+
+def test_resolved_alerts_are_forgotten_after_a_while(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock, keep_resolved=60)
+    run(evaluator, clock, [0.9] * 7 + [0.1])
+    assert evaluator.resolved()
+    clock.now += 61
+    evaluator.evaluate(Sample(clock.now, cpu=0.1))
+    assert evaluator.resolved() == []
+
+
+def test_a_new_breach_after_resolution_starts_pending_again(thresholds: Thresholds) -> None:
+    clock = Clock()
+    evaluator = AlertEvaluator(thresholds, clock=clock)
+    states = run(evaluator, clock, [0.9] * 7 + [0.1, 0.9])
+    assert states[-3:] == ["firing", "resolved", "pending"]

@@ -1,0 +1,155 @@
+"""Dependency probes against the real servers on this machine, and a server that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
+from exporter.probes.runner import ProbeRunner
+from exporter.probes.targets import parse_dependency
+from tests.conftest import require_tcp
+from tests.probe_helpers import hanging_server
+
+WRONG = "Wr0ng-pa55word-" + uuid.uuid4().hex[:8]
+
+
+def probe(name: str, url: str, timeout: float = 2.0):  # type: ignore[no-untyped-def]
+    runner = ProbeRunner([parse_dependency(name, url)], [], timeout=timeout)
+    return asyncio.run(runner.probe(runner.dependencies[0]))
+
+
+def test_redis_latency_and_info() -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    result = probe("cache", "redis://127.0.0.1:6379/0")
+    assert result.up and result.reason == "ok"
+    assert result.latency is not None and 0 < result.latency < 2
+    assert result.details["used_memory_bytes"] > 0
+    assert result.details["connected_clients"] >= 1
+
+
+def test_postgresql_select_one() -> None:
+    require_tcp("127.0.0.1", 5432, "PostgreSQL")
+    result = probe("db", "postgresql://postgres@127.0.0.1:5432/test")
+    assert result.up, result.reason
+    assert result.latency is not None and result.latency > 0
+
+
+def test_mariadb_select_one() -> None:
+    require_tcp("127.0.0.1", 3306, "MariaDB")
+    result = probe("db", "mysql://root@127.0.0.1:3306/test")
+    assert result.up, result.reason
+    assert result.latency is not None and result.latency > 0
+
+
+def test_sqlite_and_duckdb_files(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "app.db").close()
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "app.duckdb")).close()
+    assert probe("lite", f"sqlite://{tmp_path}/app.db").up
+    assert probe("duck", f"duckdb://{tmp_path}/app.duckdb").up
+
+
+def test_missing_sqlite_file_reads_down_and_is_not_created(tmp_path: Path) -> None:
+    result = probe("lite", f"sqlite://{tmp_path}/missing.db")
+    assert not result.up and "unable to open" in result.reason
+    assert not (tmp_path / "missing.db").exists()
+
+
+def _assert_down_without_password(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = probe("db", url)
+    assert not result.up
+    assert result.reason and result.reason != "ok"
+    assert WRONG not in result.reason
+    assert WRONG not in caplog.text and "down" in caplog.text
+
+
+def test_mariadb_wrong_password_reads_down_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    require_tcp("127.0.0.1", 3306, "MariaDB")
+    _assert_down_without_password(f"mysql://root:{WRONG}@127.0.0.1:3306/test", caplog)
+
+
+def test_redis_wrong_password_reads_down_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    import redis
+
+    user = f"probe-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis()
+    admin.acl_setuser(user, enabled=True, passwords=["+right-password"], commands=["+@all"])
+    try:
+        assert probe("cache", f"redis://{user}:right-password@127.0.0.1:6379/0").up
+        _assert_down_without_password(f"redis://{user}:{WRONG}@127.0.0.1:6379/0", caplog)
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+
+
+def test_hanging_dependency_times_out_and_is_counted() -> None:
+    registry = CollectorRegistry()
+    with hanging_server() as (port, accepted):
+        dep = parse_dependency("stuck", f"postgresql://postgres@127.0.0.1:{port}/test")
+        durations = ProbeDurations(registry)
+        runner = ProbeRunner([dep], [], timeout=0.3, on_probe=durations.observe)
+        DependencyCollector(runner, registry)
+        asyncio.run(runner.run_round())
+        assert accepted, "the probe never connected"
+    result = runner.dependency_results()["stuck"]
+    assert not result.up and result.reason == "timed out after 0.3 s"
+    labels = {"name": "stuck", "kind": "postgresql"}
+    assert registry.get_sample_value("dependency_up", labels) == 0.0
+    assert registry.get_sample_value("dependency_latency_seconds", labels) is None
+    assert registry.get_sample_value("dependency_probe_duration_seconds_count", labels) == 1.0
+
+
+def test_collector_exposes_up_latency_and_redis_gauges() -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    registry = CollectorRegistry()
+    runner = ProbeRunner([parse_dependency("cache", "redis://127.0.0.1:6379/0")], [])
+    DependencyCollector(runner, registry)
+    assert registry.get_sample_value("dependency_up", {"name": "cache", "kind": "redis"}) is None
+    asyncio.run(runner.run_round())
+    labels = {"name": "cache", "kind": "redis"}
+    assert registry.get_sample_value("dependency_up", labels) == 1.0
+    latency = registry.get_sample_value("dependency_latency_seconds", labels)
+    assert latency is not None and latency > 0
+    assert registry.get_sample_value("dependency_redis_used_memory_bytes", {"name": "cache"})
+
+
+def test_background_thread_probes_on_its_interval_and_stops() -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    runner = ProbeRunner(
+        [parse_dependency("cache", "redis://127.0.0.1:6379/0")], [], interval=0.05
+    )
+    runner.start()
+    try:
+        assert runner.wait_for_rounds(3, timeout=10)
+    finally:
+        runner.stop()
+        runner.stop()  # idempotent
+    rounds = runner.rounds
+    assert runner.wait_for_rounds(rounds + 1, timeout=0.3) is False
+
+
+def test_a_dependency_that_stays_down_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.probes")
+    runner = ProbeRunner([parse_dependency("lite", f"sqlite://{tmp_path}/missing.db")], [])
+    for _ in range(3):
+        asyncio.run(runner.run_round())
+    assert caplog.text.count("dependency lite (sqlite) is down") == 1
+    sqlite3.connect(tmp_path / "missing.db").close()
+    asyncio.run(runner.run_round())
+    assert "dependency lite (sqlite) is up again" in caplog.text

@@ -1,0 +1,85 @@
+"""Dependency and queue URLs: parsing, kinds, and passwords kept out of every message."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.config import SettingsError, load_settings
+from exporter.probes.targets import (
+    parse_dependency,
+    parse_dependency_map,
+    parse_queue,
+    redact_url,
+    scrub,
+)
+
+SECRET = "s3cr%2Ft-pw"
+
+
+def test_kinds_follow_the_url_scheme() -> None:
+    assert parse_dependency("cache", "redis://127.0.0.1:6379/0").kind == "redis"
+    assert parse_dependency("db", "postgres://u@h/db").kind == "postgresql"
+    assert parse_dependency("db", "mariadb://root@h:3306/test").kind == "mysql"
+    assert parse_dependency("f", "sqlite:///tmp/x.db").kind == "sqlite"
+    assert parse_dependency("f", "duckdb:///tmp/x.duckdb").kind == "duckdb"
+
+
+def test_redact_hides_the_password_only() -> None:
+    assert redact_url(f"postgresql://app:{SECRET}@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_scrub_removes_raw_and_decoded_password() -> None:
+    dep = parse_dependency("db", f"postgresql://app:{SECRET}@db:5432/x")
+    text = f"failed for s3cr/t-pw and {SECRET}"
+    assert "s3cr" not in scrub(text, dep.secrets)
+
+
+def test_redis_queue_url_gives_db_and_queue() -> None:
+    queue = parse_queue("redis://127.0.0.1:6379/2/celery")
+    assert (queue.backend, queue.queue, queue.url) == ("redis", "celery", "redis://127.0.0.1:6379/2")
+
+
+def test_amqp_queue_url_gives_vhost_and_queue() -> None:
+    queue = parse_queue("amqp://guest:guest@127.0.0.1:5672/%2F/tasks")
+    assert (queue.backend, queue.queue, queue.vhost) == ("rabbitmq", "tasks", "/")
+    assert queue.url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://h:6379/celery", "amqp://h/tasks", "kafka://h/t", "redis:///0/q"],
+)
+def test_bad_queue_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        parse_queue(url)
+
+
+def test_dependency_map_accepts_json_and_pairs() -> None:
+    assert parse_dependency_map('{"a": "redis://h/0"}') == {"a": "redis://h/0"}
+    assert parse_dependency_map("a=redis://h/0, b=sqlite:///x.db?mode=ro") == {
+        "a": "redis://h/0", "b": "sqlite:///x.db?mode=ro",
+    }
+
+
+def test_settings_errors_name_the_variable_and_hide_the_password() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dependencies=f'{{"db": "oracle://app:{SECRET}@h/x"}}')
+    message = str(caught.value)
+    assert message.startswith("EXPORTER_DEPENDENCIES:")
+    assert "oracle" in message and SECRET not in message and "s3cr" not in message
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(queues=f"amqp://guest:{SECRET}@h:5672/tasks")
+    assert str(caught.value).startswith("EXPORTER_QUEUES:")
+    assert "s3cr" not in str(caught.value)
+
+
+def test_settings_read_dependencies_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPORTER_DEPENDENCIES", "cache=redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("EXPORTER_QUEUES", "redis://127.0.0.1:6379/0/celery")
+    settings = load_settings()
+    assert settings.dependencies == {"cache": "redis://127.0.0.1:6379/0"}
+    assert settings.queues == ["redis://127.0.0.1:6379/0/celery"]

@@ -1,0 +1,91 @@
+"""thresholds.yaml: the shipped values, the packaged copy, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.thresholds import (
+    Signal,
+    ThresholdsError,
+    format_duration,
+    load_thresholds,
+    packaged_text,
+    parse_duration,
+    parse_thresholds,
+)
+
+ROOT_FILE = Path(__file__).resolve().parent.parent / "thresholds.yaml"
+
+
+def test_packaged_copy_is_the_repository_file() -> None:
+    assert packaged_text() == ROOT_FILE.read_text(encoding="utf-8"), (
+        "copy thresholds.yaml to exporter/thresholds.yaml"
+    )
+
+
+def test_shipped_thresholds() -> None:
+    by_signal = {t.signal: t for t in load_thresholds(ROOT_FILE).items()}
+    expected = {
+        Signal.cpu_usage_ratio: 0.80,
+        Signal.memory_usage_ratio: 0.85,
+        Signal.disk_usage_ratio: 0.90,
+        Signal.http_latency_p95_seconds: 0.5,
+        Signal.database_latency_seconds: 0.1,
+        Signal.redis_latency_seconds: 0.05,
+        Signal.http_error_ratio: 0.05,
+    }
+    assert {s: t.above for s, t in by_signal.items()} == expected
+    for threshold in by_signal.values():
+        assert threshold.for_seconds > 0 and threshold.severity in ("warning", "critical")
+
+
+def test_every_threshold_is_commented() -> None:
+    lines = ROOT_FILE.read_text().splitlines()
+    for key in load_thresholds(ROOT_FILE).thresholds:
+        index = lines.index(f"  {key}:")
+        assert lines[index - 1].strip().startswith("#"), f"{key} has no comment above it"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("above: 0.80", "above: 1.5", "thresholds.cpu.above"),
+        ("for: 10m", "for: ten minutes", "thresholds.disk.for"),
+        ("severity: critical\n    summary: Disk", "severity: page\n    summary: Disk",
+         "thresholds.disk.severity"),
+        ("signal: redis_latency_seconds", "signal: redis_latency",
+         "thresholds.redis_latency.signal"),
+        ("    summary: Memory usage above 85 %\n", "    summery: typo\n",
+         "thresholds.memory.summery"),
+        ("alert: HighRedisLatency", "alert: HighApiLatency", "thresholds.redis_latency.alert"),
+        ("version: 1", "version: 2", "version"),
+    ],
+)
+def test_errors_name_the_key(old: str, new: str, named: str) -> None:
+    text = ROOT_FILE.read_text()
+    assert old in text
+    with pytest.raises(ThresholdsError) as caught:
+        parse_thresholds(text.replace(old, new, 1), "my.yaml")
+    assert str(caught.value).startswith("my.yaml: ")
+    assert named in str(caught.value)
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    with pytest.raises(ThresholdsError, match=r"x.yaml: not valid YAML at line 2"):
+        parse_thresholds("version: 1\n\tthresholds: x\n", "x.yaml")
+
+
+def test_missing_file_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ThresholdsError, match="EXPORTER_THRESHOLDS_FILE"):
+        load_thresholds(tmp_path / "nope.yaml")
+
+
+def test_durations_round_trip() -> None:
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("0s") == 0
+    assert format_duration(300) == "5m"
+    assert format_duration(5400) == "1h30m"
+    with pytest.raises(ValueError):
+        parse_duration("5 m")
