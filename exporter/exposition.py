@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import generate_latest as classic_text
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_text
 from prometheus_client.platform_collector import PlatformCollector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +33,48 @@ def multiprocess_registry(directory: str, disk_paths: tuple[str, ...]) -> Collec
     return registry
 
 
+CLASSIC_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_EOF = b"# EOF\n"
+
+
+class _One:
+    """Just one family, for prometheus-client's encoders."""
+
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return [self._family]
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """True when the scraper's Accept header asks for OpenMetrics (it carries exemplars)."""
+    return any(
+        part.split(";", 1)[0].strip() == "application/openmetrics-text"
+        for part in accept.split(",")
+    )
+
+
+def render(registry: CollectorRegistry, openmetrics: bool) -> bytes:
+    """The registry in the classic text format, or in OpenMetrics 1.0.
+
+    Families that can render themselves (the HTTP ones, see `http_families`) do so; the others
+    go through prometheus-client's own encoder, one family at a time.
+    """
+    parts: list[bytes] = []
+    for family in registry.collect():
+        own = getattr(family, "render", None)
+        if own is not None:
+            parts.append(own(openmetrics).encode())
+        elif openmetrics:
+            parts.append(openmetrics_text(_One(family)).removesuffix(_EOF))  # type: ignore[no-untyped-call]
+        else:
+            parts.append(classic_text(_One(family)))
+    if openmetrics:
+        parts.append(_EOF)
+    return b"".join(parts)
+
+
 class MetricsEndpoint:
     """A Starlette endpoint that renders `registry` in the format the scraper asked for."""
 
@@ -36,8 +82,9 @@ class MetricsEndpoint:
         self._registry = registry
 
     async def __call__(self, request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = encoder(self._registry)
+        openmetrics = wants_openmetrics(request.headers.get("accept", ""))
+        body = render(self._registry, openmetrics)
+        content_type = OPENMETRICS_TYPE if openmetrics else CLASSIC_TYPE
         headers = {}
         if len(body) >= _GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
             body = gzip.compress(body, compresslevel=1)

@@ -25,12 +25,18 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
+
+from exporter.http_families import Row, Snapshot, escape_label, families
 
 REQUESTS_HELP = "HTTP requests answered, by method, route template and status code."
 DURATION_HELP = "Time from the request's arrival to its last response byte, by route template."
 IN_PROGRESS_HELP = "HTTP requests being handled now, by method and route template."
+_HELPS = {
+    "http_requests": REQUESTS_HELP,
+    "http_request_duration_seconds": DURATION_HELP,
+    "http_requests_in_progress": IN_PROGRESS_HELP,
+}
 
 _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HttpMetrics] = (
@@ -58,9 +64,26 @@ class HttpMetrics(Protocol):
 
 
 class _Series:
-    __slots__ = ("bounds", "counts", "exemplars", "in_progress", "lock", "statuses", "sum")
+    __slots__ = (
+        "bounds",
+        "counts",
+        "exemplars",
+        "in_progress",
+        "labels",
+        "lock",
+        "method",
+        "rendered",
+        "route",
+        "statuses",
+        "sum",
+        "version",
+    )
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
+    def __init__(self, bounds: tuple[float, ...], method: str, route: str) -> None:
+        self.method, self.route = method, route
+        self.labels = f'method="{escape_label(method)}",route="{escape_label(route)}"'
+        self.version = 0  # bumped by every finish(): the scrape reuses text of an unchanged one
+        self.rendered: list[tuple[int, str] | None] = [None] * 4
         self.bounds = bounds  # ends with +Inf
         self.counts = [0] * len(bounds)
         self.exemplars: list[tuple[str, float, float] | None] = [None] * len(bounds)
@@ -77,6 +100,7 @@ class _Series:
         index = bisect_left(self.bounds, seconds)  # first bucket with seconds <= le
         now = time()
         with self.lock:
+            self.version += 1
             self.in_progress -= 1
             self.counts[index] += 1
             self.sum += seconds
@@ -101,7 +125,9 @@ class HttpCollector(Collector):
         series = self._series.get((method, route))
         if series is None:
             with self._lock:
-                series = self._series.setdefault((method, route), _Series(self._bounds))
+                series = self._series.setdefault(
+                    (method, route), _Series(self._bounds, method, route)
+                )
         return series
 
     def describe(self) -> Iterable[Metric]:
@@ -118,37 +144,9 @@ class HttpCollector(Collector):
         ]
 
     def collect(self) -> Iterable[Metric]:
-        requests = CounterMetricFamily(
-            "http_requests", REQUESTS_HELP, labels=["method", "route", "status"]
-        )
-        duration = HistogramMetricFamily(
-            "http_request_duration_seconds", DURATION_HELP, labels=["method", "route"]
-        )
-        in_progress = GaugeMetricFamily(
-            "http_requests_in_progress", IN_PROGRESS_HELP, labels=["method", "route"]
-        )
         with self._lock:
-            items = list(self._series.items())
-        for (method, route), series in items:
-            with series.lock:
-                counts = list(series.counts)
-                exemplars = list(series.exemplars)
-                total, running = series.sum, series.in_progress
-                statuses = sorted(series.statuses.items())
-            buckets: list[Any] = []
-            cumulative = 0
-            for le, count, exemplar in zip(self._le, counts, exemplars, strict=True):
-                cumulative += count
-                if exemplar is None:
-                    buckets.append((le, cumulative))
-                else:
-                    trace_id, value, stamp = exemplar
-                    buckets.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, stamp)))
-            duration.add_metric([method, route], buckets, total)
-            in_progress.add_metric([method, route], running)
-            for status, count in statuses:
-                requests.add_metric([method, route, str(status)], count)
-        return [requests, duration, in_progress]
+            series = list(self._series.values())
+        return families(Snapshot([Row(one) for one in series], self._le, _HELPS))
 
 
 class _ClientSeries:
