@@ -98,7 +98,7 @@ def instrument(
     state = Instrumentation(settings, registry, metrics)
     _add_standard_collectors(registry, settings)
     scrape = (
-        multiprocess_registry(multiproc_dir, tuple(settings.disk_paths))
+        multiprocess_registry(multiproc_dir, registry)
         if multiproc_dir
         else registry
     )

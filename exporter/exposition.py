@@ -11,25 +11,43 @@ from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_text
-from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-
-from exporter.collectors.system import HostCollector
 
 # Below this size gzip costs more than it saves.
 _GZIP_MIN_BYTES = 1024
 
 
-def multiprocess_registry(directory: str, disk_paths: tuple[str, ...]) -> CollectorRegistry:
-    """A registry that adds up every worker's metric files, plus the host-wide collectors.
+# Per-process collectors: the answering worker's figures would pass for the whole service's.
+_PER_PROCESS = ("process_", "python_gc_")
+
+
+class MultiprocessView(Collector):
+    """Every worker's metric files added up, plus what this worker's registry holds beside
+    them: host, dependency and queue gauges (the same whichever worker answers).
 
     What multiprocess mode keeps and loses is documented in docs/multiprocess.md.
     """
+
+    def __init__(self, directory: str, local: CollectorRegistry) -> None:
+        self._files = MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
+        self._local = local
+
+    def collect(self) -> Iterable[Metric]:
+        shared = list(self._files.collect())  # type: ignore[no-untyped-call]
+        names = {family.name for family in shared}
+        yield from shared
+        for family in self._local.collect():
+            # A metric object's own values are this worker's share, already in the files.
+            if family.name not in names and not family.name.startswith(_PER_PROCESS):
+                yield family
+
+
+def multiprocess_registry(directory: str, local: CollectorRegistry) -> CollectorRegistry:
+    """The registry `/metrics` renders in multiprocess mode (see `MultiprocessView`)."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    HostCollector(disk_paths, registry=registry)
-    PlatformCollector(registry=registry)
+    registry.register(MultiprocessView(directory, local))
     return registry
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import run_sidecar
+from tests.conftest import require_tcp, run_sidecar
 
 REQUESTS = 400
 
@@ -23,7 +23,13 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale file from an earlier run")
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "EXPORTER_DEMO_RATE": "0"}
+    require_tcp("127.0.0.1", 6379, "Redis")
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "EXPORTER_DEMO_RATE": "0",
+        "EXPORTER_DEPENDENCIES": "cache=redis://127.0.0.1:6379/0",
+        "EXPORTER_PROBE_INTERVAL_SECONDS": "0.2",
+    }
     with run_sidecar(tmp_path, ["--demo", "--workers", "4"], env=env) as server:
         for _ in range(REQUESTS):
             # A new connection each time, so the kernel spreads requests over the workers.
@@ -44,5 +50,10 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
             == REQUESTS
         )
         assert "system_cpu_usage_ratio" in text
+        # The answering worker's own gauges are served beside the shared files, once...
+        assert text.count('dependency_up{kind="redis",name="cache"}') == 1
+        assert text.count("python_info{") == 1
+        # ...but not its per-process figures, which would pass for the whole service's.
+        assert "process_resident_memory_bytes" not in text
     assert "999999.db" not in pids_with_counts  # the stale file was cleared at start
     assert len(pids_with_counts) >= 2, "requests were not spread over several workers"
