@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from exporter.app import create_app, instrument
 from exporter.config import Settings, SettingsError, load_settings
+from exporter.errors.capture import capture_exception, enable_error_capture
 from exporter.middleware import PrometheusMiddleware
 from exporter.trace import current_span_id, current_trace, current_trace_id
 
@@ -14,10 +15,12 @@ __all__ = [
     "Settings",
     "SettingsError",
     "__version__",
+    "capture_exception",
     "create_app",
     "current_span_id",
     "current_trace",
     "current_trace_id",
+    "enable_error_capture",
     "instrument",
     "load_settings",
 ]

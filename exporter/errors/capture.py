@@ -1,0 +1,216 @@
+"""Capturing errors: unhandled request exceptions, logged exceptions and explicit calls."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from starlette.applications import Starlette
+
+from exporter.config import Settings
+from exporter.errors import sentry
+from exporter.errors.event import event_from_exception
+from exporter.errors.scrub import scrub_text
+from exporter.errors.store import ErrorStore
+from exporter.errors.writer import StoreWriter
+from exporter.middleware import CompletedRequest
+from exporter.trace import current_trace_id
+
+_log = logging.getLogger("exporter.errors")
+# Set on an exception once captured, so a re-raise or a later log of it is not counted twice.
+_CAPTURED = "__exporter_captured__"
+OTHER_TYPE = "other"
+
+_metrics_lock = threading.Lock()
+_metrics: weakref.WeakKeyDictionary[CollectorRegistry, ExceptionMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class ExceptionMetrics:
+    """`exceptions_total{exception_type}` with at most `max_types` values; the rest are `other`."""
+
+    def __init__(self, registry: CollectorRegistry, max_types: int = 50) -> None:
+        self.max_types = max_types
+        self.total = Counter(
+            "exceptions_total",
+            "Exceptions captured (unhandled, logged or reported), by exception type.",
+            ("exception_type",),
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "errors_store_dropped_total",
+            "Captured errors not written to the local error store because its queue was full.",
+            registry=registry,
+        )
+        self._children: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def inc(self, type_name: str) -> None:
+        """Count one exception of `type_name`."""
+        child = self._children.get(type_name)
+        if child is None:
+            with self._lock:
+                label = type_name if len(self._children) < self.max_types else OTHER_TYPE
+                child = self.total.labels(label)
+                if label != OTHER_TYPE:
+                    self._children[type_name] = child
+        child.inc()
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> ExceptionMetrics:
+        """The registry's exception metrics, created on first use."""
+        with _metrics_lock:
+            metrics = _metrics.get(registry)
+            if metrics is None:
+                metrics = _metrics[registry] = cls(registry)
+            return metrics
+
+
+class ErrorCapture:
+    """Turns exceptions into scrubbed events for the metric, the store and (explicit) Sentry."""
+
+    def __init__(
+        self, settings: Settings, store: ErrorStore | None, registry: CollectorRegistry
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.release = sentry.release_of(settings)
+        self.metrics = ExceptionMetrics.on(registry)
+        self.writer = (
+            StoreWriter(store, on_drop=self.metrics.dropped.inc) if store is not None else None
+        )
+        self.log_handler = ErrorLogHandler(self)
+
+    def capture(
+        self,
+        exc: BaseException,
+        *,
+        route: str | None = None,
+        method: str | None = None,
+        trace_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        to_sentry: bool = False,
+    ) -> str | None:
+        """Record `exc` once; returns its fingerprint, or None when it was already captured."""
+        try:
+            if getattr(exc, _CAPTURED, False):
+                return None
+            try:
+                setattr(exc, _CAPTURED, True)
+            except (AttributeError, TypeError):  # exceptions with __slots__
+                pass
+            event = event_from_exception(
+                exc, route=route, method=method, trace_id=trace_id or current_trace_id(),
+                release=self.release, environment=self.settings.environment, context=context,
+            )
+            self.metrics.inc(event.type)
+            if self.writer is not None:
+                self.writer.submit(event)
+            if to_sentry:
+                sentry.report(exc, context)
+            return event.fingerprint
+        except Exception:  # capturing must never break the caller
+            _log.warning("error capture failed", exc_info=False)
+            return None
+
+    def observe(self, done: CompletedRequest) -> None:
+        """Request observer: captures the exception that escaped the app, if any."""
+        if done.exception is not None:
+            self.capture(done.exception, route=done.route, method=done.method,
+                         trace_id=done.trace_id)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Detach the log handler and drain the store writer (idempotent)."""
+        logging.getLogger().removeHandler(self.log_handler)
+        if self.writer is not None:
+            self.writer.stop(timeout)
+        global _active
+        if _active is self:
+            _active = None
+
+
+class ErrorLogHandler(logging.Handler):
+    """Captures ERROR records that carry an exception (`logger.exception(...)`)."""
+
+    def __init__(self, capture: ErrorCapture) -> None:
+        super().__init__(logging.ERROR)
+        self._capture = capture
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        # Our own loggers are skipped: a failing store must not feed itself.
+        if exc is None or record.name == "exporter" or record.name.startswith("exporter."):
+            return
+        try:
+            message = scrub_text(record.getMessage())[:500]
+        except Exception:
+            message = str(record.msg)[:500]
+        self._capture.capture(exc, context={"logger": record.name, "log_message": message})
+
+
+_active: ErrorCapture | None = None
+
+
+def capture_exception(exc: BaseException, **context: Any) -> str | None:
+    """Report `exc` to the error store and Sentry, with `context` (scrubbed) on the sample.
+
+    Returns the group's fingerprint, or None when error capture is not enabled (Sentry, if
+    configured, still receives it) or `exc` was already captured.
+    """
+    capture = _active
+    if capture is None:
+        sentry.report(exc, context)
+        return None
+    return capture.capture(exc, context=context, to_sentry=True)
+
+
+def enable_error_capture(app: Starlette, settings: Settings | None = None) -> ErrorCapture:
+    """Capture `app`'s errors into the local store (and Sentry when a DSN is set).
+
+    Call after `instrument(app)` and before the app serves. The writer stops with the app's
+    lifespan and at exit. An unusable data directory leaves the metric and Sentry working.
+    """
+    global _active
+    from exporter.app import instrumentation
+
+    state = instrumentation(app)
+    if state is None:
+        raise RuntimeError("call instrument(app) before enable_error_capture(app)")
+    settings = settings or state.settings
+    try:
+        store: ErrorStore | None = ErrorStore.in_directory(
+            settings.data_dir,
+            max_groups=settings.errors_max_groups,
+            samples_per_group=settings.errors_samples_per_group,
+            retention_days=settings.errors_retention_days,
+        )
+    except Exception as exc:
+        _log.warning("error store unavailable in %s: %s", settings.data_dir, exc)
+        store = None
+    capture = ErrorCapture(settings, store, state.registry)
+    state.add_observer(capture.observe)
+    logging.getLogger().addHandler(capture.log_handler)
+    sentry.init_sentry(settings)
+    _stop_with_lifespan(app, capture)
+    _active = capture
+    return capture
+
+
+def _stop_with_lifespan(app: Starlette, capture: ErrorCapture) -> None:
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(inner: Any) -> AsyncIterator[Any]:
+        try:
+            async with original(inner) as state:
+                yield state
+        finally:
+            capture.stop()
+
+    app.router.lifespan_context = lifespan
