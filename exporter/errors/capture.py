@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings
 from exporter.errors import sentry
+from exporter.errors.asgi import ErrorCaptureMiddleware
 from exporter.errors.event import event_from_exception
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
@@ -194,6 +195,8 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
         _log.warning("error store unavailable in %s: %s", settings.data_dir, exc)
         store = None
     capture = ErrorCapture(settings, store, state.registry)
+    # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
+    app.add_middleware(ErrorCaptureMiddleware, capture=capture, routes_from=app)
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
     sentry.init_sentry(settings)
