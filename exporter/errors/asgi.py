@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from exporter.errors import sentry
 from exporter.middleware import STANDARD_METHODS
 from exporter.routes import RouteResolver
 from exporter.trace import current_trace_id
@@ -42,5 +43,7 @@ class ErrorCaptureMiddleware:
             original = {**scope, "path": path, "root_path": root_path}
             route = self._resolver.resolve(original, getattr(self._routes_from, "routes", None))
             method = scope["method"] if scope["method"] in STANDARD_METHODS else "OTHER"
-            self._capture.capture(exc, route=route, method=method, trace_id=current_trace_id())
+            trace_id = current_trace_id()
+            self._capture.capture(exc, route=route, method=method, trace_id=trace_id)
+            sentry.tag_request(trace_id, route)
             raise

@@ -87,6 +87,7 @@ class ErrorCapture:
             StoreWriter(store, on_drop=self.metrics.dropped.inc) if store is not None else None
         )
         self.log_handler = ErrorLogHandler(self)
+        self.sentry_started = False
 
     def capture(
         self,
@@ -131,6 +132,9 @@ class ErrorCapture:
         logging.getLogger().removeHandler(self.log_handler)
         if self.writer is not None:
             self.writer.stop(timeout)
+        if self.sentry_started:
+            self.sentry_started = False
+            sentry.shutdown_sentry(min(timeout, 2.0))
         global _active
         if _active is self:
             _active = None
@@ -199,7 +203,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     app.add_middleware(ErrorCaptureMiddleware, capture=capture, routes_from=app)
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
-    sentry.init_sentry(settings)
+    capture.sentry_started = sentry.init_sentry(settings)
     _stop_with_lifespan(app, capture)
     _active = capture
     return capture

@@ -10,11 +10,9 @@ from exporter.errors.event import event_from_exception
 from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text, scrub_value
 from exporter.trace import current_trace_id
 
-# Source code shown with a frame is not data; scrubbing it would garble the stack view.
-_SOURCE_KEYS = frozenset(
-    {"pre_context", "context_line", "post_context", "abs_path", "filename", "module",
-     "function", "package", "fingerprint"}
-)
+# Where a frame points is not data. (Its source lines are scrubbed: credentials do get
+# hard-coded.)
+_LOCATION_KEYS = frozenset({"abs_path", "filename", "module", "function", "package", "fingerprint"})
 # Added to sentry-sdk's own denylist (which it applies before `before_send`).
 EXTRA_DENYLIST = (
     "set-cookie", "x-api-key", "api-key", "access_token", "refresh_token", "id_token",
@@ -52,7 +50,8 @@ def init_sentry(settings: Settings) -> bool:
         release=release_of(settings),
         traces_sample_rate=settings.sentry_traces_sample_rate,
         profiles_sample_rate=settings.sentry_profiles_sample_rate,
-        send_default_pii=False,
+        # send_default_pii is left at its default, off: sentry-sdk >= 2.5x deprecates passing
+        # it, and its successor `data_collection` would switch the EventScrubber off.
         event_scrubber=EventScrubber(
             denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST], recursive=True
         ),
@@ -65,6 +64,17 @@ def init_sentry(settings: Settings) -> bool:
     )
     _enabled = True
     return True
+
+
+def shutdown_sentry(timeout: float = 2.0) -> None:
+    """Send what sentry-sdk still holds (within `timeout`) and turn it off (idempotent)."""
+    global _enabled
+    if not _enabled:
+        return
+    _enabled = False
+    import sentry_sdk
+
+    sentry_sdk.get_client().close(timeout=timeout)
 
 
 def sentry_enabled() -> bool:
@@ -84,6 +94,24 @@ def report(exc: BaseException, context: dict[str, Any] | None = None) -> None:
         sentry_sdk.capture_exception(exc)
 
 
+def tag_request(trace_id: str | None, route: str | None) -> None:
+    """Put the request's trace id and route on its Sentry scope.
+
+    sentry-sdk reports an unhandled exception from its ASGI wrapper, outside our middleware,
+    where the trace id's context variable is already reset; the request's isolation scope is
+    still the same object there.
+    """
+    if not _enabled:
+        return
+    import sentry_sdk
+
+    scope = sentry_sdk.get_isolation_scope()
+    if trace_id is not None:
+        scope.set_tag("trace_id", trace_id)
+    if route is not None:
+        scope.set_tag("route", route)
+
+
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     """Tag with trace id and route, set our fingerprint, and scrub what sentry-sdk left."""
     try:
@@ -95,7 +123,7 @@ def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] |
         if trace_id is not None:
             tags["trace_id"] = trace_id
         source = (event.get("transaction_info") or {}).get("source")
-        if event.get("transaction") and source in ("route", "url", "component"):
+        if "route" not in tags and event.get("transaction") and source in ("route", "url"):
             tags["route"] = event["transaction"]
         _scrub_in_place(event)
     except Exception:
@@ -109,7 +137,7 @@ def _scrub_in_place(node: Any, depth: int = 0) -> None:
         return
     if isinstance(node, dict):
         for key, value in list(node.items()):
-            if isinstance(key, str) and key in _SOURCE_KEYS:
+            if isinstance(key, str) and key in _LOCATION_KEYS:
                 continue
             if isinstance(key, str) and is_secret_key(key) and value is not None:
                 node[key] = FILTERED
