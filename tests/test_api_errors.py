@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from asgi_client import SyncClient, serve_in_process
+from conftest import run_sidecar
 from prometheus_client import CollectorRegistry
 
 from exporter import create_app, load_settings
@@ -127,3 +129,13 @@ def test_summary_and_top(sidecar: tuple[SyncClient, ErrorStore]) -> None:
     top = client.get(f"{BASE}/top", params={"window_hours": 1, "limit": 1}, headers=AUTH).json()
     assert [(group["type"], group["window_count"]) for group in top] == [("KeyError", 5)]
     assert client.get(f"{BASE}/top", params={"window_hours": 0}, headers=AUTH).status_code == 422
+
+
+def test_the_sidecar_serves_the_errors_api_from_its_data_dir(tmp_path: Path) -> None:
+    store = ErrorStore.in_directory(tmp_path / "data")
+    group_id = _record(store, KeyError, "/a", 4)  # as a worker of a previous run left it
+    store.close()
+    with run_sidecar(tmp_path, env={"EXPORTER_API_TOKEN": TOKEN}) as server:
+        assert httpx.get(f"{server.url}{BASE}/summary").status_code == 401
+        detail = httpx.get(f"{server.url}{BASE}/{group_id}", headers=AUTH).json()
+        assert detail["count"] == 4
