@@ -127,3 +127,31 @@ def test_the_strict_parser_rejects_a_malformed_envelope() -> None:
         parse_envelope(b'{"event_id":"' + b"a" * 32 + b'"}\n{"type":"event"}\n{}\n')
     with pytest.raises(ValueError, match="shorter"):
         parse_envelope(b'{"event_id":"' + b"a" * 32 + b'"}\n{"type":"event","length":9}\n{}')
+
+
+def test_with_tracing_the_asgi_integration_runs_and_errors_are_still_sent_once(
+    tmp_path: Path, registry: CollectorRegistry, receiver: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", receiver.dsn)
+    monkeypatch.setenv("EXPORTER_SENTRY_TRACES_SAMPLE_RATE", "1.0")
+    app, capture = build(tmp_path, registry)
+    try:
+        with serve_in_process(app) as client:
+            client.get("/divide/0", headers={"traceparent": TRACEPARENT})
+            client.get("/v1/pay/1")
+            sentry_sdk.flush(5)
+            capture.stop()
+            groups = _group_ids(capture)
+    finally:
+        capture.stop()
+        shutdown_sentry()
+    events = receiver.events()
+    transactions = [json.loads(payload) for envelope in receiver.envelopes
+                    for header, payload in envelope.items if header["type"] == "transaction"]
+    assert sorted(e["exception"]["values"][-1]["type"] for e in events) == [
+        "PaymentDeclined", "ZeroDivisionError"]
+    by_type = {e["exception"]["values"][-1]["type"]: e for e in events}
+    assert by_type["ZeroDivisionError"]["fingerprint"] == [groups["ZeroDivisionError"]]
+    assert by_type["ZeroDivisionError"]["tags"]["trace_id"] == TRACE_ID
+    assert {t["transaction"] for t in transactions} == {"/divide/{n}", "/v1/pay/{amount}"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from exporter.errors import sentry
+from exporter.errors.scrub import FILTERED, is_secret_key, scrub_text
 from exporter.middleware import STANDARD_METHODS
 from exporter.routes import RouteResolver
 from exporter.trace import current_trace_id
@@ -43,7 +43,22 @@ class ErrorCaptureMiddleware:
             original = {**scope, "path": path, "root_path": root_path}
             route = self._resolver.resolve(original, getattr(self._routes_from, "routes", None))
             method = scope["method"] if scope["method"] in STANDARD_METHODS else "OTHER"
-            trace_id = current_trace_id()
-            self._capture.capture(exc, route=route, method=method, trace_id=trace_id)
-            sentry.tag_request(trace_id, route)
+            request = _request_info(scope, path) if self._capture.sentry_started else None
+            self._capture.capture(exc, route=route, method=method, trace_id=current_trace_id(),
+                                  request=request)
             raise
+
+
+def _request_info(scope: Scope, path: str) -> dict[str, Any]:
+    """Sentry's request interface for a failed request: secret headers and values removed."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers") or ():
+        name = raw_name.decode("latin-1")
+        headers[name] = FILTERED if is_secret_key(name) else scrub_text(raw_value.decode("latin-1"))
+    host = headers.get("host", "localhost")
+    return {
+        "method": scope["method"],
+        "url": f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}",
+        "query_string": scrub_text(scope.get("query_string", b"").decode("latin-1")),
+        "headers": headers,
+    }

@@ -15,16 +15,14 @@ from starlette.applications import Starlette
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.asgi import ErrorCaptureMiddleware
-from exporter.errors.event import event_from_exception
+from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
-from exporter.errors.writer import StoreWriter
+from exporter.errors.worker import BackgroundWorker
 from exporter.middleware import CompletedRequest
 from exporter.trace import current_trace_id
 
 _log = logging.getLogger("exporter.errors")
-# Set on an exception once captured, so a re-raise or a later log of it is not counted twice.
-_CAPTURED = "__exporter_captured__"
 OTHER_TYPE = "other"
 
 _metrics_lock = threading.Lock()
@@ -47,6 +45,11 @@ class ExceptionMetrics:
         self.dropped = Counter(
             "errors_store_dropped_total",
             "Captured errors not written to the local error store because its queue was full.",
+            registry=registry,
+        )
+        self.sentry_dropped = Counter(
+            "errors_sentry_dropped_total",
+            "Captured errors not reported to Sentry because the report queue was full.",
             registry=registry,
         )
         self._children: dict[str, Any] = {}
@@ -84,7 +87,9 @@ class ErrorCapture:
         self.release = sentry.release_of(settings)
         self.metrics = ExceptionMetrics.on(registry)
         self.writer = (
-            StoreWriter(store, on_drop=self.metrics.dropped.inc) if store is not None else None
+            BackgroundWorker(store.record, name="exporter-error-store", periodic=store.prune,
+                             on_drop=self.metrics.dropped.inc)
+            if store is not None else None
         )
         self.log_handler = ErrorLogHandler(self)
         self.sentry_started = False
@@ -97,14 +102,14 @@ class ErrorCapture:
         method: str | None = None,
         trace_id: str | None = None,
         context: dict[str, Any] | None = None,
-        to_sentry: bool = False,
+        request: dict[str, Any] | None = None,
     ) -> str | None:
         """Record `exc` once; returns its fingerprint, or None when it was already captured."""
         try:
-            if getattr(exc, _CAPTURED, False):
+            if getattr(exc, CAPTURED_MARK, False):
                 return None
             try:
-                setattr(exc, _CAPTURED, True)
+                setattr(exc, CAPTURED_MARK, True)
             except (AttributeError, TypeError):  # exceptions with __slots__
                 pass
             event = event_from_exception(
@@ -114,8 +119,12 @@ class ErrorCapture:
             self.metrics.inc(event.type)
             if self.writer is not None:
                 self.writer.submit(event)
-            if to_sentry:
-                sentry.report(exc, context)
+            if self.sentry_started:
+                tags = {"route": route} if route is not None else {}
+                if event.trace_id is not None:
+                    tags["trace_id"] = event.trace_id
+                sentry.report(sentry.SentryReport(
+                    exc, event.fingerprint, tags, event.context or None, request))
             return event.fingerprint
         except Exception:  # capturing must never break the caller
             _log.warning("error capture failed", exc_info=False)
@@ -165,14 +174,13 @@ _active: ErrorCapture | None = None
 def capture_exception(exc: BaseException, **context: Any) -> str | None:
     """Report `exc` to the error store and Sentry, with `context` (scrubbed) on the sample.
 
-    Returns the group's fingerprint, or None when error capture is not enabled (Sentry, if
-    configured, still receives it) or `exc` was already captured.
+    Returns the group's fingerprint, or None when error capture is not enabled (see
+    `enable_error_capture`) or `exc` was already captured.
     """
     capture = _active
     if capture is None:
-        sentry.report(exc, context)
         return None
-    return capture.capture(exc, context=context, to_sentry=True)
+    return capture.capture(exc, context=context)
 
 
 def enable_error_capture(app: Starlette, settings: Settings | None = None) -> ErrorCapture:
@@ -203,7 +211,9 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     app.add_middleware(ErrorCaptureMiddleware, capture=capture, routes_from=app)
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
-    capture.sentry_started = sentry.init_sentry(settings)
+    capture.sentry_started = sentry.init_sentry(
+        settings, on_drop=capture.metrics.sentry_dropped.inc
+    )
     _stop_with_lifespan(app, capture)
     _active = capture
     return capture

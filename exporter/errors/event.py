@@ -15,6 +15,8 @@ from exporter.errors.fingerprint import (
 from exporter.errors.scrub import scrub_text, scrub_value
 
 _MAX_MESSAGE = 1000
+# Set on an exception once captured, so a re-raise or a later log of it is not counted twice.
+CAPTURED_MARK = "__exporter_captured__"
 
 
 @dataclass(frozen=True, slots=True)

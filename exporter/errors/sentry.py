@@ -1,13 +1,17 @@
-"""Sentry reporting: sentry-sdk set up from `Settings`, events scrubbed, tagged and fingerprinted
-exactly as the local store groups them."""
+"""Sentry reporting: sentry-sdk set up from `Settings`; events scrubbed, tagged with the trace id
+and route, and fingerprinted exactly as the local store groups them."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.config import Settings
-from exporter.errors.event import event_from_exception
-from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text, scrub_value
+from exporter.errors.event import CAPTURED_MARK, event_from_exception
+from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text
+from exporter.errors.worker import BackgroundWorker
 from exporter.trace import current_trace_id
 
 # Where a frame points is not data. (Its source lines are scrubbed: credentials do get
@@ -18,7 +22,22 @@ EXTRA_DENYLIST = (
     "set-cookie", "x-api-key", "api-key", "access_token", "refresh_token", "id_token",
     "client_secret", "dsn", "sentry_dsn", "database_url", "pwd", *SECRET_KEY_HINTS,
 )
-_enabled = False
+# Events waiting for preparation hold their exception (and its frames) alive: keep few.
+_MAX_QUEUED = 1000
+
+_reporter: BackgroundWorker | None = None
+_on_reporter_thread = threading.local()
+
+
+@dataclass(frozen=True, slots=True)
+class SentryReport:
+    """One exception to send, with what the request's context knew about it."""
+
+    exc: BaseException
+    fingerprint: str
+    tags: dict[str, str]
+    context: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
 
 
 def release_of(settings: Settings) -> str:
@@ -30,97 +49,122 @@ def release_of(settings: Settings) -> str:
     return __version__
 
 
-def init_sentry(settings: Settings) -> bool:
+def init_sentry(settings: Settings, on_drop: Callable[[], None] | None = None) -> bool:
     """Start sentry-sdk when `EXPORTER_SENTRY_DSN` is set; returns whether it is on.
 
-    Events are sent by sentry-sdk's background worker through a bounded queue, so an
-    unreachable or slow Sentry costs a request only the event's preparation, never the network.
+    Our middleware, log handler and `capture_exception` report errors; a background thread
+    prepares the events (about a millisecond each) and sentry-sdk's own worker sends them, so
+    an unreachable or slow Sentry never holds up a request. sentry-sdk's Starlette and FastAPI
+    integrations cost every request a few hundred microseconds (bench/sentry_overhead.py), so
+    they are enabled only when tracing is asked for (`EXPORTER_SENTRY_TRACES_SAMPLE_RATE` > 0).
     """
-    global _enabled
+    global _reporter
     if settings.sentry_dsn is None:
         return False
     import sentry_sdk
-    from sentry_sdk.integrations.fastapi import FastApiIntegration
-    from sentry_sdk.integrations.starlette import StarletteIntegration
+    from sentry_sdk.integrations import Integration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.modules import ModulesIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
+    tracing = settings.sentry_traces_sample_rate > 0
+    # Logged exceptions reach Sentry through our log handler (with our fingerprint); the
+    # logging integration keeps only its breadcrumbs.
+    integrations: list[Integration] = [LoggingIntegration(event_level=None)]
+    if tracing:
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        integrations += [StarletteIntegration(transaction_style="url"),
+                         FastApiIntegration(transaction_style="url")]
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.environment,
         release=release_of(settings),
-        traces_sample_rate=settings.sentry_traces_sample_rate,
-        profiles_sample_rate=settings.sentry_profiles_sample_rate,
+        traces_sample_rate=settings.sentry_traces_sample_rate if tracing else None,
+        profiles_sample_rate=settings.sentry_profiles_sample_rate if tracing else None,
         # send_default_pii is left at its default, off: sentry-sdk >= 2.5x deprecates passing
         # it, and its successor `data_collection` would switch the EventScrubber off.
         event_scrubber=EventScrubber(
             denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST], recursive=True
         ),
+        # Local variables hold secrets under any name; they are not sent.
+        include_local_variables=False,
         before_send=before_send,  # type: ignore[arg-type]
-        integrations=[
-            StarletteIntegration(transaction_style="url"),
-            FastApiIntegration(transaction_style="url"),
-        ],
+        integrations=integrations,
+        auto_enabling_integrations=False,
+        disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
         shutdown_timeout=2,
     )
-    _enabled = True
+    _reporter = BackgroundWorker(
+        _send, name="exporter-sentry", max_queued=_MAX_QUEUED, on_drop=on_drop
+    )
     return True
 
 
+def sentry_enabled() -> bool:
+    """True while `init_sentry` has sentry-sdk on in this process."""
+    return _reporter is not None
+
+
+def report(report: SentryReport) -> bool:
+    """Queue `report` for Sentry; False when Sentry is off or the queue is full."""
+    reporter = _reporter
+    return reporter.submit(report) if reporter is not None else False
+
+
 def shutdown_sentry(timeout: float = 2.0) -> None:
-    """Send what sentry-sdk still holds (within `timeout`) and turn it off (idempotent)."""
-    global _enabled
-    if not _enabled:
+    """Prepare and send what is queued (within `timeout`), then turn Sentry off. Idempotent."""
+    global _reporter
+    reporter, _reporter = _reporter, None
+    if reporter is None:
         return
-    _enabled = False
     import sentry_sdk
 
+    reporter.stop(timeout)
     sentry_sdk.get_client().close(timeout=timeout)
 
 
-def sentry_enabled() -> bool:
-    """True once `init_sentry` has started sentry-sdk in this process."""
-    return _enabled
-
-
-def report(exc: BaseException, context: dict[str, Any] | None = None) -> None:
-    """Send `exc` to Sentry (with scrubbed extra context); a no-op when Sentry is off."""
-    if not _enabled:
-        return
+def _send(batch: list[SentryReport]) -> None:
     import sentry_sdk
 
-    with sentry_sdk.new_scope() as scope:
-        if context:
-            scope.set_context("exporter", scrub_value(context))
-        sentry_sdk.capture_exception(exc)
+    _on_reporter_thread.active = True
+    try:
+        for item in batch:
+            with sentry_sdk.new_scope() as scope:
+                scope.fingerprint = [item.fingerprint]
+                for key, value in item.tags.items():
+                    scope.set_tag(key, value)
+                if item.context:
+                    scope.set_context("exporter", item.context)
+                if item.request:
+                    scope.add_event_processor(_add_request(item.request))
+                sentry_sdk.capture_exception(item.exc)
+    finally:
+        _on_reporter_thread.active = False
 
 
-def tag_request(trace_id: str | None, route: str | None) -> None:
-    """Put the request's trace id and route on its Sentry scope.
+def _add_request(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    def processor(event: Any, hint: Any) -> Any:
+        event.setdefault("request", {}).update(request)
+        return event
 
-    sentry-sdk reports an unhandled exception from its ASGI wrapper, outside our middleware,
-    where the trace id's context variable is already reset; the request's isolation scope is
-    still the same object there.
-    """
-    if not _enabled:
-        return
-    import sentry_sdk
-
-    scope = sentry_sdk.get_isolation_scope()
-    if trace_id is not None:
-        scope.set_tag("trace_id", trace_id)
-    if route is not None:
-        scope.set_tag("route", route)
+    return processor
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    """Tag with trace id and route, set our fingerprint, and scrub what sentry-sdk left."""
+    """Fingerprint, tag and scrub every event; drop the duplicates of our own reports."""
     try:
         exc_info = hint.get("exc_info")
-        if exc_info and exc_info[1] is not None:
-            event["fingerprint"] = [event_from_exception(exc_info[1]).fingerprint]
+        exc = exc_info[1] if exc_info else None
+        ours = getattr(_on_reporter_thread, "active", False)
+        if not ours and exc is not None and getattr(exc, CAPTURED_MARK, False):
+            return None  # sentry-sdk's integration saw an exception our reporter sends
+        if exc is not None and not event.get("fingerprint"):
+            event["fingerprint"] = [event_from_exception(exc).fingerprint]
         tags = event.setdefault("tags", {})
         trace_id = current_trace_id()
-        if trace_id is not None:
+        if trace_id is not None and "trace_id" not in tags:
             tags["trace_id"] = trace_id
         source = (event.get("transaction_info") or {}).get("source")
         if "route" not in tags and event.get("transaction") and source in ("route", "url"):

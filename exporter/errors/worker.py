@@ -1,7 +1,8 @@
-"""`StoreWriter`: moves captured events to the `ErrorStore` in a background thread.
+"""`BackgroundWorker`: hands captured errors to slow consumers on a background thread.
 
-A SQLite write takes a lock and may wait for another process, so it never runs in the
-request's thread (or the event loop): `submit()` only appends to a bounded queue.
+A SQLite write takes a lock and may wait for another process, and a Sentry event takes about
+a millisecond to prepare: neither runs in the request's thread (or the event loop). `submit()`
+only appends to a bounded queue.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-
-from exporter.errors.event import ErrorEvent
-from exporter.errors.store import ErrorStore
+from typing import Any
 
 _log = logging.getLogger("exporter.errors")
 _BATCH = 200
-_PRUNE_EVERY = 600.0
 
 
 class _Flush:
@@ -32,17 +30,24 @@ class _Flush:
 _STOP = object()
 
 
-class StoreWriter:
-    """Bounded queue + one writer thread; counted drops; `stop()` drains within a deadline."""
+class BackgroundWorker:
+    """Bounded queue + one thread calling `handle(batch)`; counted drops; `stop()` drains
+    within a deadline; `periodic` runs every `period` seconds on the same thread."""
 
     def __init__(
         self,
-        store: ErrorStore,
+        handle: Callable[[list[Any]], None],
         *,
+        name: str,
         max_queued: int = 10_000,
         on_drop: Callable[[], None] | None = None,
+        periodic: Callable[[], object] | None = None,
+        period: float = 600.0,
     ) -> None:
-        self.store = store
+        self._handle = handle
+        self._name = name
+        self._periodic = periodic
+        self._period = period
         self.dropped = 0
         self.failed = 0
         self._queue: queue.Queue[object] = queue.Queue(max_queued)
@@ -60,19 +65,19 @@ class StoreWriter:
             if self._thread is None or self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
-                    target=self._run, name="exporter-error-store", daemon=True
+                    target=self._run, name=self._name, daemon=True
                 )
                 self._thread.start()
                 atexit.register(self.stop)
 
-    def submit(self, event: ErrorEvent) -> bool:
-        """Queue `event` for the store; False (and counted as dropped) when full or stopped."""
+    def submit(self, item: object) -> bool:
+        """Queue `item`; False (and counted as dropped) when the queue is full or stopped."""
         if self._stopped:
             self._drop()
             return False
         self._ensure_thread()
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
         except queue.Full:
             self._drop()
             return False
@@ -109,9 +114,9 @@ class StoreWriter:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
-        last_prune = time.monotonic()
+        last_periodic = time.monotonic()
         while True:
-            batch: list[ErrorEvent] = []
+            batch: list[Any] = []
             markers: list[_Flush] = []
             item = self._queue.get()
             stop = False
@@ -120,7 +125,7 @@ class StoreWriter:
                     stop = True
                 elif isinstance(item, _Flush):
                     markers.append(item)
-                elif isinstance(item, ErrorEvent):
+                else:
                     batch.append(item)
                 if stop or len(batch) >= _BATCH:
                     break
@@ -133,20 +138,19 @@ class StoreWriter:
                 marker.done.set()
             if stop:
                 return
-            if time.monotonic() - last_prune > _PRUNE_EVERY:
-                last_prune = time.monotonic()
-                self._guarded(self.store.prune)
+            if self._periodic is not None and time.monotonic() - last_periodic > self._period:
+                last_periodic = time.monotonic()
+                self._guarded(self._periodic)
 
-    def _write(self, batch: list[ErrorEvent]) -> None:
-        if batch and not self._guarded(lambda: self.store.record(batch)):
+    def _write(self, batch: list[Any]) -> None:
+        if batch and not self._guarded(lambda: self._handle(batch)):
             self.failed += len(batch)
 
-    @staticmethod
-    def _guarded(action: Callable[[], object]) -> bool:
-        # The writer must outlive a locked or broken database; the failure is logged once each.
+    def _guarded(self, action: Callable[[], object]) -> bool:
+        # The thread must outlive a locked database or a broken consumer; each failure is logged.
         try:
             action()
         except Exception as exc:
-            _log.warning("error store write failed: %s", exc)
+            _log.warning("%s failed: %s", self._name, exc)
             return False
         return True

@@ -10,7 +10,7 @@ from exporter import load_settings
 from exporter.config import SettingsError
 from exporter.errors.event import ErrorEvent, event_from_exception
 from exporter.errors.store import ErrorStore
-from exporter.errors.writer import StoreWriter
+from exporter.errors.worker import BackgroundWorker
 
 
 def _event() -> ErrorEvent:
@@ -23,7 +23,8 @@ def _event() -> ErrorEvent:
 def test_a_full_queue_drops_and_counts_and_stop_writes_the_rest(tmp_path: Path) -> None:
     store = ErrorStore(tmp_path / "errors.sqlite3")
     drops: list[int] = []
-    writer = StoreWriter(store, max_queued=5, on_drop=lambda: drops.append(1))
+    writer = BackgroundWorker(store.record, name="test-store", max_queued=5,
+                              on_drop=lambda: drops.append(1))
     event = _event()
     with store._lock:  # the store is busy (as when another process holds the write lock)
         assert writer.submit(event)  # the writer thread takes it and waits for the store
@@ -39,7 +40,7 @@ def test_a_full_queue_drops_and_counts_and_stop_writes_the_rest(tmp_path: Path) 
 
 def test_flush_waits_for_everything_submitted(tmp_path: Path) -> None:
     store = ErrorStore(tmp_path / "errors.sqlite3")
-    writer = StoreWriter(store)
+    writer = BackgroundWorker(store.record, name="test-store")
     for _ in range(500):
         writer.submit(_event())
     assert writer.flush(timeout=10)
