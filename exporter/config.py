@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     )
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry tracing")
     sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry profiling")
+    sentry_events_per_second: float = Field(
+        10.0, gt=0.0, le=10_000.0, description="error events sent to Sentry, per second, at most"
+    )
     release: str | None = Field(
         None, pattern=r"^[^\s/]{1,200}$", description="release name; default: package version"
     )

@@ -155,3 +155,27 @@ def test_with_tracing_the_asgi_integration_runs_and_errors_are_still_sent_once(
     assert by_type["ZeroDivisionError"]["fingerprint"] == [groups["ZeroDivisionError"]]
     assert by_type["ZeroDivisionError"]["tags"]["trace_id"] == TRACE_ID
     assert {t["transaction"] for t in transactions} == {"/divide/{n}", "/v1/pay/{amount}"}
+
+
+def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
+    tmp_path: Path, registry: CollectorRegistry, receiver: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", receiver.dsn)
+    monkeypatch.setenv("EXPORTER_SENTRY_EVENTS_PER_SECOND", "1")  # bursts of 5
+    app, capture = build(tmp_path, registry)
+    try:
+        with serve_in_process(app) as client:
+            for _ in range(20):
+                client.get("/divide/0")
+            capture.stop()
+            groups = _group_ids(capture)
+    finally:
+        capture.stop()
+        shutdown_sentry()
+    sent = len(receiver.events())
+    assert 5 <= sent <= 7
+    assert capture.store is not None
+    assert capture.store.group(groups["ZeroDivisionError"])["count"] == 20  # type: ignore[index]
+    assert registry.get_sample_value(
+        "errors_sentry_dropped_total", {"reason": "rate_limited"}) == 20 - sent

@@ -49,7 +49,9 @@ class ExceptionMetrics:
         )
         self.sentry_dropped = Counter(
             "errors_sentry_dropped_total",
-            "Captured errors not reported to Sentry because the report queue was full.",
+            "Captured errors not reported to Sentry: over EXPORTER_SENTRY_EVENTS_PER_SECOND "
+            "(rate_limited) or with the report queue full (queue_full).",
+            ("reason",),
             registry=registry,
         )
         self._children: dict[str, Any] = {}
@@ -212,7 +214,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
-        settings, on_drop=capture.metrics.sentry_dropped.inc
+        settings, on_drop=lambda reason: capture.metrics.sentry_dropped.labels(reason).inc()
     )
     _stop_with_lifespan(app, capture)
     _active = capture

@@ -4,6 +4,7 @@ and route, and fingerprinted exactly as the local store groups them."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ EXTRA_DENYLIST = (
 _MAX_QUEUED = 1000
 
 _reporter: BackgroundWorker | None = None
+_budget: _EventBudget | None = None
+_on_drop: Callable[[str], None] | None = None
 _on_reporter_thread = threading.local()
 
 
@@ -40,6 +43,30 @@ class SentryReport:
     request: dict[str, Any] | None = None
 
 
+class _EventBudget:
+    """A token bucket: at most `rate` events per second on average, bursts of `burst`.
+
+    Preparing an event costs about a millisecond of CPU in this process; with a burst of
+    failures (or a Sentry that never answers, whose own queue then drops what we prepared)
+    that would tax every request. Sentry receives a sample; the local store counts them all.
+    """
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._stamp = burst, time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
 def release_of(settings: Settings) -> str:
     """The release name events carry: `EXPORTER_RELEASE`, else the package version."""
     if settings.release:
@@ -49,7 +76,7 @@ def release_of(settings: Settings) -> str:
     return __version__
 
 
-def init_sentry(settings: Settings, on_drop: Callable[[], None] | None = None) -> bool:
+def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None) -> bool:
     """Start sentry-sdk when `EXPORTER_SENTRY_DSN` is set; returns whether it is on.
 
     Our middleware, log handler and `capture_exception` report errors; a background thread
@@ -58,7 +85,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[], None] | None = None) -
     integrations cost every request a few hundred microseconds (bench/sentry_overhead.py), so
     they are enabled only when tracing is asked for (`EXPORTER_SENTRY_TRACES_SAMPLE_RATE` > 0).
     """
-    global _reporter
+    global _reporter, _budget, _on_drop
     if settings.sentry_dsn is None:
         return False
     import sentry_sdk
@@ -96,10 +123,19 @@ def init_sentry(settings: Settings, on_drop: Callable[[], None] | None = None) -
         disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
         shutdown_timeout=2,
     )
+    _on_drop = on_drop
+    _budget = _EventBudget(settings.sentry_events_per_second,
+                           max(1.0, settings.sentry_events_per_second * 5))
     _reporter = BackgroundWorker(
-        _send, name="exporter-sentry", max_queued=_MAX_QUEUED, on_drop=on_drop
+        _send, name="exporter-sentry", max_queued=_MAX_QUEUED,
+        on_drop=lambda: _dropped("queue_full"),
     )
     return True
+
+
+def _dropped(reason: str) -> None:
+    if _on_drop is not None:
+        _on_drop(reason)
 
 
 def sentry_enabled() -> bool:
@@ -108,9 +144,14 @@ def sentry_enabled() -> bool:
 
 
 def report(report: SentryReport) -> bool:
-    """Queue `report` for Sentry; False when Sentry is off or the queue is full."""
-    reporter = _reporter
-    return reporter.submit(report) if reporter is not None else False
+    """Queue `report` for Sentry; False when Sentry is off, over its budget or the queue is full."""
+    reporter, budget = _reporter, _budget
+    if reporter is None:
+        return False
+    if budget is not None and not budget.take():
+        _dropped("rate_limited")
+        return False
+    return reporter.submit(report)
 
 
 def shutdown_sentry(timeout: float = 2.0) -> None:
