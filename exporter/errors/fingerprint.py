@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -53,8 +54,12 @@ class Frame:
                 "lineno": self.lineno, "in_app": self.in_app}
 
 
+@functools.lru_cache(maxsize=4096)
 def is_in_app(module: str, filename: str) -> bool:
-    """True for the application's own code: not the standard library, not installed packages."""
+    """True for the application's own code: not the standard library, not installed packages.
+
+    Cached: `realpath` costs a few system calls, and the same frames recur in every capture.
+    """
     if module.startswith(_OWN_MODULES) or filename.startswith("<"):
         return False
     if "site-packages" in filename or "dist-packages" in filename:
