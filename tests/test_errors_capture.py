@@ -215,6 +215,13 @@ def test_exception_type_labels_are_bounded(tmp_path: Path, registry: CollectorRe
         capture.stop()
 
 
+def test_enabling_twice_returns_the_same_capture(
+    app_and_capture: tuple[FastAPI, ErrorCapture],
+) -> None:
+    app, capture = app_and_capture
+    assert enable_error_capture(app) is capture
+
+
 def test_enable_needs_instrument_first(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="instrument"):
         enable_error_capture(FastAPI(), load_settings(data_dir=tmp_path))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from exporter.errors.scrub import FILTERED, is_secret_key, scrub_text
 from exporter.middleware import STANDARD_METHODS
 from exporter.routes import RouteResolver
 from exporter.trace import current_trace_id
@@ -50,15 +49,12 @@ class ErrorCaptureMiddleware:
 
 
 def _request_info(scope: Scope, path: str) -> dict[str, Any]:
-    """Sentry's request interface for a failed request: secret headers and values removed."""
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers") or ():
-        name = raw_name.decode("latin-1")
-        headers[name] = FILTERED if is_secret_key(name) else scrub_text(raw_value.decode("latin-1"))
-    host = headers.get("host", "localhost")
+    """What Sentry's request interface needs, raw: scrubbed later, off the request path."""
     return {
         "method": scope["method"],
-        "url": f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}",
-        "query_string": scrub_text(scope.get("query_string", b"").decode("latin-1")),
-        "headers": headers,
+        "scheme": scope.get("scheme", "http"),
+        "root_path": scope.get("root_path", ""),
+        "path": path,
+        "query_string": scope.get("query_string", b""),
+        "headers": list(scope.get("headers") or ()),
     }

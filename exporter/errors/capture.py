@@ -171,6 +171,7 @@ class ErrorLogHandler(logging.Handler):
 
 
 _active: ErrorCapture | None = None
+_enabled_on: weakref.WeakKeyDictionary[Starlette, ErrorCapture] = weakref.WeakKeyDictionary()
 
 
 def capture_exception(exc: BaseException, **context: Any) -> str | None:
@@ -194,6 +195,8 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     global _active
     from exporter.app import instrumentation
 
+    if app in _enabled_on:
+        return _enabled_on[app]
     state = instrumentation(app)
     if state is None:
         raise RuntimeError("call instrument(app) before enable_error_capture(app)")
@@ -218,6 +221,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     )
     _stop_with_lifespan(app, capture)
     _active = capture
+    _enabled_on[app] = capture
     return capture
 
 

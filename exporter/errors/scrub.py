@@ -36,9 +36,15 @@ def scrub_text(text: str) -> str:
     """`text` with URL credentials, `key=value` secrets and bearer tokens replaced."""
     if not text:
         return text
-    text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + FILTERED + "@", text)
-    text = _KEY_VALUE.sub(lambda m: m.group("key") + m.group("sep") + FILTERED, text)
-    return _BEARER.sub(lambda m: m.group(1) + " " + FILTERED, text)
+    # Cheap substring tests first: most strings hold none of this, and the regexes are slower.
+    if "@" in text and "://" in text:
+        text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + FILTERED + "@", text)
+    lowered = text.lower()
+    if any(hint in lowered for hint in SECRET_KEY_HINTS):
+        text = _KEY_VALUE.sub(lambda m: m.group("key") + m.group("sep") + FILTERED, text)
+    if "bearer" in lowered or "basic" in lowered or "token" in lowered:
+        text = _BEARER.sub(lambda m: m.group(1) + " " + FILTERED, text)
+    return text
 
 
 def scrub_value(value: Any, depth: int = 0) -> Any:
