@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from asgi_client import serve_in_process
+from conftest import require_binary
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
@@ -225,3 +227,18 @@ def test_enabling_twice_returns_the_same_capture(
 def test_enable_needs_instrument_first(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="instrument"):
         enable_error_capture(FastAPI(), load_settings(data_dir=tmp_path))
+
+
+def test_the_error_metrics_pass_promtool(
+    app_and_capture: tuple[FastAPI, ErrorCapture], registry: CollectorRegistry
+) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    app, _ = app_and_capture
+    with serve_in_process(app) as client:
+        client.get("/divide/0")
+        scrape = client.get("/metrics").text
+    assert 'exceptions_total{exception_type="ZeroDivisionError"} 1.0' in scrape
+    assert "errors_store_dropped_total 0.0" in scrape
+    checked = subprocess.run([promtool, "check", "metrics"], input=scrape, text=True,
+                             capture_output=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -11,65 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporter.errors.event import ErrorEvent
+from exporter.errors.schema import SCHEMA, SCHEMA_VERSION, UPSERT_GROUP
 
 Status = Literal["unresolved", "resolved", "ignored"]
 STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
 FILE_NAME = "errors.sqlite3"
 _HOUR = 3600
-_SCHEMA_VERSION = 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS error_groups (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    message TEXT NOT NULL,
-    culprit TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'unresolved',
-    regression INTEGER NOT NULL DEFAULT 0,
-    count INTEGER NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    status_changed REAL
-);
-CREATE INDEX IF NOT EXISTS error_groups_last_seen ON error_groups(last_seen);
-CREATE TABLE IF NOT EXISTS error_samples (
-    id INTEGER PRIMARY KEY,
-    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
-    seen REAL NOT NULL,
-    message TEXT NOT NULL,
-    route TEXT, method TEXT, trace_id TEXT, release TEXT, environment TEXT,
-    stack TEXT NOT NULL,
-    context TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS error_samples_group ON error_samples(group_id, id);
-CREATE TABLE IF NOT EXISTS error_hourly (
-    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
-    hour INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (group_id, hour)
-);
-CREATE INDEX IF NOT EXISTS error_hourly_hour ON error_hourly(hour);
-CREATE TABLE IF NOT EXISTS error_routes (
-    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
-    route TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (group_id, route)
-);
-"""
-
-# The regression flag and the status are computed from the row's old values (SQL semantics).
-_UPSERT_GROUP = """
-INSERT INTO error_groups (fingerprint, type, message, culprit, count, first_seen, last_seen)
-VALUES (?, ?, ?, ?, 1, ?, ?)
-ON CONFLICT(fingerprint) DO UPDATE SET
-    count = count + 1,
-    last_seen = max(last_seen, excluded.last_seen),
-    message = excluded.message,
-    regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,
-    status_changed = CASE WHEN status = 'resolved' THEN excluded.last_seen ELSE status_changed END,
-    status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END
-"""
 _GROUP_COLUMNS = (
     "fingerprint, type, message, culprit, status, regression, count, first_seen, last_seen"
 )
@@ -116,11 +64,11 @@ class ErrorStore:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         with self._transaction():
-            if self._db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.prune()
 
     @classmethod
@@ -148,7 +96,7 @@ class ErrorStore:
 
     def _record_one(self, event: ErrorEvent) -> None:
         db = self._db
-        db.execute(_UPSERT_GROUP, (event.fingerprint, event.type, event.message, event.culprit,
+        db.execute(UPSERT_GROUP, (event.fingerprint, event.type, event.message, event.culprit,
                                    event.timestamp, event.timestamp))
         group_id, count = db.execute(
             "SELECT id, count FROM error_groups WHERE fingerprint = ?", (event.fingerprint,)
