@@ -166,16 +166,24 @@ def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
     app, capture = build(tmp_path, registry)
     try:
         with serve_in_process(app) as client:
-            for _ in range(20):
+            for _ in range(20):  # one group: one event per second at most
                 client.get("/divide/0")
+            for index in range(20):  # twenty groups: the global budget
+                try:
+                    raise type(f"Kind{index}", (Exception,), {})("x")
+                except Exception as exc:
+                    capture.capture(exc)
             capture.stop()
             groups = _group_ids(capture)
     finally:
         capture.stop()
         shutdown_sentry()
-    sent = len(receiver.events())
-    assert 5 <= sent <= 7
+    types = [event["exception"]["values"][-1]["type"] for event in receiver.events()]
+    assert types.count("ZeroDivisionError") == 1
+    assert 4 <= len(types) - 1 <= 6  # the burst of 5 less the one above, maybe one refilled
     assert capture.store is not None
     assert capture.store.group(groups["ZeroDivisionError"])["count"] == 20  # type: ignore[index]
     assert registry.get_sample_value(
-        "errors_sentry_dropped_total", {"reason": "rate_limited"}) == 20 - sent
+        "errors_sentry_dropped_total", {"reason": "group_interval"}) == 19
+    assert registry.get_sample_value(
+        "errors_sentry_dropped_total", {"reason": "rate_limited"}) == 40 - len(types) - 19

@@ -50,7 +50,8 @@ class ExceptionMetrics:
         self.sentry_dropped = Counter(
             "errors_sentry_dropped_total",
             "Captured errors not reported to Sentry: over EXPORTER_SENTRY_EVENTS_PER_SECOND "
-            "(rate_limited) or with the report queue full (queue_full).",
+            "(rate_limited), within a second of the group's last event (group_interval), or "
+            "with the report queue full (queue_full).",
             ("reason",),
             registry=registry,
         )

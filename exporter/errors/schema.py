@@ -47,9 +47,10 @@ CREATE TABLE IF NOT EXISTS error_routes (
 # The regression flag and the status are computed from the row's old values (SQL semantics).
 UPSERT_GROUP = """
 INSERT INTO error_groups (fingerprint, type, message, culprit, count, first_seen, last_seen)
-VALUES (?, ?, ?, ?, 1, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(fingerprint) DO UPDATE SET
-    count = count + 1,
+    count = count + excluded.count,
+    first_seen = min(first_seen, excluded.first_seen),
     last_seen = max(last_seen, excluded.last_seen),
     message = excluded.message,
     regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,

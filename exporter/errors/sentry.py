@@ -25,6 +25,10 @@ EXTRA_DENYLIST = (
 )
 # Events waiting for preparation hold their exception (and its frames) alive: keep few.
 _MAX_QUEUED = 1000
+# One group sends at most one event per interval: in a storm of one error Sentry gets samples
+# (the local store and `exceptions_total` keep the exact counts).
+GROUP_INTERVAL = 1.0
+_MAX_GROUPS_TRACKED = 10_000
 
 _reporter: BackgroundWorker | None = None
 _budget: _EventBudget | None = None
@@ -44,7 +48,8 @@ class SentryReport:
 
 
 class _EventBudget:
-    """A token bucket: at most `rate` events per second on average, bursts of `burst`.
+    """A token bucket: at most `rate` events per second on average, bursts of `burst`; and
+    at most one event per group per `GROUP_INTERVAL` seconds.
 
     Preparing an event costs about a millisecond of CPU in this process; with a burst of
     failures (or a Sentry that never answers, whose own queue then drops what we prepared)
@@ -55,16 +60,24 @@ class _EventBudget:
         self.rate, self.burst = rate, burst
         self._tokens, self._stamp = burst, time.monotonic()
         self._lock = threading.Lock()
+        self._group_sent: dict[str, float] = {}
 
-    def take(self) -> bool:
+    def take(self, group: str) -> str | None:
+        """None when an event of `group` may be sent now, else the reason it may not."""
         with self._lock:
             now = time.monotonic()
+            last = self._group_sent.get(group)
+            if last is not None and now - last < GROUP_INTERVAL:
+                return "group_interval"
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens < 1.0:
-                return False
+                return "rate_limited"
             self._tokens -= 1.0
-            return True
+            if len(self._group_sent) >= _MAX_GROUPS_TRACKED:
+                self._group_sent.clear()
+            self._group_sent[group] = now
+            return None
 
 
 def release_of(settings: Settings) -> str:
@@ -151,8 +164,9 @@ def report(report: SentryReport) -> bool:
     reporter, budget = _reporter, _budget
     if reporter is None:
         return False
-    if budget is not None and not budget.take():
-        _dropped("rate_limited")
+    refused = budget.take(report.fingerprint) if budget is not None else None
+    if refused is not None:
+        _dropped(refused)
         return False
     return reporter.submit(report)
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -87,38 +88,50 @@ class ErrorStore:
     # --- writes ---
 
     def record(self, events: Sequence[ErrorEvent]) -> None:
-        """Add `events` in one transaction."""
+        """Add `events` in one transaction.
+
+        Occurrences of one group in a batch are added up first (one upsert per group, hour and
+        route; only the newest samples are inserted), so a storm of one error costs a few
+        statements per batch rather than several per occurrence.
+        """
         if not events:
             return
+        by_group: dict[str, list[ErrorEvent]] = {}
+        for event in events:
+            by_group.setdefault(event.fingerprint, []).append(event)
         with self._lock, self._transaction():
-            for event in events:
-                self._record_one(event)
+            for group_events in by_group.values():
+                self._record_group(group_events)
 
-    def _record_one(self, event: ErrorEvent) -> None:
+    def _record_group(self, events: list[ErrorEvent]) -> None:
         db = self._db
-        db.execute(UPSERT_GROUP, (event.fingerprint, event.type, event.message, event.culprit,
-                                   event.timestamp, event.timestamp))
+        latest = max(events, key=lambda event: event.timestamp)
+        first = min(event.timestamp for event in events)
+        db.execute(UPSERT_GROUP, (latest.fingerprint, latest.type, latest.message, latest.culprit,
+                                  len(events), first, latest.timestamp))
         group_id, count = db.execute(
-            "SELECT id, count FROM error_groups WHERE fingerprint = ?", (event.fingerprint,)
+            "SELECT id, count FROM error_groups WHERE fingerprint = ?", (latest.fingerprint,)
         ).fetchone()
-        db.execute(
-            "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, 1) "
-            "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + 1",
-            (group_id, int(event.timestamp // _HOUR) * _HOUR),
+        hours = Counter(int(event.timestamp // _HOUR) * _HOUR for event in events)
+        db.executemany(
+            "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
+            "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
+            [(group_id, hour, n) for hour, n in hours.items()],
         )
-        if event.route is not None:
-            db.execute(
-                "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, 1) "
-                "ON CONFLICT(group_id, route) DO UPDATE SET count = count + 1",
-                (group_id, event.route),
-            )
-        db.execute(
+        routes = Counter(event.route for event in events if event.route is not None)
+        db.executemany(
+            "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
+            "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
+            [(group_id, route, n) for route, n in routes.items()],
+        )
+        db.executemany(
             "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
             "release, environment, stack, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (group_id, event.timestamp, event.message, event.route, event.method, event.trace_id,
-             event.release, event.environment,
-             json.dumps([frame.as_dict() for frame in event.stack]),
-             json.dumps(event.context, default=str)),
+            [(group_id, event.timestamp, event.message, event.route, event.method,
+              event.trace_id, event.release, event.environment,
+              json.dumps([frame.as_dict() for frame in event.stack]),
+              json.dumps(event.context, default=str))
+             for event in events[-self.samples_per_group:]],
         )
         # Keep the newest samples only.
         db.execute(
@@ -126,7 +139,7 @@ class ErrorStore:
             "(SELECT id FROM error_samples WHERE group_id = ? ORDER BY id DESC LIMIT ?)",
             (group_id, group_id, self.samples_per_group),
         )
-        if count == 1:
+        if count == len(events):  # the group is new
             self._evict_beyond_max(keep=group_id)
 
     def _evict_beyond_max(self, keep: int) -> None:
