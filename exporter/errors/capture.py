@@ -91,7 +91,7 @@ class ErrorCapture:
         self.metrics = ExceptionMetrics.on(registry)
         self.writer = (
             BackgroundWorker(store.record, name="exporter-error-store", periodic=store.prune,
-                             on_drop=self.metrics.dropped.inc)
+                             on_drop=self.metrics.dropped.inc, linger=0.1)
             if store is not None else None
         )
         self.log_handler = ErrorLogHandler(self)

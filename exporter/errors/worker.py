@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 _log = logging.getLogger("exporter.errors")
-_BATCH = 200
+_BATCH = 1000
 
 
 class _Flush:
@@ -43,11 +43,15 @@ class BackgroundWorker:
         on_drop: Callable[[], None] | None = None,
         periodic: Callable[[], object] | None = None,
         period: float = 600.0,
+        linger: float = 0.0,
     ) -> None:
         self._handle = handle
         self._name = name
         self._periodic = periodic
         self._period = period
+        # Waiting a little after the first item gathers a burst into one batch: one SQLite
+        # transaction for a hundred errors instead of a hundred transactions.
+        self._linger = linger
         self.dropped = 0
         self.failed = 0
         self._queue: queue.Queue[object] = queue.Queue(max_queued)
@@ -119,6 +123,8 @@ class BackgroundWorker:
             batch: list[Any] = []
             markers: list[_Flush] = []
             item = self._queue.get()
+            if self._linger > 0 and not isinstance(item, _Flush) and item is not _STOP:
+                time.sleep(self._linger)
             stop = False
             while True:
                 if item is _STOP:
