@@ -56,7 +56,15 @@ class ExceptionMetrics:
             registry=registry,
         )
         self._children: dict[str, Any] = {}
+        self._drop_children: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def sentry_drop(self, reason: str) -> None:
+        """Count one event not reported to Sentry, by `reason`."""
+        child = self._drop_children.get(reason)
+        if child is None:
+            child = self._drop_children[reason] = self.sentry_dropped.labels(reason)
+        child.inc()
 
     def inc(self, type_name: str) -> None:
         """Count one exception of `type_name`."""
@@ -218,7 +226,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
-        settings, on_drop=lambda reason: capture.metrics.sentry_dropped.labels(reason).inc()
+        settings, on_drop=capture.metrics.sentry_drop
     )
     _stop_with_lifespan(app, capture)
     _active = capture

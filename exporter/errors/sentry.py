@@ -108,9 +108,10 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     tracing = settings.sentry_traces_sample_rate > 0
-    # Logged exceptions reach Sentry through our log handler (with our fingerprint); the
-    # logging integration keeps only its breadcrumbs.
-    integrations: list[Integration] = [LoggingIntegration(event_level=None)]
+    # Logged exceptions reach Sentry through our log handler (with our fingerprint). Log
+    # breadcrumbs are off too: without a scope per request they would mix requests, and the
+    # trace id leads to the request's own log lines instead.
+    integrations: list[Integration] = [LoggingIntegration(level=None, event_level=None)]
     if tracing:
         from sentry_sdk.integrations.fastapi import FastApiIntegration
         from sentry_sdk.integrations.starlette import StarletteIntegration
