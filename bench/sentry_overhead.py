@@ -7,6 +7,7 @@ CPU 1) measures them in alternation, round after round, on two routes:
 Variants:
   capture-off  instrument(app) only: no error capture, no Sentry
   sentry-off   instrument(app) + enable_error_capture(app): store and metric, no DSN
+  sentry-off-2 the same again, a second server: the A/A control that shows the noise floor
   sentry-hang  the same, with EXPORTER_SENTRY_DSN at a local TCP server that accepts and never
                answers
 The goal: sentry-hang within 5 % of sentry-off. Run: .venv/bin/python bench/sentry_overhead.py
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 ERROR_SHARE = 0.2
-VARIANTS = ("capture-off", "sentry-off", "sentry-hang")
+VARIANTS = ("capture-off", "sentry-off", "sentry-off-2", "sentry-hang")
 ROUTES = ("/ok", "/flaky")
 
 
@@ -135,7 +136,7 @@ def _stored_events(data_dir: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=2, help="length of one wrk run")
-    parser.add_argument("--rounds", type=int, default=10, help="alternations per route")
+    parser.add_argument("--rounds", type=int, default=8, help="alternations per route")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--serve", nargs=4, metavar=("PORT", "VARIANT", "DATA_DIR", "DSN"),
                         help=argparse.SUPPRESS)
