@@ -61,7 +61,7 @@ class ErrorStore:
             str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(busy_timeout)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         with self._transaction():
@@ -71,6 +71,19 @@ class ErrorStore:
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.prune()
+
+    def _enable_wal(self, timeout: float) -> None:
+        # Switching a new file to WAL needs an exclusive lock and SQLite answers "locked"
+        # without waiting when another process is opening it too: retry up to the timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @classmethod
     def in_directory(cls, data_dir: Path, **limits: Any) -> ErrorStore:
