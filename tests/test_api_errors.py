@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_client import SyncClient, serve_in_process
 from conftest import run_sidecar
+from errors_asgi_client import SyncClient, serve_in_process
 from prometheus_client import CollectorRegistry
 
 from exporter import create_app, load_settings

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from asgi_client import serve_in_process
 from conftest import require_binary
+from errors_asgi_client import serve_in_process
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 

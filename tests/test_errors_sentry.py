@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sentry_sdk
-from asgi_client import serve_in_process
+from errors_asgi_client import serve_in_process
 from prometheus_client import CollectorRegistry
 from sentry_receiver import SentryReceiver, parse_envelope, sentry_receiver
 from test_errors_capture import SECRETS, build

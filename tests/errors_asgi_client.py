@@ -1,4 +1,5 @@
-"""A synchronous client for an ASGI app served in-process, lifespan included.
+"""A synchronous client for an ASGI app served in-process, lifespan included; an exception that
+escapes the app yields the 500 the client would see (`raise_app_exceptions=False`).
 
 Starlette's TestClient now warns about httpx (and the suite treats warnings as errors), so the
 tests drive apps through httpx's ASGITransport on an event loop in a thread.
