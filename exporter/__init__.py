@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from exporter.app import create_app, instrument
 from exporter.config import Settings, SettingsError, load_settings
+from exporter.errors.capture import capture_exception, enable_error_capture
 from exporter.logs.loki import LokiShipper
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.middleware import PrometheusMiddleware
@@ -17,11 +18,13 @@ __all__ = [
     "Settings",
     "SettingsError",
     "__version__",
+    "capture_exception",
     "create_app",
     "current_span_id",
     "current_trace",
     "current_trace_id",
     "enable_access_log",
+    "enable_error_capture",
     "instrument",
     "load_settings",
     "setup_logging",

@@ -180,7 +180,14 @@ def create_app(
 
     app.include_router(observability_router(settings, monitor))
     app.state.health_monitor = monitor
-    return instrument(app, settings, registry)  # type: ignore[return-value]
+    instrument(app, settings, registry)
+    from exporter.api.errors import errors_router
+    from exporter.errors.capture import enable_error_capture
+
+    errors = enable_error_capture(app, settings)
+    if errors.store is not None:
+        app.include_router(errors_router(errors.store, settings))
+    return app
 
 
 def create_app_from_env() -> FastAPI:

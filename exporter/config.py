@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -191,6 +192,29 @@ class Settings(BaseSettings):
             parse_queue(str(url))
         return urls
 
+    # --- errors ---
+    sentry_dsn: SecretStr | None = Field(
+        None, description="Sentry DSN; when set, errors are also reported to Sentry (never logged)"
+    )
+    sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry tracing")
+    sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry profiling")
+    sentry_events_per_second: float = Field(
+        10.0, gt=0.0, le=10_000.0, description="error events sent to Sentry, per second, at most"
+    )
+    release: str | None = Field(
+        None, pattern=r"^[^\s/]{1,200}$", description="release name; default: package version"
+    )
+    errors_max_groups: int = Field(1000, ge=1, le=1_000_000, description="error groups kept")
+    errors_samples_per_group: int = Field(10, ge=1, le=1000, description="samples kept per group")
+    errors_retention_days: int = Field(30, ge=1, le=3650, description="days an error group is kept")
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _looks_like_dsn(value.get_secret_value()):
+            raise ValueError("not a Sentry DSN (expected http(s)://<key>@<host>/<project id>)")
+        return value
+
     @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
@@ -212,6 +236,16 @@ class Settings(BaseSettings):
         if any(b <= 0 for b in value) or any(a >= b for a, b in itertools.pairwise(value)):
             raise ValueError("buckets must be positive and strictly increasing")
         return value
+
+
+def _looks_like_dsn(value: str) -> bool:
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.username)
+        and bool(parts.hostname)
+        and parts.path.rstrip("/").rsplit("/", 1)[-1] != ""
+    )
 
 
 def env_name(field: str) -> str:

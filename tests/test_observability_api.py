@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -166,20 +167,22 @@ def test_token_guards_every_route(sidecar: Any) -> None:
     client = sidecar(api_token="t0ken-" + uuid.uuid4().hex)
     token = monitor(client).settings.api_token.get_secret_value()
     paths = [p for p in client.app.openapi()["paths"] if p.startswith(API)]
-    assert len(paths) == 10
-    for path in paths:
+    assert len(paths) >= 10
+    for template in paths:
+        path = re.sub(r"\{\w+\}", "0" * 32, template)  # an id nobody has: 404 past the guard
         assert client.get(path).status_code == 401, path
         assert client.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = client.get(path, headers={"Authorization": f"Bearer {token}"})
-        assert ok.status_code in (200, 503), path
+        assert ok.status_code in ((404,) if "{" in template else (200, 503)), path
 
 
 def test_openapi_documents_each_route_with_its_model(sidecar: Any) -> None:
     schema = sidecar().get("/openapi.json").json()
     routes = {p: ops for p, ops in schema["paths"].items() if p.startswith(API)}
-    assert len(routes) == 10
+    assert len(routes) >= 10
     for path, ops in routes.items():
-        ref = ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        schema_200 = ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        ref = schema_200.get("$ref") or schema_200["items"]["$ref"]  # a model, or a list of one
         assert ref.startswith("#/components/schemas/"), path
     assert "503" in routes[f"{API}/health/full"]["get"]["responses"]
     assert "ready messages only" in str(schema["components"]["schemas"]["CurrentMetrics"])

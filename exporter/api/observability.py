@@ -22,14 +22,13 @@ from exporter.api.observability_models import (
     MetricsReport,
     log_record,
 )
-from exporter.api.validation import invalid
+from exporter.api.validation import Since, since_time
 from exporter.config import Settings
 from exporter.health import database_checks, full_checks, redis_checks, system_check
 from exporter.logquery import (
     MAX_LIMIT,
     LogQuery,
     LogSourceError,
-    parse_since,
     search_files,
     search_loki,
 )
@@ -39,9 +38,6 @@ from exporter.thresholds import Signal, parse_duration
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
 _WINDOW = r"^(\d{1,6}h(\d{1,6}m)?(\d{1,6}s)?|\d{1,6}m(\d{1,6}s)?|\d{1,6}s)$"
-_SINCE = (
-    r"^(\d{1,9}[smhd]|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))$"
-)
 _CURRENT_WINDOW = 60.0
 
 
@@ -53,10 +49,7 @@ def log_filters(
     contains: Annotated[
         str | None, Query(min_length=1, max_length=200, description="text in the message")
     ] = None,
-    since: Annotated[
-        str | None,
-        Query(pattern=_SINCE, description="RFC 3339 time, or a look-back: 15m, 2h, 1d"),
-    ] = None,
+    since: Since = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """The query parameters shared by the three logs routes."""
@@ -139,13 +132,9 @@ def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRoute
 
     async def search(stream: str, filters: dict[str, Any], min_ms: float | None) -> LogsReport:
         now = datetime.now(timezone.utc)
-        try:
-            since = (
-                parse_since(filters["since"], now) if filters["since"]
-                else now - timedelta(hours=24)
-            )
-        except ValueError as exc:
-            raise invalid("query", "since", str(exc), filters["since"]) from None
+        since = (
+            since_time(filters["since"], now) if filters["since"] else now - timedelta(hours=24)
+        )
         query = LogQuery(
             since=since, until=now, level=filters["level"], trace_id=filters["trace_id"],
             contains=filters["contains"], limit=filters["limit"], min_duration_ms=min_ms,

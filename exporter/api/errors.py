@@ -1,0 +1,168 @@
+"""`/api/v1/observability/errors`: error groups from the local store, and their status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from exporter.api.auth import bearer_token_guard
+from exporter.api.validation import Since, since_time
+from exporter.config import Settings
+from exporter.errors.store import ErrorStore
+
+StatusName = Literal["unresolved", "resolved", "ignored"]
+
+
+class ErrorGroup(BaseModel):
+    """One group of occurrences that share a fingerprint."""
+
+    id: str = Field(description="the fingerprint; also the Sentry fingerprint")
+    type: str
+    message: str = Field(description="the latest occurrence's message, scrubbed")
+    culprit: str = Field(description="module:function of the innermost in-app frame")
+    status: StatusName
+    regression: bool = Field(description="seen again after it was resolved")
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class ErrorPage(BaseModel):
+    """One page of groups, most recently seen first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[ErrorGroup]
+
+
+class TrendPoint(BaseModel):
+    """Occurrences in the hour starting at `hour`."""
+
+    hour: datetime
+    count: int
+
+
+class StackFrame(BaseModel):
+    """One frame, outermost first."""
+
+    module: str
+    function: str
+    filename: str
+    lineno: int
+    in_app: bool
+
+
+class ErrorSample(BaseModel):
+    """One recent occurrence."""
+
+    seen: datetime
+    message: str
+    route: str | None
+    method: str | None
+    trace_id: str | None
+    release: str | None
+    environment: str | None
+    stack: list[StackFrame]
+    context: dict[str, Any]
+
+
+class ErrorGroupDetail(ErrorGroup):
+    """A group with its routes, last-24-hour trend and recent samples."""
+
+    routes: dict[str, int]
+    trend: list[TrendPoint]
+    samples: list[ErrorSample]
+
+
+class TopErrorGroup(ErrorGroup):
+    """A group and its occurrences inside the window."""
+
+    window_count: int
+
+
+class ErrorSummary(BaseModel):
+    """Totals, novelty and a 24-hour trend."""
+
+    groups: int
+    events: int
+    by_status: dict[StatusName, int]
+    new_last_hour: int
+    new_last_day: int
+    regressions: int
+    events_last_hour: int
+    events_last_day: int
+    trend: list[TrendPoint]
+
+
+class StatusChange(BaseModel):
+    """The body of `PATCH /errors/{id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: StatusName
+
+
+_UNKNOWN: dict[str, Any] = {"description": "no error group with that id"}
+_BAD_BODY: dict[str, Any] = {"description": "the body is not JSON"}
+
+
+def _not_found(group_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no error group with id {group_id!r}")
+
+
+def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
+    """The errors API over `store`, behind the API token."""
+    router = APIRouter(
+        prefix="/api/v1/observability/errors",
+        tags=["errors"],
+        dependencies=[Depends(bearer_token_guard(settings))],
+    )
+
+    # Plain `def` handlers: FastAPI runs them in its thread pool, off the event loop.
+    @router.get("", response_model=ErrorPage)
+    def list_errors(
+        status: StatusName | None = None,
+        type: Annotated[str | None, Query(max_length=300)] = None,
+        route: Annotated[str | None, Query(max_length=300)] = None,
+        since: Since = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        total, items = store.groups(
+            status=status, type=type, route=route,
+            since=since_time(since, datetime.now(timezone.utc)).timestamp() if since else None,
+            limit=limit, offset=offset,
+        )
+        return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+    @router.get("/summary", response_model=ErrorSummary)
+    def summary() -> dict[str, Any]:
+        return store.summary()
+
+    @router.get("/top", response_model=list[TopErrorGroup])
+    def top(
+        window_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> list[dict[str, Any]]:
+        return store.top(window_hours=window_hours, limit=limit)
+
+    @router.get("/{group_id}", response_model=ErrorGroupDetail, responses={404: _UNKNOWN})
+    def get_error(group_id: str) -> dict[str, Any]:
+        group = store.group(group_id)
+        if group is None:
+            raise _not_found(group_id)
+        return group
+
+    @router.patch(
+        "/{group_id}", response_model=ErrorGroup, responses={400: _BAD_BODY, 404: _UNKNOWN}
+    )
+    def set_status(group_id: str, change: StatusChange) -> dict[str, Any]:
+        group = store.set_status(group_id, change.status)
+        if group is None:
+            raise _not_found(group_id)
+        return group
+
+    return router

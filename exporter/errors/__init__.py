@@ -1,0 +1,1 @@
+"""Errors: capture, grouping by fingerprint, the local SQLite store, and Sentry reporting."""

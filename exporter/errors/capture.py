@@ -1,0 +1,248 @@
+"""Capturing errors: unhandled request exceptions, logged exceptions and explicit calls."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from starlette.applications import Starlette
+
+from exporter.config import Settings
+from exporter.errors import sentry
+from exporter.errors.asgi import ErrorCaptureMiddleware
+from exporter.errors.event import CAPTURED_MARK, event_from_exception
+from exporter.errors.scrub import scrub_text
+from exporter.errors.store import ErrorStore
+from exporter.errors.worker import BackgroundWorker
+from exporter.middleware import CompletedRequest
+from exporter.trace import current_trace_id
+
+_log = logging.getLogger("exporter.errors")
+OTHER_TYPE = "other"
+
+_metrics_lock = threading.Lock()
+_metrics: weakref.WeakKeyDictionary[CollectorRegistry, ExceptionMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class ExceptionMetrics:
+    """`exceptions_total{exception_type}` with at most `max_types` values; the rest are `other`."""
+
+    def __init__(self, registry: CollectorRegistry, max_types: int = 50) -> None:
+        self.max_types = max_types
+        self.total = Counter(
+            "exceptions_total",
+            "Exceptions captured (unhandled, logged or reported), by exception type.",
+            ("exception_type",),
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "errors_store_dropped_total",
+            "Captured errors not written to the local error store because its queue was full.",
+            registry=registry,
+        )
+        self.sentry_dropped = Counter(
+            "errors_sentry_dropped_total",
+            "Captured errors not reported to Sentry: over EXPORTER_SENTRY_EVENTS_PER_SECOND "
+            "(rate_limited), within a second of the group's last event (group_interval), or "
+            "with the report queue full (queue_full).",
+            ("reason",),
+            registry=registry,
+        )
+        self._children: dict[str, Any] = {}
+        self._drop_children: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def sentry_drop(self, reason: str) -> None:
+        """Count one event not reported to Sentry, by `reason`."""
+        child = self._drop_children.get(reason)
+        if child is None:
+            child = self._drop_children[reason] = self.sentry_dropped.labels(reason)
+        child.inc()
+
+    def inc(self, type_name: str) -> None:
+        """Count one exception of `type_name`."""
+        child = self._children.get(type_name)
+        if child is None:
+            with self._lock:
+                label = type_name if len(self._children) < self.max_types else OTHER_TYPE
+                child = self.total.labels(label)
+                if label != OTHER_TYPE:
+                    self._children[type_name] = child
+        child.inc()
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> ExceptionMetrics:
+        """The registry's exception metrics, created on first use."""
+        with _metrics_lock:
+            metrics = _metrics.get(registry)
+            if metrics is None:
+                metrics = _metrics[registry] = cls(registry)
+            return metrics
+
+
+class ErrorCapture:
+    """Turns exceptions into scrubbed events for the metric, the store and (explicit) Sentry."""
+
+    def __init__(
+        self, settings: Settings, store: ErrorStore | None, registry: CollectorRegistry
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.release = sentry.release_of(settings)
+        self.metrics = ExceptionMetrics.on(registry)
+        self.writer = (
+            BackgroundWorker(store.record, name="exporter-error-store", periodic=store.prune,
+                             on_drop=self.metrics.dropped.inc, linger=0.1)
+            if store is not None else None
+        )
+        self.log_handler = ErrorLogHandler(self)
+        self.sentry_started = False
+
+    def capture(
+        self,
+        exc: BaseException,
+        *,
+        route: str | None = None,
+        method: str | None = None,
+        trace_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Record `exc` once; returns its fingerprint, or None when it was already captured."""
+        try:
+            if getattr(exc, CAPTURED_MARK, False):
+                return None
+            try:
+                setattr(exc, CAPTURED_MARK, True)
+            except (AttributeError, TypeError):  # exceptions with __slots__
+                pass
+            event = event_from_exception(
+                exc, route=route, method=method, trace_id=trace_id or current_trace_id(),
+                release=self.release, environment=self.settings.environment, context=context,
+            )
+            self.metrics.inc(event.type)
+            if self.writer is not None:
+                self.writer.submit(event)
+            if self.sentry_started:
+                tags = {"route": route} if route is not None else {}
+                if event.trace_id is not None:
+                    tags["trace_id"] = event.trace_id
+                sentry.report(sentry.SentryReport(
+                    exc, event.fingerprint, tags, event.context or None, request))
+            return event.fingerprint
+        except Exception:  # capturing must never break the caller
+            _log.warning("error capture failed", exc_info=False)
+            return None
+
+    def observe(self, done: CompletedRequest) -> None:
+        """Request observer: captures the exception that escaped the app, if any."""
+        if done.exception is not None:
+            self.capture(done.exception, route=done.route, method=done.method,
+                         trace_id=done.trace_id)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Detach the log handler and drain the store writer (idempotent)."""
+        logging.getLogger().removeHandler(self.log_handler)
+        if self.writer is not None:
+            self.writer.stop(timeout)
+        if self.sentry_started:
+            self.sentry_started = False
+            sentry.shutdown_sentry(min(timeout, 2.0))
+        global _active
+        if _active is self:
+            _active = None
+
+
+class ErrorLogHandler(logging.Handler):
+    """Captures ERROR records that carry an exception (`logger.exception(...)`)."""
+
+    def __init__(self, capture: ErrorCapture) -> None:
+        super().__init__(logging.ERROR)
+        self._capture = capture
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        # Our own loggers are skipped: a failing store must not feed itself.
+        if exc is None or record.name == "exporter" or record.name.startswith("exporter."):
+            return
+        try:
+            message = scrub_text(record.getMessage())[:500]
+        except Exception:
+            message = str(record.msg)[:500]
+        self._capture.capture(exc, context={"logger": record.name, "log_message": message})
+
+
+_active: ErrorCapture | None = None
+_enabled_on: weakref.WeakKeyDictionary[Starlette, ErrorCapture] = weakref.WeakKeyDictionary()
+
+
+def capture_exception(exc: BaseException, **context: Any) -> str | None:
+    """Report `exc` to the error store and Sentry, with `context` (scrubbed) on the sample.
+
+    Returns the group's fingerprint, or None when error capture is not enabled (see
+    `enable_error_capture`) or `exc` was already captured.
+    """
+    capture = _active
+    if capture is None:
+        return None
+    return capture.capture(exc, context=context)
+
+
+def enable_error_capture(app: Starlette, settings: Settings | None = None) -> ErrorCapture:
+    """Capture `app`'s errors into the local store (and Sentry when a DSN is set).
+
+    Call after `instrument(app)` and before the app serves. The writer stops with the app's
+    lifespan and at exit. An unusable data directory leaves the metric and Sentry working.
+    """
+    global _active
+    from exporter.app import instrumentation
+
+    if app in _enabled_on:
+        return _enabled_on[app]
+    state = instrumentation(app)
+    if state is None:
+        raise RuntimeError("call instrument(app) before enable_error_capture(app)")
+    settings = settings or state.settings
+    try:
+        store: ErrorStore | None = ErrorStore.in_directory(
+            settings.data_dir,
+            max_groups=settings.errors_max_groups,
+            samples_per_group=settings.errors_samples_per_group,
+            retention_days=settings.errors_retention_days,
+        )
+    except Exception as exc:
+        _log.warning("error store unavailable in %s: %s", settings.data_dir, exc)
+        store = None
+    capture = ErrorCapture(settings, store, state.registry)
+    # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
+    app.add_middleware(ErrorCaptureMiddleware, capture=capture, routes_from=app)
+    state.add_observer(capture.observe)
+    logging.getLogger().addHandler(capture.log_handler)
+    capture.sentry_started = sentry.init_sentry(
+        settings, on_drop=capture.metrics.sentry_drop
+    )
+    _stop_with_lifespan(app, capture)
+    _active = capture
+    _enabled_on[app] = capture
+    return capture
+
+
+def _stop_with_lifespan(app: Starlette, capture: ErrorCapture) -> None:
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(inner: Any) -> AsyncIterator[Any]:
+        try:
+            async with original(inner) as state:
+                yield state
+        finally:
+            capture.stop()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,113 @@
+"""The fingerprint of an exception: what makes two occurrences "the same bug"."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import site
+import sysconfig
+from dataclasses import dataclass
+from types import TracebackType
+
+# Frames of our own instrumentation sit in every captured stack; they say nothing about the bug.
+_OWN_MODULES = ("exporter.middleware", "exporter.errors")
+_MAX_FRAMES = 50
+_MAX_FINGERPRINT_FRAMES = 30
+
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_HEX_ADDRESS = re.compile(r"\b0x[0-9a-f]+\b", re.I)
+# Long hex runs (hashes, trace ids, object ids) that contain at least one digit.
+_HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    roots = {paths[name] for name in names if name in paths}
+    try:
+        roots.update(site.getsitepackages())
+    except AttributeError:  # virtualenv's old site module
+        pass
+    roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else "")
+    return tuple(os.path.realpath(root) + os.sep for root in roots if root)
+
+
+_LIBRARY_ROOTS = _library_roots()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One stack frame of a captured exception (innermost last in a stack)."""
+
+    module: str
+    function: str
+    filename: str
+    lineno: int
+    in_app: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """The frame as JSON-ready fields."""
+        return {"module": self.module, "function": self.function, "filename": self.filename,
+                "lineno": self.lineno, "in_app": self.in_app}
+
+
+@functools.lru_cache(maxsize=4096)
+def is_in_app(module: str, filename: str) -> bool:
+    """True for the application's own code: not the standard library, not installed packages.
+
+    Cached: `realpath` costs a few system calls, and the same frames recur in every capture.
+    """
+    if module.startswith(_OWN_MODULES) or filename.startswith("<"):
+        return False
+    if "site-packages" in filename or "dist-packages" in filename:
+        return False
+    return not os.path.realpath(filename).startswith(_LIBRARY_ROOTS)
+
+
+def stack_of(tb: TracebackType | None) -> list[Frame]:
+    """The frames of a traceback, outermost first, at most the innermost 50."""
+    frames: list[Frame] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        module = str(tb.tb_frame.f_globals.get("__name__", "?"))
+        function = getattr(code, "co_qualname", code.co_name)
+        frames.append(Frame(module, function, code.co_filename, tb.tb_lineno,
+                            is_in_app(module, code.co_filename)))
+        tb = tb.tb_next
+    return frames[-_MAX_FRAMES:]
+
+
+def normalise_message(message: str) -> str:
+    """The message with uuids, addresses, ids and numbers replaced, so instances compare equal."""
+    message = _UUID.sub("<uuid>", message)
+    message = _HEX_ADDRESS.sub("<addr>", message)
+    message = _HEX_ID.sub("<id>", message)
+    return _NUMBER.sub("<n>", message)[:300]
+
+
+def exception_type_name(exc: BaseException) -> str:
+    """`module.QualName` of the exception's class, short for builtins (`ValueError`)."""
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def fingerprint(type_name: str, message: str, frames: list[Frame]) -> str:
+    """32 hex digits naming the group: the type, the in-app frames and the normalised message.
+
+    Frames count by module and function only, so edits that move lines, and deploys, keep the
+    group. Repeated frames (recursion) count once, so depth does not split a group. With no
+    in-app frame at all (a failure inside a library), the library frames are used instead.
+    """
+    chosen = [frame for frame in frames if frame.in_app] or frames
+    parts: list[str] = []
+    for frame in chosen[-_MAX_FINGERPRINT_FRAMES:]:
+        part = f"{frame.module}:{frame.function}"
+        if not parts or parts[-1] != part:
+            parts.append(part)
+    text = "\n".join([type_name, normalise_message(message), *parts])
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]

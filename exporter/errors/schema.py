@@ -1,0 +1,59 @@
+"""The error store's tables, and the one statement that counts an occurrence."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS error_groups (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    message TEXT NOT NULL,
+    culprit TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'unresolved',
+    regression INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    status_changed REAL
+);
+CREATE INDEX IF NOT EXISTS error_groups_last_seen ON error_groups(last_seen);
+CREATE TABLE IF NOT EXISTS error_samples (
+    id INTEGER PRIMARY KEY,
+    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
+    seen REAL NOT NULL,
+    message TEXT NOT NULL,
+    route TEXT, method TEXT, trace_id TEXT, release TEXT, environment TEXT,
+    stack TEXT NOT NULL,
+    context TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS error_samples_group ON error_samples(group_id, id);
+CREATE TABLE IF NOT EXISTS error_hourly (
+    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
+    hour INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (group_id, hour)
+);
+CREATE INDEX IF NOT EXISTS error_hourly_hour ON error_hourly(hour);
+CREATE TABLE IF NOT EXISTS error_routes (
+    group_id INTEGER NOT NULL REFERENCES error_groups(id) ON DELETE CASCADE,
+    route TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (group_id, route)
+);
+"""
+
+# The regression flag and the status are computed from the row's old values (SQL semantics).
+UPSERT_GROUP = """
+INSERT INTO error_groups (fingerprint, type, message, culprit, count, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(fingerprint) DO UPDATE SET
+    count = count + excluded.count,
+    first_seen = min(first_seen, excluded.first_seen),
+    last_seen = max(last_seen, excluded.last_seen),
+    message = excluded.message,
+    regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,
+    status_changed = CASE WHEN status = 'resolved' THEN excluded.last_seen ELSE status_changed END,
+    status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END
+"""

@@ -1,0 +1,271 @@
+"""Sentry reporting: sentry-sdk set up from `Settings`; events scrubbed, tagged with the trace id
+and route, and fingerprinted exactly as the local store groups them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.config import Settings
+from exporter.errors.event import CAPTURED_MARK, event_from_exception
+from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text
+from exporter.errors.worker import BackgroundWorker
+from exporter.trace import current_trace_id
+
+# Where a frame points is not data. (Its source lines are scrubbed: credentials do get
+# hard-coded.)
+_LOCATION_KEYS = frozenset({"abs_path", "filename", "module", "function", "package", "fingerprint"})
+# Added to sentry-sdk's own denylist (which it applies before `before_send`).
+EXTRA_DENYLIST = (
+    "set-cookie", "x-api-key", "api-key", "access_token", "refresh_token", "id_token",
+    "client_secret", "dsn", "sentry_dsn", "database_url", "pwd", *SECRET_KEY_HINTS,
+)
+# Events waiting for preparation hold their exception (and its frames) alive: keep few.
+_MAX_QUEUED = 1000
+# One group sends at most one event per interval: in a storm of one error Sentry gets samples
+# (the local store and `exceptions_total` keep the exact counts).
+GROUP_INTERVAL = 1.0
+_MAX_GROUPS_TRACKED = 10_000
+
+_reporter: BackgroundWorker | None = None
+_budget: _EventBudget | None = None
+_on_drop: Callable[[str], None] | None = None
+_on_reporter_thread = threading.local()
+
+
+@dataclass(frozen=True, slots=True)
+class SentryReport:
+    """One exception to send, with what the request's context knew about it."""
+
+    exc: BaseException
+    fingerprint: str
+    tags: dict[str, str]
+    context: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+
+
+class _EventBudget:
+    """A token bucket: at most `rate` events per second on average, bursts of `burst`; and
+    at most one event per group per `GROUP_INTERVAL` seconds.
+
+    Preparing an event costs about a millisecond of CPU in this process; with a burst of
+    failures (or a Sentry that never answers, whose own queue then drops what we prepared)
+    that would tax every request. Sentry receives a sample; the local store counts them all.
+    """
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._stamp = burst, time.monotonic()
+        self._lock = threading.Lock()
+        self._group_sent: dict[str, float] = {}
+
+    def take(self, group: str) -> str | None:
+        """None when an event of `group` may be sent now, else the reason it may not."""
+        with self._lock:
+            now = time.monotonic()
+            last = self._group_sent.get(group)
+            if last is not None and now - last < GROUP_INTERVAL:
+                return "group_interval"
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens < 1.0:
+                return "rate_limited"
+            self._tokens -= 1.0
+            if len(self._group_sent) >= _MAX_GROUPS_TRACKED:
+                self._group_sent.clear()
+            self._group_sent[group] = now
+            return None
+
+
+def release_of(settings: Settings) -> str:
+    """The release name events carry: `EXPORTER_RELEASE`, else the package version."""
+    if settings.release:
+        return settings.release
+    from exporter import __version__
+
+    return __version__
+
+
+def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None) -> bool:
+    """Start sentry-sdk when `EXPORTER_SENTRY_DSN` is set; returns whether it is on.
+
+    Our middleware, log handler and `capture_exception` report errors; a background thread
+    prepares the events (about a millisecond each) and sentry-sdk's own worker sends them, so
+    an unreachable or slow Sentry never holds up a request. sentry-sdk's Starlette and FastAPI
+    integrations cost every request a few hundred microseconds (bench/sentry_overhead.py), so
+    they are enabled only when tracing is asked for (`EXPORTER_SENTRY_TRACES_SAMPLE_RATE` > 0).
+    """
+    global _reporter, _budget, _on_drop
+    if settings.sentry_dsn is None:
+        return False
+    import sentry_sdk
+    from sentry_sdk.integrations import Integration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.modules import ModulesIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+    tracing = settings.sentry_traces_sample_rate > 0
+    # Logged exceptions reach Sentry through our log handler (with our fingerprint). Log
+    # breadcrumbs are off too: without a scope per request they would mix requests, and the
+    # trace id leads to the request's own log lines instead.
+    integrations: list[Integration] = [LoggingIntegration(level=None, event_level=None)]
+    if tracing:
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        integrations += [StarletteIntegration(transaction_style="url"),
+                         FastApiIntegration(transaction_style="url")]
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.environment,
+        release=release_of(settings),
+        traces_sample_rate=settings.sentry_traces_sample_rate if tracing else None,
+        profiles_sample_rate=settings.sentry_profiles_sample_rate if tracing else None,
+        # send_default_pii is left at its default, off: sentry-sdk >= 2.5x deprecates passing
+        # it, and its successor `data_collection` would switch the EventScrubber off.
+        event_scrubber=EventScrubber(
+            denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST], recursive=True
+        ),
+        # Local variables hold secrets under any name; they are not sent. Source lines are
+        # re-read from disk for every frame of every event (about 15 ms an event for a FastAPI
+        # stack): the store's samples and the line numbers locate the code instead.
+        include_local_variables=False,
+        include_source_context=False,
+        before_send=before_send,  # type: ignore[arg-type]
+        integrations=integrations,
+        auto_enabling_integrations=False,
+        disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
+        shutdown_timeout=2,
+    )
+    _on_drop = on_drop
+    _budget = _EventBudget(settings.sentry_events_per_second,
+                           max(1.0, settings.sentry_events_per_second * 5))
+    _reporter = BackgroundWorker(
+        _send, name="exporter-sentry", max_queued=_MAX_QUEUED,
+        on_drop=lambda: _dropped("queue_full"),
+    )
+    return True
+
+
+def _dropped(reason: str) -> None:
+    if _on_drop is not None:
+        _on_drop(reason)
+
+
+def sentry_enabled() -> bool:
+    """True while `init_sentry` has sentry-sdk on in this process."""
+    return _reporter is not None
+
+
+def report(report: SentryReport) -> bool:
+    """Queue `report` for Sentry; False when Sentry is off, over its budget or the queue is full."""
+    reporter, budget = _reporter, _budget
+    if reporter is None:
+        return False
+    refused = budget.take(report.fingerprint) if budget is not None else None
+    if refused is not None:
+        _dropped(refused)
+        return False
+    return reporter.submit(report)
+
+
+def shutdown_sentry(timeout: float = 2.0) -> None:
+    """Prepare and send what is queued (within `timeout`), then turn Sentry off. Idempotent."""
+    global _reporter
+    reporter, _reporter = _reporter, None
+    if reporter is None:
+        return
+    import sentry_sdk
+
+    reporter.stop(timeout)
+    sentry_sdk.get_client().close(timeout=timeout)
+
+
+def _send(batch: list[SentryReport]) -> None:
+    import sentry_sdk
+
+    _on_reporter_thread.active = True
+    try:
+        for item in batch:
+            with sentry_sdk.new_scope() as scope:
+                scope.fingerprint = [item.fingerprint]
+                for key, value in item.tags.items():
+                    scope.set_tag(key, value)
+                if item.context:
+                    scope.set_context("exporter", item.context)
+                if item.request:
+                    scope.add_event_processor(_add_request(_scrubbed_request(item.request)))
+                sentry_sdk.capture_exception(item.exc)
+    finally:
+        _on_reporter_thread.active = False
+
+
+def _scrubbed_request(raw: dict[str, Any]) -> dict[str, Any]:
+    """Sentry's request interface from the raw ASGI parts: secret headers and values removed."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw["headers"]:
+        name = raw_name.decode("latin-1")
+        headers[name] = FILTERED if is_secret_key(name) else scrub_text(raw_value.decode("latin-1"))
+    host = headers.get("host", "localhost")
+    return {
+        "method": raw["method"],
+        "url": f"{raw['scheme']}://{host}{raw['root_path']}{raw['path']}",
+        "query_string": scrub_text(raw["query_string"].decode("latin-1")),
+        "headers": headers,
+    }
+
+
+def _add_request(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    def processor(event: Any, hint: Any) -> Any:
+        event.setdefault("request", {}).update(request)
+        return event
+
+    return processor
+
+
+def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+    """Fingerprint, tag and scrub every event; drop the duplicates of our own reports."""
+    try:
+        exc_info = hint.get("exc_info")
+        exc = exc_info[1] if exc_info else None
+        ours = getattr(_on_reporter_thread, "active", False)
+        if not ours and exc is not None and getattr(exc, CAPTURED_MARK, False):
+            return None  # sentry-sdk's integration saw an exception our reporter sends
+        if exc is not None and not event.get("fingerprint"):
+            event["fingerprint"] = [event_from_exception(exc).fingerprint]
+        tags = event.setdefault("tags", {})
+        trace_id = current_trace_id()
+        if trace_id is not None and "trace_id" not in tags:
+            tags["trace_id"] = trace_id
+        source = (event.get("transaction_info") or {}).get("source")
+        if "route" not in tags and event.get("transaction") and source in ("route", "url"):
+            tags["route"] = event["transaction"]
+        _scrub_in_place(event)
+    except Exception:
+        # Better no event than one that may hold a secret.
+        return None
+    return event
+
+
+def _scrub_in_place(node: Any, depth: int = 0) -> None:
+    if depth > 30:
+        return
+    if isinstance(node, dict):
+        for key, value in list(node.items()):
+            if isinstance(key, str) and key in _LOCATION_KEYS:
+                continue
+            if isinstance(key, str) and is_secret_key(key) and value is not None:
+                node[key] = FILTERED
+            elif isinstance(value, str):
+                node[key] = scrub_text(value)
+            else:
+                _scrub_in_place(value, depth + 1)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str):
+                node[index] = scrub_text(value)
+            else:
+                _scrub_in_place(value, depth + 1)

@@ -1,0 +1,317 @@
+"""`ErrorStore`: error groups in SQLite (WAL), safe with several processes writing at once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from exporter.errors.event import ErrorEvent
+from exporter.errors.schema import SCHEMA, SCHEMA_VERSION, UPSERT_GROUP
+
+Status = Literal["unresolved", "resolved", "ignored"]
+STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
+FILE_NAME = "errors.sqlite3"
+_HOUR = 3600
+
+_GROUP_COLUMNS = (
+    "fingerprint, type, message, culprit, status, regression, count, first_seen, last_seen"
+)
+
+
+def _group_row(row: Sequence[Any]) -> dict[str, Any]:
+    keys = ("id", "type", "message", "culprit", "status", "regression", "count",
+            "first_seen", "last_seen")
+    group = dict(zip(keys, row[:9], strict=True))
+    group["regression"] = bool(group["regression"])
+    return group
+
+
+class ErrorStore:
+    """Error groups with counts, samples, hourly trends and a status; bounded and durable.
+
+    Each write is one short `BEGIN IMMEDIATE` transaction whose counters are incremented by
+    SQLite itself (`ON CONFLICT ... count = count + 1`), so concurrent writers in other processes
+    never lose a count; they wait for each other up to `busy_timeout`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_groups: int = 1000,
+        samples_per_group: int = 10,
+        retention_days: int = 30,
+        busy_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.max_groups = max_groups
+        self.samples_per_group = samples_per_group
+        self.retention_seconds = retention_days * 86400
+        self._clock = clock
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        self._enable_wal(busy_timeout)
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        with self._transaction():
+            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.prune()
+
+    def _enable_wal(self, timeout: float) -> None:
+        # Switching a new file to WAL needs an exclusive lock and SQLite answers "locked"
+        # without waiting when another process is opening it too: retry up to the timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    @classmethod
+    def in_directory(cls, data_dir: Path, **limits: Any) -> ErrorStore:
+        """The store kept in `data_dir/errors.sqlite3`."""
+        return cls(data_dir / FILE_NAME, **limits)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            self._db.close()
+
+    # --- writes ---
+
+    def record(self, events: Sequence[ErrorEvent]) -> None:
+        """Add `events` in one transaction.
+
+        Occurrences of one group in a batch are added up first (one upsert per group, hour and
+        route; only the newest samples are inserted), so a storm of one error costs a few
+        statements per batch rather than several per occurrence.
+        """
+        if not events:
+            return
+        by_group: dict[str, list[ErrorEvent]] = {}
+        for event in events:
+            by_group.setdefault(event.fingerprint, []).append(event)
+        with self._lock, self._transaction():
+            for group_events in by_group.values():
+                self._record_group(group_events)
+
+    def _record_group(self, events: list[ErrorEvent]) -> None:
+        db = self._db
+        latest = max(events, key=lambda event: event.timestamp)
+        first = min(event.timestamp for event in events)
+        db.execute(UPSERT_GROUP, (latest.fingerprint, latest.type, latest.message, latest.culprit,
+                                  len(events), first, latest.timestamp))
+        group_id, count = db.execute(
+            "SELECT id, count FROM error_groups WHERE fingerprint = ?", (latest.fingerprint,)
+        ).fetchone()
+        hours = Counter(int(event.timestamp // _HOUR) * _HOUR for event in events)
+        db.executemany(
+            "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
+            "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
+            [(group_id, hour, n) for hour, n in hours.items()],
+        )
+        routes = Counter(event.route for event in events if event.route is not None)
+        db.executemany(
+            "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
+            "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
+            [(group_id, route, n) for route, n in routes.items()],
+        )
+        db.executemany(
+            "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
+            "release, environment, stack, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(group_id, event.timestamp, event.message, event.route, event.method,
+              event.trace_id, event.release, event.environment,
+              json.dumps([frame.as_dict() for frame in event.stack]),
+              json.dumps(event.context, default=str))
+             for event in events[-self.samples_per_group:]],
+        )
+        # Keep the newest samples only.
+        db.execute(
+            "DELETE FROM error_samples WHERE group_id = ? AND id NOT IN "
+            "(SELECT id FROM error_samples WHERE group_id = ? ORDER BY id DESC LIMIT ?)",
+            (group_id, group_id, self.samples_per_group),
+        )
+        if count == len(events):  # the group is new
+            self._evict_beyond_max(keep=group_id)
+
+    def _evict_beyond_max(self, keep: int) -> None:
+        total = self._db.execute("SELECT count(*) FROM error_groups").fetchone()[0]
+        excess = total - self.max_groups
+        if excess > 0:
+            # The least recently seen groups go first.
+            self._db.execute(
+                "DELETE FROM error_groups WHERE id IN (SELECT id FROM error_groups "
+                "WHERE id != ? ORDER BY last_seen ASC LIMIT ?)",
+                (keep, excess),
+            )
+
+    def prune(self) -> int:
+        """Drop what is older than the retention; returns the number of groups dropped."""
+        cutoff = self._clock() - self.retention_seconds
+        with self._lock, self._transaction():
+            dropped = self._db.execute(
+                "DELETE FROM error_groups WHERE last_seen < ?", (cutoff,)
+            ).rowcount
+            self._db.execute("DELETE FROM error_hourly WHERE hour < ?", (cutoff - _HOUR,))
+            self._db.execute("DELETE FROM error_samples WHERE seen < ?", (cutoff,))
+        return int(dropped)
+
+    def set_status(self, group_id: str, status: Status) -> dict[str, Any] | None:
+        """Set a group's status; returns the group, or None for an unknown id."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
+        with self._lock, self._transaction():
+            changed = self._db.execute(
+                "UPDATE error_groups SET status = ?, status_changed = ?, "
+                "regression = CASE WHEN ? = 'resolved' THEN 0 ELSE regression END "
+                "WHERE fingerprint = ?",
+                (status, self._clock(), status, group_id),
+            ).rowcount
+        return self.group(group_id, samples=False) if changed else None
+
+    # --- reads ---
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def groups(
+        self,
+        *,
+        status: Status | None = None,
+        type: str | None = None,
+        route: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """`(total matching, one page of groups)`, most recently seen first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for column, value in (("status", status), ("type", type)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("last_seen >= ?")
+            params.append(since)
+        if route is not None:
+            where.append("EXISTS (SELECT 1 FROM error_routes r WHERE r.group_id = g.id "
+                         "AND r.route = ?)")
+            params.append(route)
+        condition = " AND ".join(where)
+        total = self._query(f"SELECT count(*) FROM error_groups g WHERE {condition}", params)
+        rows = self._query(
+            f"SELECT {_GROUP_COLUMNS} FROM error_groups g WHERE {condition} "
+            "ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return int(total[0][0]), [_group_row(row) for row in rows]
+
+    def group(self, group_id: str, *, samples: bool = True) -> dict[str, Any] | None:
+        """One group with its routes, hourly counts (last 24 h) and samples; None if unknown."""
+        rows = self._query(
+            f"SELECT {_GROUP_COLUMNS}, id FROM error_groups WHERE fingerprint = ?", (group_id,)
+        )
+        if not rows:
+            return None
+        group = _group_row(rows[0])
+        key = rows[0][9]
+        group["routes"] = {
+            route: count for route, count in self._query(
+                "SELECT route, count FROM error_routes WHERE group_id = ? ORDER BY count DESC",
+                (key,))
+        }
+        group["trend"] = self._trend(self._clock(), 24, key)
+        if samples:
+            group["samples"] = [
+                {"seen": seen, "message": message, "route": route, "method": method,
+                 "trace_id": trace_id, "release": release, "environment": environment,
+                 "stack": json.loads(stack), "context": json.loads(context)}
+                for seen, message, route, method, trace_id, release, environment, stack, context
+                in self._query(
+                    "SELECT seen, message, route, method, trace_id, release, environment, stack, "
+                    "context FROM error_samples WHERE group_id = ? ORDER BY id DESC", (key,))
+            ]
+        return group
+
+    def _trend(self, now: float, hours: int, group_key: int | None = None) -> list[dict[str, Any]]:
+        current = int(now // _HOUR) * _HOUR
+        first = current - (hours - 1) * _HOUR
+        sql = "SELECT hour, sum(count) FROM error_hourly WHERE hour >= ?"
+        params: list[Any] = [first]
+        if group_key is not None:
+            sql += " AND group_id = ?"
+            params.append(group_key)
+        counts = dict(self._query(sql + " GROUP BY hour", params))
+        return [{"hour": hour, "count": int(counts.get(hour, 0))}
+                for hour in range(first, current + 1, _HOUR)]
+
+    def summary(self) -> dict[str, Any]:
+        """Totals by status, events, groups new in the last hour and day, and a 24 h trend."""
+        now = self._clock()
+        by_status = dict(self._query("SELECT status, count(*) FROM error_groups GROUP BY status"))
+        (events, groups, new_hour, new_day, regressions), = self._query(
+            "SELECT coalesce(sum(count), 0), count(*), "
+            "coalesce(sum(first_seen >= ?), 0), coalesce(sum(first_seen >= ?), 0), "
+            "coalesce(sum(regression = 1 AND status = 'unresolved'), 0) FROM error_groups",
+            (now - _HOUR, now - 24 * _HOUR),
+        )
+        trend = self._trend(now, 24)
+        return {
+            "groups": int(groups),
+            "events": int(events),
+            "by_status": {status: int(by_status.get(status, 0)) for status in STATUSES},
+            "new_last_hour": int(new_hour),
+            "new_last_day": int(new_day),
+            "regressions": int(regressions),
+            "events_last_hour": trend[-1]["count"],
+            "events_last_day": sum(point["count"] for point in trend),
+            "trend": trend,
+        }
+
+    def top(self, *, window_hours: int = 24, limit: int = 10) -> list[dict[str, Any]]:
+        """The groups with the most events in the last `window_hours` (whole hours)."""
+        first = (int(self._clock() // _HOUR) - window_hours + 1) * _HOUR
+        rows = self._query(
+            f"SELECT {', '.join('g.' + c.strip() for c in _GROUP_COLUMNS.split(','))}, "
+            "sum(h.count) AS window_count FROM error_hourly h JOIN error_groups g "
+            "ON g.id = h.group_id WHERE h.hour >= ? GROUP BY g.id "
+            "ORDER BY window_count DESC, g.last_seen DESC LIMIT ?",
+            (first, limit),
+        )
+        return [{**_group_row(row), "window_count": int(row[9])} for row in rows]
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on error: takes the write lock up front."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,162 @@
+"""`BackgroundWorker`: hands captured errors to slow consumers on a background thread.
+
+A SQLite write takes a lock and may wait for another process, and a Sentry event takes about
+a millisecond to prepare: neither runs in the request's thread (or the event loop). `submit()`
+only appends to a bounded queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+_log = logging.getLogger("exporter.errors")
+_BATCH = 1000
+
+
+class _Flush:
+    """A marker in the queue: set once everything queued before it is written."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class BackgroundWorker:
+    """Bounded queue + one thread calling `handle(batch)`; counted drops; `stop()` drains
+    within a deadline; `periodic` runs every `period` seconds on the same thread."""
+
+    def __init__(
+        self,
+        handle: Callable[[list[Any]], None],
+        *,
+        name: str,
+        max_queued: int = 10_000,
+        on_drop: Callable[[], None] | None = None,
+        periodic: Callable[[], object] | None = None,
+        period: float = 600.0,
+        linger: float = 0.0,
+    ) -> None:
+        self._handle = handle
+        self._name = name
+        self._periodic = periodic
+        self._period = period
+        # Waiting a little after the first item gathers a burst into one batch: one SQLite
+        # transaction for a hundred errors instead of a hundred transactions.
+        self._linger = linger
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[object] = queue.Queue(max_queued)
+        self._on_drop = on_drop
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._start_lock = threading.Lock()
+        self._stopped = False
+
+    def _ensure_thread(self) -> None:
+        # Started on first use, and again in a forked child (threads do not survive fork).
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name=self._name, daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.stop)
+
+    def submit(self, item: object) -> bool:
+        """Queue `item`; False (and counted as dropped) when the queue is full or stopped."""
+        if self._stopped:
+            self._drop()
+            return False
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._drop()
+            return False
+        return True
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        if self._thread is None or self._stopped:
+            return True
+        marker = _Flush()
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued (within `timeout`), then end the thread. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            deadline = time.monotonic() + timeout
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                pass
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        last_periodic = time.monotonic()
+        while True:
+            batch: list[Any] = []
+            markers: list[_Flush] = []
+            item = self._queue.get()
+            if self._linger > 0 and not isinstance(item, _Flush) and item is not _STOP:
+                time.sleep(self._linger)
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, _Flush):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if stop or len(batch) >= _BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for marker in markers:
+                marker.done.set()
+            if stop:
+                return
+            if self._periodic is not None and time.monotonic() - last_periodic > self._period:
+                last_periodic = time.monotonic()
+                self._guarded(self._periodic)
+
+    def _write(self, batch: list[Any]) -> None:
+        if batch and not self._guarded(lambda: self._handle(batch)):
+            self.failed += len(batch)
+
+    def _guarded(self, action: Callable[[], object]) -> bool:
+        # The thread must outlive a locked database or a broken consumer; each failure is logged.
+        try:
+            action()
+        except Exception as exc:
+            _log.warning("%s failed: %s", self._name, exc)
+            return False
+        return True
