@@ -33,6 +33,11 @@ class CompletedRequest:
     span_id: str
     client: str | None
     exception: BaseException | None
+    # The raw request line parts, for reporters that need them (Sentry's request data); they
+    # hold secrets (Authorization, Cookie, tokens in the query): scrub before keeping them.
+    scheme: str = "http"
+    query_string: bytes = b""
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 RequestObserver = Callable[[CompletedRequest], None]
@@ -75,7 +80,8 @@ class PrometheusMiddleware:
         client = scope.get("client")
         done = CompletedRequest(
             method, route, scope["path"], status, elapsed, trace.trace_id, trace.span_id,
-            client[0] if client else None, error,
+            client[0] if client else None, error, scope.get("scheme", "http"),
+            scope.get("query_string", b""), scope.get("headers") or (),
         )
         for observer in self.observers:
             try:

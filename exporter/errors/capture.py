@@ -14,7 +14,6 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings
 from exporter.errors import sentry
-from exporter.errors.asgi import ErrorCaptureMiddleware
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
@@ -144,8 +143,9 @@ class ErrorCapture:
     def observe(self, done: CompletedRequest) -> None:
         """Request observer: captures the exception that escaped the app, if any."""
         if done.exception is not None:
+            request = _request_info(done) if self.sentry_started else None
             self.capture(done.exception, route=done.route, method=done.method,
-                         trace_id=done.trace_id)
+                         trace_id=done.trace_id, request=request)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Detach the log handler and drain the store writer (idempotent)."""
@@ -222,7 +222,6 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
         store = None
     capture = ErrorCapture(settings, store, state.registry)
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
-    app.add_middleware(ErrorCaptureMiddleware, capture=capture, routes_from=app)
     state.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
@@ -246,3 +245,15 @@ def _stop_with_lifespan(app: Starlette, capture: ErrorCapture) -> None:
             capture.stop()
 
     app.router.lifespan_context = lifespan
+
+
+def _request_info(done: CompletedRequest) -> dict[str, Any]:
+    """What Sentry's request interface needs, raw: scrubbed later, off the request path."""
+    return {
+        "method": done.method,
+        "scheme": done.scheme,
+        "root_path": "",
+        "path": done.path,
+        "query_string": done.query_string,
+        "headers": list(done.headers),
+    }
