@@ -143,6 +143,9 @@ def create_app(
     from exporter.monitor import HealthMonitor  # health: probes, history, alerts
 
     monitor = HealthMonitor(settings, registry)
+    from exporter.logs.tail import LogTail  # status page: the live log tail
+
+    log_tail = LogTail(settings.log_tail_queue_lines, settings.log_tail_max_clients, registry)
     demo_load = None
     if settings.demo:
         from exporter.demo import DemoLoad
@@ -153,6 +156,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Here, not at construction: uvicorn configures its loggers after importing the app.
         log_sinks = setup_logging(settings, registry)
+        log_sinks.files.listen(log_tail.publish)
         enable_access_log(app)
         if demo_load is not None:
             demo_load.start(app)
@@ -176,9 +180,6 @@ def create_app(
         from exporter.demo import demo_router
 
         app.include_router(demo_router(demo_load))
-    from exporter.api.observability import observability_router
-
-    app.include_router(observability_router(settings, monitor))
     app.state.health_monitor = monitor
     instrument(app, settings, registry)
     from exporter.api.errors import errors_router
@@ -187,6 +188,14 @@ def create_app(
     errors = enable_error_capture(app, settings)
     if errors.store is not None:
         app.include_router(errors_router(errors.store, settings))
+    from exporter.api.observability import observability_router
+
+    app.include_router(observability_router(settings, monitor, errors.store))
+    from exporter.api.log_stream import log_stream_router
+    from exporter.api.status_page import status_page_router
+
+    app.include_router(log_stream_router(settings, log_tail))
+    app.include_router(status_page_router(settings))
     return app
 
 

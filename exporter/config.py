@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     errors_max_groups: int = Field(1000, ge=1, le=1_000_000, description="error groups kept")
     errors_samples_per_group: int = Field(10, ge=1, le=1000, description="samples kept per group")
     errors_retention_days: int = Field(30, ge=1, le=3650, description="days an error group is kept")
+    # --- status page ---
+    log_tail_queue_lines: int = Field(
+        1000, ge=10, le=100_000,
+        description="live-tail lines held per client; beyond, lines are skipped and counted",
+    )
+    log_tail_max_clients: int = Field(16, ge=1, le=1000, description="live-tail clients at once")
 
     @field_validator("sentry_dsn")
     @classmethod

@@ -109,6 +109,11 @@ def demo_router(load: DemoLoad) -> APIRouter:
             return JSONResponse({"error": "demo failure"}, status_code=500)
         return {"ok": True}
 
+    @router.get("/boom")
+    async def boom() -> None:
+        # An unhandled exception, so the error store and the status page have one to show.
+        raise RuntimeError("demo boom: an unhandled exception")
+
     @router.get("/config")
     async def get_config() -> DemoConfig:
         return load.config

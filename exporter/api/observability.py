@@ -9,12 +9,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from exporter.api.auth import bearer_token_guard
+from exporter.api.dashboard_series import StatusDashboard, build_series
+from exporter.api.errors import TopErrorGroup
 from exporter.api.observability_models import (
     AlertsReport,
     CurrentMetrics,
-    Dashboard,
     HealthReport,
     HistoryPoint,
     Latency,
@@ -24,6 +26,7 @@ from exporter.api.observability_models import (
 )
 from exporter.api.validation import Since, since_time
 from exporter.config import Settings
+from exporter.errors.store import ErrorStore
 from exporter.health import database_checks, full_checks, redis_checks, system_check
 from exporter.logquery import (
     MAX_LIMIT,
@@ -59,8 +62,11 @@ def log_filters(
 Filters = Annotated[dict[str, Any], Depends(log_filters)]
 
 
-def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRouter:
-    """The router; mount it on the sidecar (or any app) with `include_router`."""
+def observability_router(
+    settings: Settings, monitor: HealthMonitor, error_store: ErrorStore | None = None
+) -> APIRouter:
+    """The router; mount it on the sidecar (or any app) with `include_router`. With
+    `error_store`, the dashboard lists the top error groups."""
     router = APIRouter(
         prefix=PREFIX, tags=["observability"],
         dependencies=[Depends(bearer_token_guard(settings))],
@@ -167,20 +173,38 @@ def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRoute
     async def logs_slow(f: Filters) -> LogsReport:
         return await search("slow_requests", f, slow_ms)
 
-    @router.get("/dashboard", response_model=Dashboard, summary="Everything a status page needs")
-    async def dashboard() -> Dashboard:
+    @router.get(
+        "/dashboard", response_model=StatusDashboard, summary="Everything a status page needs"
+    )
+    async def dashboard() -> StatusDashboard:
+        last_hour = {"level": None, "trace_id": None, "contains": None, "since": "1h",
+                     "limit": 10}
+        errors: LogsReport | None = None
+        slow: LogsReport | None = None
         try:
-            errors = await search(
-                "error",
-                {"level": None, "trace_id": None, "contains": None, "since": "1h", "limit": 10},
-                None,
-            )
-        except HTTPException:  # Loki down: the status page still answers, without errors
-            errors = None
-        return Dashboard(
+            errors = await search("error", last_hour, None)
+            slow = await search("slow_requests", last_hour, slow_ms)
+        except HTTPException:  # Loki down: the status page still answers, without logs
+            pass
+        metrics = current()
+        samples = monitor.history.samples(min(3600.0, monitor.history.window))
+        return StatusDashboard(
             service=service, environment=env, generated_at=datetime.now(timezone.utc),
-            health=HealthReport.of(service, env, full_checks(monitor)), metrics=current(),
+            health=HealthReport.of(service, env, full_checks(monitor)), metrics=metrics,
             alerts=alerts_report(), recent_errors=errors.records if errors else [],
+            history_interval_seconds=monitor.history.interval,
+            history_ts=[s.ts for s in samples],
+            series=build_series(metrics, samples, monitor.thresholds),
+            top_errors=[TopErrorGroup.model_validate(g) for g in await run_in_threadpool(top)],
+            slow_requests=slow.records if slow else [],
         )
+
+    def top() -> list[dict[str, Any]]:
+        if error_store is None:
+            return []
+        try:
+            return error_store.top(window_hours=1, limit=10)
+        except Exception:  # a locked or broken store must not take the status page down
+            return []
 
     return router

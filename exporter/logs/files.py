@@ -58,6 +58,8 @@ class DailyFiles:
         self._on_drop = on_drop
         self._clock = clock
         self._fds: dict[int, int] = {}
+        # Called on the writer thread with each batch just written (the live tail); see `listen`.
+        self._listeners: list[Callable[[dict[int, list[str]]], None]] = []
         self._day = ""
         self._stopped = False
         self._lock = threading.Lock()
@@ -82,6 +84,13 @@ class DailyFiles:
             if self._on_drop is not None:
                 self._on_drop(1)
             return False
+
+    def listen(self, listener: Callable[[dict[int, list[str]]], None]) -> None:
+        """Call `listener({kind: lines})` on the writer thread after each batch is written.
+
+        It must be quick and must not block: it runs between two writes.
+        """
+        self._listeners.append(listener)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
@@ -131,6 +140,11 @@ class DailyFiles:
                     except Exception:  # a broken renderer loses its own line, not the thread
                         pass
             self._write(pending)
+            for listener in self._listeners:
+                try:
+                    listener(pending)
+                except Exception:  # a broken listener loses its copy, never the files
+                    pass
             pending.clear()
             for event in events:
                 event.set()
