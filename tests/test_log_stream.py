@@ -194,3 +194,13 @@ def test_a_client_that_never_reads_keeps_server_memory_bounded(
         assert received + skipped <= sent
     finally:
         stalled.close()
+
+
+def test_the_token_never_reaches_a_log_file_or_the_output(sidecar: RunningServer) -> None:
+    # Runs last in this module: every connection above offered the token in some way.
+    logs = sidecar.log_path.parent / "logs"
+    written = [p for p in logs.rglob("*") if p.is_file()]
+    assert written
+    for path in written:
+        assert TOKEN not in path.read_text(errors="replace"), path
+    assert TOKEN not in sidecar.output()
