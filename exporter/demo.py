@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from typing import Any
 
@@ -48,6 +49,8 @@ class DemoLoad:
     def start(self, app: FastAPI) -> None:
         """Start the background load (idempotent)."""
         if self._task is None:
+            # httpx logs every request at INFO: the demo's own traffic would flood the logs.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
             self._task = asyncio.get_running_loop().create_task(self._run(app))
 
     async def stop(self) -> None:
