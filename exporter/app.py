@@ -176,9 +176,13 @@ def create_app(
         from exporter.demo import demo_router
 
         app.include_router(demo_router(demo_load))
+    from exporter.alert_notifications import NotificationStore
+    from exporter.api.alert_webhook import alert_webhook_router
     from exporter.api.observability import observability_router
 
-    app.include_router(observability_router(settings, monitor))
+    notifications = NotificationStore(settings.alert_notifications_kept)  # stack: webhook
+    app.include_router(alert_webhook_router(settings, notifications))
+    app.include_router(observability_router(settings, monitor, notifications))
     app.state.health_monitor = monitor
     return instrument(app, settings, registry)  # type: ignore[return-value]
 

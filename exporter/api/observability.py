@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
+from exporter.alert_notifications import NotificationStore
 from exporter.api.auth import bearer_token_guard
 from exporter.api.observability_models import (
     AlertsReport,
@@ -66,7 +67,9 @@ def log_filters(
 Filters = Annotated[dict[str, Any], Depends(log_filters)]
 
 
-def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRouter:
+def observability_router(
+    settings: Settings, monitor: HealthMonitor, notifications: NotificationStore | None = None
+) -> APIRouter:
     """The router; mount it on the sidecar (or any app) with `include_router`."""
     router = APIRouter(
         prefix=PREFIX, tags=["observability"],
@@ -91,7 +94,8 @@ def observability_router(settings: Settings, monitor: HealthMonitor) -> APIRoute
         )
 
     def alerts_report() -> AlertsReport:
-        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved())
+        received = notifications.newest_first() if notifications is not None else None
+        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved(), received)
 
     @router.get(
         "/health/full", response_model=HealthReport,
