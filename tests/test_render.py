@@ -169,3 +169,37 @@ def test_the_generated_promtool_tests_catch_a_wrong_rule(tmp_path: Path) -> None
     )
     assert result.returncode != 0
     assert "HighCpuUsage" in result.stdout + result.stderr
+
+
+def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None:
+    provisioned = yaml.safe_load(
+        (ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text())
+    uids = {d["uid"] for d in provisioned["datasources"]}
+    files = render_files(THRESHOLDS)
+    boards = {p.rsplit("/", 1)[1]: json.loads(t) for p, t in files.items() if p.endswith(".json")}
+    for name, board in boards.items():
+        variables = [v["name"] for v in board["templating"]["list"]]
+        assert variables[0] == "service", name
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                assert target["datasource"]["uid"] in uids, (name, panel["title"])
+    assert [v["name"] for v in boards["service-overview.json"]["templating"]["list"]] == [
+        "service", "route", "instance"]
+    limits = {t.signal.value: t.above for t in THRESHOLDS.items()}
+    lines = {
+        ("host.json", "CPU usage"): limits["cpu_usage_ratio"],
+        ("host.json", "Disk usage"): limits["disk_usage_ratio"],
+        ("service-overview.json", "Error ratio (5xx)"): limits["http_error_ratio"],
+        ("service-overview.json", "Latency p50 / p95 / p99"): limits["http_latency_p95_seconds"],
+        ("dependencies-queues.json", "Redis round trip (PING)"): limits["redis_latency_seconds"],
+    }
+    for (name, title), value in lines.items():
+        panel = next(p for p in boards[name]["panels"]
+                     if p["title"] == title and p["type"] == "timeseries")
+        defaults = panel["fieldConfig"]["defaults"]
+        assert defaults["thresholds"]["steps"][-1]["value"] == value, title
+        assert defaults["custom"]["thresholdsStyle"]["mode"] == "line", title
+    logs = boards["logs.json"]
+    trace = next(p for p in logs["panels"] if "trace" in p["title"])
+    assert trace["datasource"] == {"type": "loki", "uid": "loki"}
+    assert '|= "$trace_id"' in trace["targets"][0]["expr"]
