@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.conftest import require_tcp, run_sidecar
@@ -86,6 +87,7 @@ def test_every_expression_parses_and_the_panels_have_data(tmp_path: Path) -> Non
                 for title, expr in _panel_queries(dashboard)
             ]
             assert len(expressions) > 60
+            assert query(prometheus, "sum(rate(http_requests_total[1m])")[0] is not None
             failures = [
                 f"{where}: {expr}\n    {error}"
                 for where, expr in expressions
@@ -110,3 +112,12 @@ def test_every_expression_parses_and_the_panels_have_data(tmp_path: Path) -> Non
             # The demo's 5xx reach the error-ratio rule: about 0.2 x 25 % of the traffic.
             _, ratio = query(prometheus, 'service:http_request_errors:ratio_rate5m{service="demo"}')
             assert 0.0 < float(ratio[0]["value"][1]) < 0.2
+            # Exemplar storage is on: the latency panel's dots carry the trace ids Grafana
+            # links to the logs.
+            now = time.time()
+            exemplars = httpx.get(f"{prometheus}/api/v1/query_exemplars", params={
+                "query": 'http_request_duration_seconds_bucket{service="demo"}',
+                "start": now - 300, "end": now}, timeout=10.0).json()
+            trace_ids = [e["labels"].get("trace_id") for series in exemplars["data"]
+                         for e in series["exemplars"]]
+            assert trace_ids and all(re.fullmatch(r"[0-9a-f]{32}", t or "") for t in trace_ids)

@@ -11,6 +11,7 @@ from exporter.render.recording import RecordingNames
 from exporter.thresholds import Signal, Threshold, Thresholds, format_duration
 
 _DATABASES = "|".join(sorted(DATABASE_KINDS))
+ALERTING_GROUP = "exporter-alerts"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,6 @@ def alert_annotations(rule: AlertRule, thresholds: Thresholds) -> dict[str, str]
 def alerting_group(thresholds: Thresholds) -> dict[str, Any]:
     """The one rule group of `prometheus/rules/alerts.yml`."""
     return {
-        "name": "exporter-alerts",
+        "name": ALERTING_GROUP,
         "rules": [rule_entry(r, thresholds) for r in alert_rules(thresholds)],
     }

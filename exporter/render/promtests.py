@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.render.alerting import AlertRule, alert_annotations, alert_rules
+from exporter.render.alerting import ALERTING_GROUP, AlertRule, alert_annotations, alert_rules
 from exporter.render.gotemplate import expand
+from exporter.render.recording import RECORDING_GROUP
 from exporter.thresholds import Signal, Thresholds, format_duration
 
 STEP = 15.0  # series interval and evaluation interval of the tests, seconds
@@ -170,5 +171,8 @@ def alert_tests(thresholds: Thresholds) -> dict[str, Any]:
     return {
         "rule_files": ["../rules/recording.yml", "../rules/alerts.yml"],
         "evaluation_interval": format_duration(STEP),
+        # Without an order promtool evaluates the groups in random order, and an alert on a
+        # recording rule would become active one step late now and then.
+        "group_eval_order": [RECORDING_GROUP, ALERTING_GROUP],
         "tests": [_test(rule, thresholds) for rule in alert_rules(thresholds)],
     }

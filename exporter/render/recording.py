@@ -12,6 +12,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
 }
 QUANTILES: tuple[int, ...] = (50, 95, 99)
 ERROR_STATUS = 'status=~"5.."'
+RECORDING_GROUP = "exporter-http-recording"
 
 
 @dataclass(frozen=True)
@@ -64,4 +65,4 @@ def recording_group(names: RecordingNames) -> dict[str, Any]:
              "expr": f"histogram_quantile({q / 100:g}, {names.buckets(level)})"}
             for q in QUANTILES
         ]
-    return {"name": "exporter-http-recording", "rules": rules}
+    return {"name": RECORDING_GROUP, "rules": rules}
