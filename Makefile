@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean render
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# Rules, promtool tests and dashboards from thresholds.yaml (docs/stack.md).
+render: $(BIN)/.installed
+	$(BIN)/exporter render
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter tests bench

@@ -188,9 +188,13 @@ def create_app(
     errors = enable_error_capture(app, settings)
     if errors.store is not None:
         app.include_router(errors_router(errors.store, settings))
+    from exporter.alert_notifications import NotificationStore
+    from exporter.api.alert_webhook import alert_webhook_router
     from exporter.api.observability import observability_router
 
-    app.include_router(observability_router(settings, monitor, errors.store))
+    notifications = NotificationStore(settings.alert_notifications_kept)  # stack: webhook
+    app.include_router(alert_webhook_router(settings, notifications))
+    app.include_router(observability_router(settings, monitor, errors.store, notifications))
     from exporter.api.log_stream import log_stream_router
     from exporter.api.status_page import status_page_router
 

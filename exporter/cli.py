@@ -1,4 +1,4 @@
-"""The `exporter` command: `exporter serve [--demo]`, `exporter version`."""
+"""The `exporter` command: `exporter serve [--demo]`, `check`, `render`, `version`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     check = sub.add_parser("check", help="validate settings and thresholds; show what is monitored")
     check.add_argument("--thresholds", help="thresholds file (EXPORTER_THRESHOLDS_FILE)")
+    render = sub.add_parser(
+        "render", help="write Prometheus rules, promtool tests and Grafana dashboards"
+    )
+    render.add_argument("--thresholds", help="default: OUT/thresholds.yaml, else the packaged one")
+    render.add_argument("--out", default=".", help="repository root to write into (default: .)")
+    render.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 listing files that differ"
+    )
     return parser
 
 
@@ -97,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from exporter.check import run_check
 
             return run_check(args.thresholds)
+        if args.command == "render":
+            from exporter.render.command import run_render
+
+            return run_render(args.thresholds, args.out, args.check)
         return _serve(args)
     except SettingsError as exc:
         print(f"exporter: error: {exc}", file=sys.stderr)

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     thresholds_file: Path | None = Field(
         None, description="thresholds.yaml to use; the packaged default when unset"
     )
+    # --- stack: the Alertmanager webhook receiver ---
+    alert_notifications_kept: int = Field(
+        100, ge=1, le=10_000, description="Alertmanager notifications kept in memory for /alerts"
+    )
 
     @field_validator("dependencies", mode="before")
     @classmethod

@@ -96,13 +96,34 @@ class Threshold(BaseModel):
         return self
 
 
+class RenderOptions(BaseModel):
+    """How `exporter render` writes rules and links; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_window: str = Field("5m", description="range of the recording rules' rate()")
+    grafana_url: str = Field("http://localhost:3000", pattern=r"^https?://\S+[^/]$")
+    runbook_url: str = Field("docs/runbooks.md", pattern=r"^\S+$")
+
+    @field_validator("rate_window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a duration like 30s, 5m or 1h30m")
+        seconds = parse_duration(value)
+        if seconds < 1:
+            raise ValueError(f"must be at least 1s (got {value!r})")
+        return format_duration(seconds)
+
+
 class Thresholds(BaseModel):
-    """The whole file: a version and the thresholds by key."""
+    """The whole file: a version, the thresholds by key, and render options."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1]
     thresholds: dict[str, Threshold] = Field(min_length=1)
+    render: RenderOptions = Field(default_factory=lambda: RenderOptions.model_validate({}))
 
     @model_validator(mode="after")
     def _unique(self) -> Thresholds:

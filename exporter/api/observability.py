@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from exporter.alert_notifications import NotificationStore
 from exporter.api.auth import bearer_token_guard
 from exporter.api.dashboard_series import StatusDashboard, build_series
 from exporter.api.errors import TopErrorGroup
@@ -63,10 +64,14 @@ Filters = Annotated[dict[str, Any], Depends(log_filters)]
 
 
 def observability_router(
-    settings: Settings, monitor: HealthMonitor, error_store: ErrorStore | None = None
+    settings: Settings,
+    monitor: HealthMonitor,
+    error_store: ErrorStore | None = None,
+    notifications: NotificationStore | None = None,
 ) -> APIRouter:
     """The router; mount it on the sidecar (or any app) with `include_router`. With
-    `error_store`, the dashboard lists the top error groups."""
+    `error_store`, the dashboard lists the top error groups; with `notifications`, the alerts
+    list what Alertmanager sent to the webhook."""
     router = APIRouter(
         prefix=PREFIX, tags=["observability"],
         dependencies=[Depends(bearer_token_guard(settings))],
@@ -90,7 +95,8 @@ def observability_router(
         )
 
     def alerts_report() -> AlertsReport:
-        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved())
+        received = notifications.newest_first() if notifications is not None else None
+        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved(), received)
 
     @router.get(
         "/health/full", response_model=HealthReport,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from exporter.alert_notifications import ReceivedNotification
 from exporter.alerts import Alert
 from exporter.health import Check, Detail, Status, worst
 from exporter.history import Sample
@@ -137,19 +138,27 @@ class AlertOut(BaseModel):
 
 
 class AlertsReport(BaseModel):
-    """Firing and pending alerts, and those resolved in the last 15 minutes."""
+    """Firing and pending alerts, those resolved in the last 15 minutes, and notifications."""
 
     firing: list[AlertOut]
     pending: list[AlertOut]
     resolved: list[AlertOut]
+    notifications: list[ReceivedNotification] = Field(
+        default_factory=list,
+        description="Alertmanager notifications received at /alerts/webhook, newest first",
+    )
 
     @classmethod
-    def of(cls, active: list[Alert], resolved: list[Alert]) -> AlertsReport:
-        """A report of the evaluator's alerts."""
+    def of(
+        cls, active: list[Alert], resolved: list[Alert],
+        notifications: list[ReceivedNotification] | None = None,
+    ) -> AlertsReport:
+        """A report of the evaluator's alerts (and the webhook's notifications)."""
         return cls(
             firing=[AlertOut.of(a) for a in active if a.state == "firing"],
             pending=[AlertOut.of(a) for a in active if a.state == "pending"],
             resolved=[AlertOut.of(a) for a in resolved],
+            notifications=notifications or [],
         )
 
 

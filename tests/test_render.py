@@ -1,0 +1,205 @@
+"""`exporter render`: generated rules, promtool tests and dashboards follow thresholds.yaml."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.cli import main
+from exporter.render import HEADER, render_files
+from exporter.render.links import anchor
+from exporter.thresholds import load_thresholds, parse_thresholds
+from tests.conftest import require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+THRESHOLDS = load_thresholds(ROOT / "thresholds.yaml")
+
+
+def _alerts(files: dict[str, str]) -> list[dict[str, object]]:
+    document = yaml.safe_load(files["prometheus/rules/alerts.yml"])
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_committed_files_match_what_render_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["render", "--check", "--out", str(ROOT)])
+    assert status == 0, capsys.readouterr().err + "\nrun `exporter render` and commit the result"
+
+
+def test_check_lists_a_drifted_file_and_render_repairs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "thresholds.yaml").write_text((ROOT / "thresholds.yaml").read_text())
+    assert main(["render", "--out", str(tmp_path)]) == 0
+    assert main(["render", "--check", "--out", str(tmp_path)]) == 0
+    host = tmp_path / "grafana" / "dashboards" / "host.json"
+    host.write_text(host.read_text().replace('"Host"', '"Edited in the UI"'))
+    (tmp_path / "prometheus" / "rules" / "recording.yml").unlink()
+    capsys.readouterr()
+    assert main(["render", "--check", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "grafana/dashboards/host.json" in err
+    assert "prometheus/rules/recording.yml" in err
+    assert "alerts.yml" not in err
+    assert main(["render", "--out", str(tmp_path)]) == 0
+    assert main(["render", "--check", "--out", str(tmp_path)]) == 0
+
+
+def test_output_is_deterministic_and_every_file_names_the_command() -> None:
+    first, second = render_files(THRESHOLDS), render_files(THRESHOLDS)
+    assert first == second
+    assert set(first) == {
+        "prometheus/rules/recording.yml", "prometheus/rules/alerts.yml",
+        "prometheus/tests/alerts_test.yml", "grafana/dashboards/service-overview.json",
+        "grafana/dashboards/host.json", "grafana/dashboards/dependencies-queues.json",
+        "grafana/dashboards/logs.json", "grafana/dashboards/alerts-errors.json",
+    }
+    for path, text in first.items():
+        if path.endswith(".json"):
+            document = json.loads(text)
+            assert document["description"] == HEADER
+            assert text == json.dumps(document, indent=2, sort_keys=True) + "\n"
+            ids = [p["id"] for p in document["panels"]]
+            assert ids == list(range(1, len(ids) + 1))
+        else:
+            assert text.startswith(f"# {HEADER}\n"), path
+
+
+def test_recording_rules_follow_the_naming_convention() -> None:
+    document = yaml.safe_load(render_files(THRESHOLDS)["prometheus/rules/recording.yml"])
+    names = [rule["record"] for group in document["groups"] for rule in group["rules"]]
+    for name in names:
+        assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name), name
+    for expected in ("service:http_requests:rate5m", "service:http_request_errors:ratio_rate5m",
+                     "service_route:http_request_duration_seconds:p95_5m",
+                     "service:http_request_duration_seconds:p50_5m",
+                     "service_route:http_request_duration_seconds:p99_5m"):
+        assert expected in names
+
+
+def test_one_alert_per_threshold_plus_the_stack_alerts() -> None:
+    alerts = _alerts(render_files(THRESHOLDS))
+    names = [a["alert"] for a in alerts]
+    assert names == [t.alert for t in THRESHOLDS.items()] + [
+        "TargetDown", "DependencyDown", "QueueBacklogGrowing", "LogShipperDroppingLines"]
+    by_name = {a["alert"]: a for a in alerts}
+    for threshold in THRESHOLDS.items():
+        rule = by_name[threshold.alert]
+        assert str(rule["expr"]).endswith(f"> {threshold.above!r}")
+        assert rule["labels"] == {"severity": threshold.severity}
+        assert rule["annotations"]["summary"] == threshold.summary  # type: ignore[index]
+    assert "service:http_request_errors:ratio_rate5m" in str(by_name["HighErrorRate"]["expr"])
+
+
+def test_every_alert_is_annotated_and_has_a_runbook_section() -> None:
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text()
+    headings = {anchor(h) for h in re.findall(r"^## (.+)$", runbooks, re.MULTILINE)}
+    for alert in _alerts(render_files(THRESHOLDS)):
+        notes = alert["annotations"]
+        assert isinstance(notes, dict)
+        assert set(notes) == {"summary", "description", "runbook_url", "dashboard_url"}
+        assert "{{ $value | humanize" in notes["description"], alert["alert"]
+        assert "threshold is" in notes["description"], alert["alert"]
+        assert alert["labels"]["severity"] in ("warning", "critical")  # type: ignore[index]
+        page, _, section = notes["runbook_url"].partition("#")
+        assert page == "docs/runbooks.md" and section in headings, notes["runbook_url"]
+        uid = re.search(r"/d/([a-z-]+)\?", notes["dashboard_url"])
+        assert uid is not None
+        dashboards = [json.loads(t) for p, t in render_files(THRESHOLDS).items()
+                      if p.endswith(".json")]
+        assert uid.group(1) in {d["uid"] for d in dashboards}
+
+
+def test_a_changed_threshold_reaches_rules_tests_and_dashboards() -> None:
+    text = (ROOT / "thresholds.yaml").read_text()
+    changed = parse_thresholds(
+        text.replace("above: 0.5\n", "above: 0.75\n").replace("rate_window: 5m", "rate_window: 30s")
+    )
+    files = render_files(changed)
+    alerts = {a["alert"]: a for a in _alerts(files)}
+    assert alerts["HighApiLatency"]["expr"] == (
+        "service:http_request_duration_seconds:p95_30s > 0.75")
+    assert "750 ms" in alerts["HighApiLatency"]["annotations"]["description"]  # type: ignore[index]
+    assert "rate(http_requests_total[30s])" in files["prometheus/rules/recording.yml"]
+    overview = json.loads(files["grafana/dashboards/service-overview.json"])
+    p95 = next(p for p in overview["panels"] if p["title"] == "Latency p95 by route")
+    assert p95["fieldConfig"]["defaults"]["thresholds"]["steps"][-1] == {
+        "color": "red", "value": 0.75}
+
+
+def test_render_refuses_a_bad_thresholds_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "thresholds.yaml").read_text().replace("rate_window: 5m",
+                                                                   "rate_window: soon"))
+    assert main(["render", "--thresholds", str(bad), "--out", str(tmp_path)]) == 2
+    assert "render.rate_window" in capsys.readouterr().err
+    assert not (tmp_path / "prometheus").exists()
+
+
+def test_promtool_accepts_the_rules_and_their_tests_pass() -> None:
+    promtool = require_binary("promtool", "prometheus")
+    rules = sorted(str(p) for p in (ROOT / "prometheus" / "rules").glob("*.yml"))
+    checked = subprocess.run([promtool, "check", "rules", *rules], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("SUCCESS") == 2
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(ROOT / "prometheus" / "tests" / "alerts_test.yml")],
+        capture_output=True, text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_generated_promtool_tests_catch_a_wrong_rule(tmp_path: Path) -> None:
+    # The tests can fail: a rule whose threshold drifted from thresholds.yaml breaks them.
+    promtool = require_binary("promtool", "prometheus")
+    assert main(["render", "--thresholds", str(ROOT / "thresholds.yaml"),
+                 "--out", str(tmp_path)]) == 0
+    alerts = tmp_path / "prometheus" / "rules" / "alerts.yml"
+    alerts.write_text(alerts.read_text().replace("system_cpu_usage_ratio > 0.8",
+                                                 "system_cpu_usage_ratio > 0.82"))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "prometheus" / "tests" / "alerts_test.yml")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "HighCpuUsage" in result.stdout + result.stderr
+
+
+def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None:
+    provisioned = yaml.safe_load(
+        (ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text())
+    uids = {d["uid"] for d in provisioned["datasources"]}
+    files = render_files(THRESHOLDS)
+    boards = {p.rsplit("/", 1)[1]: json.loads(t) for p, t in files.items() if p.endswith(".json")}
+    for name, board in boards.items():
+        variables = [v["name"] for v in board["templating"]["list"]]
+        assert variables[0] == "service", name
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                assert target["datasource"]["uid"] in uids, (name, panel["title"])
+    assert [v["name"] for v in boards["service-overview.json"]["templating"]["list"]] == [
+        "service", "route", "instance"]
+    limits = {t.signal.value: t.above for t in THRESHOLDS.items()}
+    lines = {
+        ("host.json", "CPU usage"): limits["cpu_usage_ratio"],
+        ("host.json", "Disk usage"): limits["disk_usage_ratio"],
+        ("service-overview.json", "Error ratio (5xx)"): limits["http_error_ratio"],
+        ("service-overview.json", "Latency p50 / p95 / p99"): limits["http_latency_p95_seconds"],
+        ("dependencies-queues.json", "Redis round trip (PING)"): limits["redis_latency_seconds"],
+    }
+    for (name, title), value in lines.items():
+        panel = next(p for p in boards[name]["panels"]
+                     if p["title"] == title and p["type"] == "timeseries")
+        defaults = panel["fieldConfig"]["defaults"]
+        assert defaults["thresholds"]["steps"][-1]["value"] == value, title
+        assert defaults["custom"]["thresholdsStyle"]["mode"] == "line", title
+    logs = boards["logs.json"]
+    trace = next(p for p in logs["panels"] if "trace" in p["title"])
+    assert trace["datasource"] == {"type": "loki", "uid": "loki"}
+    assert '|= "$trace_id"' in trace["targets"][0]["expr"]
