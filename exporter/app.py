@@ -19,13 +19,23 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.applications import Starlette
 
 from exporter import __version__
+from exporter.alert_notifications import NotificationStore
+from exporter.api.alert_webhook import alert_webhook_router
+from exporter.api.errors import errors_router
+from exporter.api.log_stream import log_stream_router
 from exporter.api.logs import logs_router
+from exporter.api.observability import observability_router
+from exporter.api.status_page import status_page_router
 from exporter.collectors.system import HostCollector
 from exporter.config import Settings, load_settings
+from exporter.demo import DemoLoad, demo_router
+from exporter.errors.capture import enable_error_capture
 from exporter.exposition import MetricsEndpoint, multiprocess_registry
 from exporter.logs.setup import enable_access_log, setup_logging
+from exporter.logs.tail import LogTail
 from exporter.metrics import HttpMetrics, http_metrics_for
 from exporter.middleware import PrometheusMiddleware, RequestObserver
+from exporter.monitor import HealthMonitor
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -136,21 +146,14 @@ def _forget_process_at_exit(directory: str) -> None:
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> FastAPI:
-    """The sidecar: an instrumented FastAPI app with `/metrics`, `/healthz` and maybe the demo."""
+    """The sidecar: an instrumented FastAPI app with `/metrics`, `/healthz`, the status page,
+    the observability, errors, logs and alert-webhook APIs, and maybe the demo."""
     if settings is None:
         settings = load_settings()
     registry = REGISTRY if registry is None else registry
-    from exporter.monitor import HealthMonitor  # health: probes, history, alerts
-
-    monitor = HealthMonitor(settings, registry)
-    from exporter.logs.tail import LogTail  # status page: the live log tail
-
+    monitor = HealthMonitor(settings, registry)  # probes, history, in-process alerts
     log_tail = LogTail(settings.log_tail_queue_lines, settings.log_tail_max_clients, registry)
-    demo_load = None
-    if settings.demo:
-        from exporter.demo import DemoLoad
-
-        demo_load = DemoLoad(settings)
+    demo_load = DemoLoad(settings) if settings.demo else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -170,34 +173,22 @@ def create_app(
             log_sinks.close()
 
     app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)
+    app.state.health_monitor = monitor
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    app.include_router(logs_router(settings))
     if demo_load is not None:
-        from exporter.demo import demo_router
-
         app.include_router(demo_router(demo_load))
-    app.state.health_monitor = monitor
     instrument(app, settings, registry)
-    from exporter.api.errors import errors_router
-    from exporter.errors.capture import enable_error_capture
-
     errors = enable_error_capture(app, settings)
+    notifications = NotificationStore(settings.alert_notifications_kept)
+    app.include_router(logs_router(settings))
     if errors.store is not None:
         app.include_router(errors_router(errors.store, settings))
-    from exporter.alert_notifications import NotificationStore
-    from exporter.api.alert_webhook import alert_webhook_router
-    from exporter.api.observability import observability_router
-
-    notifications = NotificationStore(settings.alert_notifications_kept)  # stack: webhook
     app.include_router(alert_webhook_router(settings, notifications))
     app.include_router(observability_router(settings, monitor, errors.store, notifications))
-    from exporter.api.log_stream import log_stream_router
-    from exporter.api.status_page import status_page_router
-
     app.include_router(log_stream_router(settings, log_tail))
     app.include_router(status_page_router(settings))
     return app
