@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from exporter.alert_notifications import NotificationStore
 from exporter.app import create_app
 from exporter.config import load_settings
-from tests.asgi_client import AsgiClient
+from tests.asgi import SyncClient, serve_in_process
 
 WEBHOOK = "/api/v1/observability/alerts/webhook"
 ALERTS = "/api/v1/observability/alerts"
@@ -34,8 +35,10 @@ PAYLOAD: dict[str, Any] = {
         {
             "status": "firing",
             "labels": {"alertname": "HighErrorRate", "service": "demo", "severity": "critical"},
-            "annotations": {"summary": "More than 5 % of HTTP responses are 5xx errors",
-                            "description": "25% of the HTTP responses of demo were 5xx"},
+            "annotations": {
+                "summary": "More than 5 % of HTTP responses are 5xx errors",
+                "description": "25% of the HTTP responses of demo were 5xx",
+            },
             "startsAt": "2026-11-23T17:00:00.123Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
@@ -43,8 +46,12 @@ PAYLOAD: dict[str, Any] = {
         },
         {
             "status": "resolved",
-            "labels": {"alertname": "HighErrorRate", "service": "demo", "severity": "critical",
-                       "instance": "b:9480"},
+            "labels": {
+                "alertname": "HighErrorRate",
+                "service": "demo",
+                "severity": "critical",
+                "instance": "b:9480",
+            },
             "annotations": {},
             "startsAt": "2026-11-23T16:50:00Z",
             "endsAt": "2026-11-23T16:55:00+00:00",
@@ -57,18 +64,15 @@ PAYLOAD: dict[str, Any] = {
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[Any]:
-    clients: list[AsgiClient] = []
+    stack = ExitStack()
 
-    def start(**overrides: Any) -> AsgiClient:
-        settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
-                                 **overrides)
-        client = AsgiClient(create_app(settings, CollectorRegistry())).__enter__()
-        clients.append(client)
+    def start(**overrides: Any) -> SyncClient:
+        settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data", **overrides)
+        client = stack.enter_context(serve_in_process(create_app(settings, CollectorRegistry())))
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
+    with stack:
+        yield start
 
 
 def test_a_notification_is_accepted_and_listed_under_alerts(sidecar: Any) -> None:
@@ -118,16 +122,16 @@ def test_a_bad_payload_gets_422_naming_the_field(sidecar: Any, change: Any, fiel
 
 def test_a_body_that_is_not_json_gets_422(sidecar: Any) -> None:
     client = sidecar()
-    reply = client.request("POST", WEBHOOK, content=b"{not json",
-                           headers={"content-type": "application/json"})
+    reply = client.request(
+        "POST", WEBHOOK, content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 422
 
 
 def test_the_token_rule_applies_and_the_token_is_never_echoed(sidecar: Any) -> None:
     client = sidecar(api_token=TOKEN)
     assert client.request("POST", WEBHOOK, json=PAYLOAD).status_code == 401
-    wrong = client.request("POST", WEBHOOK, json=PAYLOAD,
-                           headers={"authorization": "Bearer nope"})
+    wrong = client.request("POST", WEBHOOK, json=PAYLOAD, headers={"authorization": "Bearer nope"})
     assert wrong.status_code == 401
     auth = {"authorization": f"Bearer {TOKEN}"}
     assert client.request("POST", WEBHOOK, json=PAYLOAD, headers=auth).status_code == 200

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from exporter import create_app, load_settings
 from exporter.errors.event import event_from_exception
 from exporter.errors.store import ErrorStore
+from tests.asgi import SyncClient, serve_in_process
 from tests.conftest import run_sidecar
-from tests.errors_asgi_client import SyncClient, serve_in_process
 
 TOKEN = "api-token-0f1e2d"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

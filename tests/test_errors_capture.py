@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 import exporter
 from exporter import enable_error_capture, instrument, load_settings
 from exporter.errors.capture import ErrorCapture
+from tests.asgi import serve_in_process
 from tests.conftest import require_binary
-from tests.errors_asgi_client import serve_in_process
 
 SECRETS = ("hunter2", "s3cr3t-cookie", "tok-4f9a8b7c", "Bearer abcdef123456", "pg-pass-77")
 

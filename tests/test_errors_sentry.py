@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from exporter.api.errors import errors_router
 from exporter.errors.capture import ErrorCapture
 from exporter.errors.sentry import shutdown_sentry
-from tests.errors_asgi_client import serve_in_process
+from tests.asgi import serve_in_process
 from tests.sentry_receiver import SentryReceiver, parse_envelope, sentry_receiver
 from tests.test_errors_capture import SECRETS, PaymentDeclined, build
 

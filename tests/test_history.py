@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from exporter.app import instrument
 from exporter.config import load_settings
 from exporter.history import History, HistorySampler, bucket_quantile
-from tests.asgi_client import AsgiClient
+from tests.asgi import SyncClient, serve_in_process
 
 
 class Clock:
@@ -23,8 +23,8 @@ class Clock:
 
 
 @pytest.fixture
-def traffic(registry: CollectorRegistry) -> Iterator[AsgiClient]:
-    with AsgiClient(traffic_app(registry), lifespan=False) as client:
+def traffic(registry: CollectorRegistry) -> Iterator[SyncClient]:
+    with serve_in_process(traffic_app(registry), lifespan=False) as client:
         yield client
 
 
@@ -55,7 +55,7 @@ def test_quantile_interpolates_like_prometheus() -> None:
 
 
 def test_rates_come_from_counter_deltas(
-    registry: CollectorRegistry, traffic: AsgiClient
+    registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     client = traffic
     clock = Clock()
@@ -76,7 +76,7 @@ def test_rates_come_from_counter_deltas(
 
 
 def test_an_idle_interval_has_no_error_rate_or_latency(
-    registry: CollectorRegistry, traffic: AsgiClient
+    registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     traffic.get("/ok")
     clock = Clock()
@@ -88,7 +88,7 @@ def test_an_idle_interval_has_no_error_rate_or_latency(
 
 
 def test_ring_keeps_the_window_and_aggregates_over_it(
-    registry: CollectorRegistry, traffic: AsgiClient
+    registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     client = traffic
     clock = Clock()

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
 from exporter.config import load_settings
-from tests.asgi_client import AsgiClient
+from tests.asgi import SyncClient, serve_in_process
 from tests.conftest import require_tcp
 from tests.probe_helpers import hanging_server
 
@@ -33,20 +34,18 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[Any]:
     """Start a sidecar app in-process with the given settings; yields a factory."""
-    clients: list[AsgiClient] = []
+    stack = ExitStack()
 
-    def start(**overrides: Any) -> AsgiClient:
+    def start(**overrides: Any) -> SyncClient:
         settings = load_settings(log_dir=tmp_path / "logs", **{**FAST, **overrides})
-        client = AsgiClient(create_app(settings, CollectorRegistry())).__enter__()
-        clients.append(client)
+        client = stack.enter_context(serve_in_process(create_app(settings, CollectorRegistry())))
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
+    with stack:
+        yield start
 
 
-def monitor(client: AsgiClient) -> Any:
+def monitor(client: SyncClient) -> Any:
     return client.app.state.health_monitor
 
 
@@ -54,8 +53,10 @@ def test_hanging_dependency_leaves_metrics_instant_and_health_degraded(sidecar: 
     require_tcp("127.0.0.1", 6379, "Redis")
     with hanging_server() as (port, accepted):
         client = sidecar(
-            dependencies={"cache": "redis://127.0.0.1:6379/0",
-                          "stuck": f"postgresql://postgres@127.0.0.1:{port}/test"},
+            dependencies={
+                "cache": "redis://127.0.0.1:6379/0",
+                "stuck": f"postgresql://postgres@127.0.0.1:{port}/test",
+            },
             probe_timeout_seconds=3.0,
         )
         wait_for(lambda: accepted)  # the probe of "stuck" is now waiting on the server
@@ -83,10 +84,13 @@ def test_database_and_redis_health_split_by_kind(sidecar: Any, tmp_path: Path) -
     import sqlite3
 
     sqlite3.connect(tmp_path / "app.db").close()
-    client = sidecar(dependencies={
-        "cache": "redis://127.0.0.1:6379/0", "users": "mysql://root@127.0.0.1:3306/test",
-        "local": f"sqlite://{tmp_path}/app.db",
-    })
+    client = sidecar(
+        dependencies={
+            "cache": "redis://127.0.0.1:6379/0",
+            "users": "mysql://root@127.0.0.1:3306/test",
+            "local": f"sqlite://{tmp_path}/app.db",
+        }
+    )
     assert monitor(client).runner.wait_for_rounds(1, timeout=10)
     db = client.get(f"{API}/health/database").json()
     assert sorted(c["name"] for c in db["checks"]) == ["local", "users"]
@@ -116,8 +120,9 @@ def test_queue_checks_flag_missing_queues(sidecar: Any) -> None:
     missing = f"missing-{uuid.uuid4().hex[:8]}"
     client = sidecar(queues=[f"redis://127.0.0.1:6379/0/{missing}"])
     assert monitor(client).runner.wait_for_rounds(1, timeout=10)
-    (check,) = [c for c in client.get(f"{API}/health/full").json()["checks"]
-                if c["kind"] == "queue"]
+    (check,) = [
+        c for c in client.get(f"{API}/health/full").json()["checks"] if c["kind"] == "queue"
+    ]
     assert check["details"]["exists"] is False and check["details"]["depth"] == 0
     assert "absent" in check["reason"]
 
@@ -166,8 +171,9 @@ def test_metrics_json_has_current_figures_and_history(sidecar: Any) -> None:
 def test_token_guards_every_route(sidecar: Any) -> None:
     client = sidecar(api_token="t0ken-" + uuid.uuid4().hex)
     token = monitor(client).settings.api_token.get_secret_value()
-    paths = [p for p, ops in client.app.openapi()["paths"].items()
-             if p.startswith(API) and "get" in ops]  # the POST webhook: test_alert_webhook.py
+    paths = [
+        p for p, ops in client.app.openapi()["paths"].items() if p.startswith(API) and "get" in ops
+    ]  # the POST webhook: test_alert_webhook.py
     assert len(paths) >= 10
     for template in paths:
         path = re.sub(r"\{\w+\}", "0" * 32, template)  # an id nobody has: 404 past the guard
@@ -205,8 +211,12 @@ def test_promtool_accepts_the_probe_metrics(sidecar: Any, tmp_path: Path) -> Non
     assert monitor(client).runner.wait_for_rounds(1, timeout=10)
     scrape = client.get("/metrics").text
     assert "dependency_probe_duration_seconds_bucket" in scrape and "queue_depth{" in scrape
-    done = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True,
-                          text=True, timeout=30)
-    problems = [line for line in (done.stdout + done.stderr).splitlines()
-                if "dependency" in line or "queue" in line]
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=scrape, capture_output=True, text=True, timeout=30
+    )
+    problems = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if "dependency" in line or "queue" in line
+    ]
     assert problems == [], problems

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
 from exporter.config import load_settings
-from tests.asgi_client import AsgiClient
+from tests.asgi import SyncClient, serve_in_process
 
 API = "/api/v1/observability"
 NOW = datetime.now(timezone.utc)
@@ -41,9 +41,9 @@ def write(log_dir: Path, stream: str, day: datetime, records: list[Any]) -> None
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[AsgiClient]:
+def api(tmp_path: Path) -> Iterator[SyncClient]:
     settings = load_settings(log_dir=tmp_path, service_name="shop", environment="test")
-    with AsgiClient(create_app(settings, CollectorRegistry()), lifespan=False) as client:
+    with serve_in_process(create_app(settings, CollectorRegistry()), lifespan=False) as client:
         yield client
 
 
@@ -52,7 +52,7 @@ def messages(reply: Any) -> list[str]:
     return [r["message"] for r in reply.json()["records"]]
 
 
-def test_logs_newest_first_across_days_with_filters(api: AsgiClient, tmp_path: Path) -> None:
+def test_logs_newest_first_across_days_with_filters(api: SyncClient, tmp_path: Path) -> None:
     # 30 h ago is always in an earlier day's file.
     write(tmp_path, "app", NOW - timedelta(hours=30),
           [record(timedelta(hours=30), "INFO", "old one")])
@@ -89,7 +89,7 @@ def test_logs_newest_first_across_days_with_filters(api: AsgiClient, tmp_path: P
     assert reply["source"] == "files" and reply["count"] == 1
 
 
-def test_errors_and_slow_requests_read_their_own_files(api: AsgiClient, tmp_path: Path) -> None:
+def test_errors_and_slow_requests_read_their_own_files(api: SyncClient, tmp_path: Path) -> None:
     write(tmp_path, "error", NOW, [record(timedelta(minutes=1), "ERROR", "db down")])
     write(tmp_path, "slow_requests", NOW, [
         record(timedelta(minutes=2), "WARNING", "slow", method="GET", route="/items/{id}",
@@ -101,7 +101,7 @@ def test_errors_and_slow_requests_read_their_own_files(api: AsgiClient, tmp_path
     assert (slow["route"], slow["status"], slow["duration_ms"]) == ("/items/{id}", 200, 820.5)
 
 
-def test_odd_lines_never_make_a_500(api: AsgiClient, tmp_path: Path) -> None:
+def test_odd_lines_never_make_a_500(api: SyncClient, tmp_path: Path) -> None:
     write(tmp_path, "app", NOW, [
         '{"ts": "' + stamp(NOW) + '", "level": "INFO", "message": "nan", "x": NaN}',
         json.dumps({**record(timedelta(0), "INFO", "typed"), "status": "teapot",
@@ -117,7 +117,7 @@ def test_odd_lines_never_make_a_500(api: AsgiClient, tmp_path: Path) -> None:
     assert "no timestamp" not in by_message
 
 
-def test_bad_filters_are_422(api: AsgiClient) -> None:
+def test_bad_filters_are_422(api: SyncClient) -> None:
     for params in ({"level": "loud"}, {"since": "yesterday"}, {"limit": 0},
                    {"since": "2026-13-45T00:00:00Z"}):
         reply = api.get(f"{API}/logs", params=params)
@@ -169,7 +169,7 @@ def loki() -> Iterator[str]:
 def test_loki_query_range_when_configured(loki: str, tmp_path: Path) -> None:
     settings = load_settings(log_dir=tmp_path, service_name="shop", environment="test",
                              loki_url=loki)
-    with AsgiClient(create_app(settings, CollectorRegistry()), lifespan=False) as api:
+    with serve_in_process(create_app(settings, CollectorRegistry()), lifespan=False) as api:
         reply = api.get(f"{API}/logs/errors", params={
             "trace_id": "c" * 32, "contains": 'say "hi"', "since": "2h", "limit": 50,
         })
@@ -195,7 +195,7 @@ def test_loki_down_is_a_502_with_a_reason(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     settings = load_settings(log_dir=tmp_path, loki_url=f"http://127.0.0.1:{free_port()}")
-    with AsgiClient(create_app(settings, CollectorRegistry()), lifespan=False) as api:
+    with serve_in_process(create_app(settings, CollectorRegistry()), lifespan=False) as api:
         reply = api.get(f"{API}/logs")
         assert reply.status_code == 502 and "Loki did not answer" in reply.text
         assert api.get(f"{API}/dashboard").status_code == 200

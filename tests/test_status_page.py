@@ -15,23 +15,26 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
 from exporter.config import load_settings
-from tests.asgi_client import AsgiClient
+from tests.asgi import SyncClient, serve_in_process
 
 TOKEN = "status-page-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[AsgiClient]:
+def client(tmp_path: Path) -> Iterator[SyncClient]:
     settings = load_settings(
-        log_dir=tmp_path / "logs", data_dir=tmp_path / "data", api_token=TOKEN,
-        history_interval_seconds=0.1, log_stdout=False,
+        log_dir=tmp_path / "logs",
+        data_dir=tmp_path / "data",
+        api_token=TOKEN,
+        history_interval_seconds=0.1,
+        log_stdout=False,
     )
-    with AsgiClient(create_app(settings, CollectorRegistry())) as client:
+    with serve_in_process(create_app(settings, CollectorRegistry())) as client:
         yield client
 
 
-def test_the_page_is_served_without_the_token_and_holds_no_data(client: AsgiClient) -> None:
+def test_the_page_is_served_without_the_token_and_holds_no_data(client: SyncClient) -> None:
     reply = client.get("/")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/html")
@@ -43,7 +46,7 @@ def test_the_page_is_served_without_the_token_and_holds_no_data(client: AsgiClie
     assert client.get("/api/v1/observability/dashboard").status_code == 401
 
 
-def test_only_the_shipped_script_and_style_may_run(client: AsgiClient) -> None:
+def test_only_the_shipped_script_and_style_may_run(client: SyncClient) -> None:
     reply = client.get("/")
     policy = reply.headers["content-security-policy"]
     for tag, directive in (("script", "script-src"), ("style", "style-src")):
@@ -57,12 +60,12 @@ def test_only_the_shipped_script_and_style_may_run(client: AsgiClient) -> None:
 
 def test_without_a_token_the_page_does_not_ask_for_one(tmp_path: Path) -> None:
     settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data")
-    with AsgiClient(create_app(settings, CollectorRegistry())) as client:
+    with serve_in_process(create_app(settings, CollectorRegistry())) as client:
         html = client.get("/").text
     assert '<meta name="exporter-token-required" content="false">' in html
 
 
-def dashboard(client: AsgiClient, samples: int = 3) -> dict[str, Any]:
+def dashboard(client: SyncClient, samples: int = 3) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
         body: dict[str, Any] = client.get("/api/v1/observability/dashboard", headers=AUTH).json()
@@ -72,11 +75,18 @@ def dashboard(client: AsgiClient, samples: int = 3) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def test_the_dashboard_keeps_its_fields_and_adds_the_pages(client: AsgiClient) -> None:
+def test_the_dashboard_keeps_its_fields_and_adds_the_pages(client: SyncClient) -> None:
     client.get("/api/v1/observability/alerts", headers=AUTH)  # some traffic
     body = dashboard(client)
-    for field in ("service", "environment", "generated_at", "health", "metrics", "alerts",
-                  "recent_errors"):
+    for field in (
+        "service",
+        "environment",
+        "generated_at",
+        "health",
+        "metrics",
+        "alerts",
+        "recent_errors",
+    ):
         assert field in body
     assert body["history_interval_seconds"] == 0.1
     assert body["history_ts"] == sorted(body["history_ts"])
@@ -101,12 +111,16 @@ def test_the_dashboard_keeps_its_fields_and_adds_the_pages(client: AsgiClient) -
 
 def test_top_errors_and_slow_requests_reach_the_dashboard(tmp_path: Path) -> None:
     settings = load_settings(
-        log_dir=tmp_path / "logs", data_dir=tmp_path / "data", demo=True, demo_rate=0,
-        demo_slow_seconds=0.55, history_interval_seconds=0.1, log_stdout=False,
+        log_dir=tmp_path / "logs",
+        data_dir=tmp_path / "data",
+        demo=True,
+        demo_rate=0,
+        demo_slow_seconds=0.55,
+        history_interval_seconds=0.1,
+        log_stdout=False,
     )
-    with AsgiClient(create_app(settings, CollectorRegistry())) as client:
-        with pytest.raises(RuntimeError, match="demo boom"):  # in-process: the app raises
-            client.get("/demo/boom")
+    with serve_in_process(create_app(settings, CollectorRegistry())) as client:
+        assert client.get("/demo/boom").status_code == 500
         assert client.get("/demo/slow").status_code == 200
         deadline = time.monotonic() + 10
         while True:
