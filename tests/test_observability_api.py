@@ -65,7 +65,9 @@ def test_hanging_dependency_leaves_metrics_instant_and_health_degraded(sidecar: 
         assert scrape.status_code == 200 and monitor(client).runner.rounds == 0
         assert "http_requests_total" in scrape.text or "system_cpu" in scrape.text
         assert monitor(client).runner.wait_for_rounds(1, timeout=10)
-    report = client.get(f"{API}/health/full")
+        # Read while the server still hangs: once it is gone, the next round reads "refused".
+        report = client.get(f"{API}/health/full")
+        scrape = client.get("/metrics").text
     assert report.status_code == 200
     body = report.json()
     assert body["status"] == "degraded"
@@ -73,7 +75,6 @@ def test_hanging_dependency_leaves_metrics_instant_and_health_degraded(sidecar: 
     assert checks["stuck"]["status"] == "degraded"
     assert checks["stuck"]["reason"] == "down: timed out after 3 s"
     assert checks["cache"]["status"] == "healthy" and checks["cache"]["details"]["up"] is True
-    scrape = client.get("/metrics").text
     assert 'dependency_up{kind="postgresql",name="stuck"} 0.0' in scrape
     assert 'dependency_up{kind="redis",name="cache"} 1.0' in scrape
 
