@@ -50,28 +50,30 @@ class CeleryInstrumentation:
         signals.worker_shutdown.connect(self._worker_shutdown, weak=False)
         signals.worker_process_init.connect(self._process_init, weak=False)
         signals.worker_process_shutdown.connect(self._process_shutdown, weak=False)
+
+    def _connect_task_signals(self, worker: WorkerInstrumentation) -> None:
+        # Connected once the worker exists: the handlers are the worker's bound methods, with
+        # no dispatch in between (they run for every task).
+        from celery import signals
+
+        handlers = worker.signals
         for signal, handler in (
-            (signals.task_received, "on_received"), (signals.task_rejected, "on_rejected"),
-            (signals.task_unknown, "on_unknown"), (signals.task_revoked, "on_revoked"),
-            (signals.task_prerun, "on_prerun"), (signals.task_postrun, "on_postrun"),
-            (signals.task_success, "on_success"), (signals.task_failure, "on_failure"),
-            (signals.task_retry, "on_retry"),
+            (signals.task_received, handlers.on_received),
+            (signals.task_rejected, handlers.on_rejected),
+            (signals.task_unknown, handlers.on_unknown),
+            (signals.task_revoked, handlers.on_revoked),
+            (signals.task_prerun, handlers.on_prerun),
+            (signals.task_postrun, handlers.on_postrun),
+            (signals.task_failure, handlers.on_failure),
+            (signals.task_retry, handlers.on_retry),
         ):
-            signal.connect(self._dispatch(handler), weak=False)
-
-    def _dispatch(self, name: str) -> Any:
-        def handler(*args: Any, **kwargs: Any) -> None:
-            worker = self.worker
-            if worker is not None:
-                getattr(worker.signals, name)(*args, **kwargs)
-
-        handler.__name__ = name
-        return handler
+            signal.connect(handler, weak=False)
 
     @guarded
     def _worker_init(self, sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", self.app) is self.app and self.worker is None:
             self.worker = WorkerInstrumentation(self.app, self.settings)
+            self._connect_task_signals(self.worker)
 
     @guarded
     def _setup_logging(self, loglevel: Any = None, **_: Any) -> None:

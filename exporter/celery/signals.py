@@ -1,9 +1,9 @@
 """Task signal handlers: `celery_*` metrics, the task's trace and log fields, its failures.
 
 `task_received`, `task_rejected`, `task_unknown` and `task_revoked` fire in the main worker
-process; `task_prerun`, `task_postrun`, `task_success`, `task_failure` and `task_retry` in the
-pool process that runs the task. Each handler runs inside a guard: instrumentation never fails
-a task nor the worker.
+process; `task_prerun`, `task_postrun` (which counts successes), `task_failure` and `task_retry`
+in the pool process that runs the task. Each handler runs inside a guard: instrumentation never
+fails a task nor the worker.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class TaskSignals:
         self._runs: dict[str, _Run] = {}
         self._gauges: dict[tuple[str, str], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
+        self._successes: dict[tuple[str, str], Any] = {}
 
     # --- main process ---
 
@@ -115,11 +116,15 @@ class TaskSignals:
         self._gauge(labels).inc()
 
     @guarded
-    def on_postrun(self, sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+    def on_postrun(self, sender: Any = None, task_id: str | None = None,
+                   state: str | None = None, **_: Any) -> None:
         run = self._runs.pop(task_id, None) if task_id is not None else None
         if run is None:
             return
         try:
+            # Success is counted here rather than on `task_success`: one signal less per task.
+            if state == "SUCCESS":
+                self._succeeded(run.labels).inc()
             histogram = self._histograms.get(run.labels)
             if histogram is None:
                 histogram = self._histograms[run.labels] = self.metrics.duration.labels(
@@ -128,11 +133,6 @@ class TaskSignals:
             self._gauge(run.labels).dec()
         finally:
             leave_task(run.scope)
-
-    @guarded
-    def on_success(self, sender: Any = None, **_: Any) -> None:
-        request = getattr(sender, "request", None)
-        self.metrics.count(name_of(sender, request), queue_of(request), "succeeded")
 
     @guarded
     def on_failure(self, sender: Any = None, task_id: str | None = None,
@@ -148,6 +148,12 @@ class TaskSignals:
     @guarded
     def on_retry(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         self.metrics.count(name_of(sender, request), queue_of(request), "retried")
+
+    def _succeeded(self, labels: tuple[str, str]) -> Any:
+        counter = self._successes.get(labels)
+        if counter is None:
+            counter = self._successes[labels] = self.metrics.tasks.labels(*labels, "succeeded")
+        return counter
 
     def _gauge(self, labels: tuple[str, str]) -> Any:
         gauge = self._gauges.get(labels)

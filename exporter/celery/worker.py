@@ -71,9 +71,9 @@ class WorkerInstrumentation:
             self.log_sinks = setup_logging(self.settings)
         finally:
             sys.stdout = redirected
-        task_fields = TaskLogFilter()
-        for handler in self.log_sinks.handlers:
-            handler.addFilter(task_fields)
+        # On the first of our handlers only: it runs first and decorates the record in place,
+        # the others (and the formatter's cached line) see the result.
+        self.log_sinks.handlers[0].addFilter(TaskLogFilter())
         if loglevel:  # the worker's --loglevel wins over EXPORTER_LOG_LEVEL
             logging.getLogger().setLevel(loglevel)
 
