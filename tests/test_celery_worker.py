@@ -35,8 +35,9 @@ from exporter.errors.store import ErrorStore
 from exporter.probes.queues import CELERY_PRIORITY_SEP, read_queue
 from tests.asgi_client import AsgiClient
 from tests.celery_app import make_app
-from tests.conftest import free_port, require_tcp
+from tests.conftest import free_port, require_binary, require_tcp
 from tests.loki_receiver import LokiReceiver
+from tests.sentry_receiver import SentryReceiver, sentry_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKERS = {
@@ -98,6 +99,9 @@ class Scenario:
     store_bytes: bytes
     loki_lines: list[dict[str, Any]]
     output: str
+    scrape_text: str
+    sentry_events: list[dict[str, Any]]
+    sentry_raw: bytes
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,7 +140,7 @@ def _send_all(client_app: Any, queue: str, broker: str) -> None:
 
 
 def _start_worker(
-    tmp: Path, broker_url: str, queue: str, port: int, loki_port: int
+    tmp: Path, broker_url: str, queue: str, port: int, loki_port: int, sentry_dsn: str
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -149,6 +153,7 @@ def _start_worker(
         "EXPORTER_CELERY_METRICS_PORT": str(port),
         "EXPORTER_PROBE_INTERVAL_SECONDS": "0.2",
         "EXPORTER_SERVICE_NAME": "worker",
+        "EXPORTER_SENTRY_DSN": sentry_dsn,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the instrumentation makes its own directory
     with (tmp / "worker.out").open("wb") as out:
@@ -225,6 +230,17 @@ def scenario(
     client_app = make_app(url, queue, name=f"sender-{broker}")
     instrument_celery(client_app)
     loki = LokiReceiver(free_port()).start()
+    try:
+        with sentry_receiver() as sentry:
+            yield from _run_scenario(broker, url, queue, client_app, tmp, loki, sentry)
+    finally:
+        _delete_queue(broker, url, queue)
+
+
+def _run_scenario(
+    broker: str, url: str, queue: str, client_app: Any, tmp: Path, loki: LokiReceiver,
+    sentry: SentryReceiver,
+) -> Iterator[Scenario]:
     process = None
     try:
         _send_all(client_app, queue, broker)
@@ -238,8 +254,9 @@ def scenario(
 
             main_list = int(redis.Redis.from_url(url).llen(queue))
         metrics_port = free_port()
-        process = _start_worker(tmp, url, queue, metrics_port, loki.port)
+        process = _start_worker(tmp, url, queue, metrics_port, loki.port, sentry.dsn)
         final = _wait_until_drained(process, metrics_port, queue, broker)
+        scrape_text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5.0).text
         _stop(process)
         lines = [json.loads(line) for path in sorted((tmp / "logs").glob("app_*.log"))
                  for line in path.read_text().splitlines()]
@@ -252,13 +269,13 @@ def scenario(
         yield Scenario(
             broker, queue, reading.depth, main_list, final, lines, detailed, store_bytes,
             [json.loads(line) for line in loki.lines()],
-            (tmp / "worker.out").read_text(errors="replace"),
+            (tmp / "worker.out").read_text(errors="replace"), scrape_text,
+            sentry.events(), b"".join(envelope.raw for envelope in sentry.envelopes),
         )
     finally:
         if process is not None:
             _stop(process)
         loki.stop()
-        _delete_queue(broker, url, queue)
 
 
 def test_queue_depth_counts_the_messages_waiting_while_no_worker_runs(scenario: Scenario) -> None:
@@ -351,3 +368,23 @@ def test_task_log_lines_carry_task_fields_and_no_secrets(scenario: Scenario) -> 
 def test_worker_logs_reach_loki_with_the_trace_id_by_shutdown(scenario: Scenario) -> None:
     traced = [x for x in scenario.loki_lines if x.get("trace_id") == TRACE_ID]
     assert {x["message"] for x in traced} >= {"working on item 1000", "about to fail on item 1000"}
+
+
+def test_task_failures_reach_sentry_with_the_trace_id_and_no_secrets(scenario: Scenario) -> None:
+    failures = [e for e in scenario.sentry_events
+                if e["exception"]["values"][-1]["type"] == "ValueError"]
+    assert failures, scenario.sentry_events
+    traced = [e for e in failures if e["tags"].get("trace_id") == TRACE_ID]
+    assert len(traced) == 1
+    assert traced[0]["tags"]["route"] == "tests.boom"
+    assert traced[0]["contexts"]["exporter"]["task"] == "tests.boom"
+    assert traced[0]["contexts"]["exporter"]["queue"] == scenario.queue
+    for secret in (PLANTED_PASSWORD, PLANTED_TOKEN):
+        assert secret.encode() not in scenario.sentry_raw
+
+
+def test_the_workers_metrics_pass_promtool(scenario: Scenario) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    result = subprocess.run([promtool, "check", "metrics"], input=scenario.scrape_text,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
