@@ -126,7 +126,7 @@ def cleanup(broker: str, queue: str) -> None:
         import redis
 
         client = redis.Redis.from_url(broker)
-        client.delete(queue, f"_kombu.binding.{queue}")
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         client.close()
     else:
         from kombu import Connection

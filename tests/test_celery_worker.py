@@ -206,7 +206,7 @@ def _delete_queue(broker: str, url: str, queue: str) -> None:
 
         client = redis.Redis.from_url(url)
         keys = [queue, *(f"{queue}{CELERY_PRIORITY_SEP}{p}" for p in range(10)),
-                f"_kombu.binding.{queue}"]
+                f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
         client.delete(*keys)
         client.close()
         return
