@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from exporter.app import create_app, instrument
+from exporter.celery import instrument_celery
 from exporter.config import Settings, SettingsError, load_settings
 from exporter.errors.capture import capture_exception, enable_error_capture
 from exporter.logs.loki import LokiShipper
@@ -26,6 +27,7 @@ __all__ = [
     "enable_access_log",
     "enable_error_capture",
     "instrument",
+    "instrument_celery",
     "load_settings",
     "setup_logging",
 ]

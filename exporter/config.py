@@ -218,6 +218,23 @@ class Settings(BaseSettings):
     )
     log_tail_max_clients: int = Field(16, ge=1, le=1000, description="live-tail clients at once")
 
+    # --- celery ---
+    celery_metrics_port: int = Field(
+        9808, ge=0, le=65535, description="port of a Celery worker's /metrics; 0: no HTTP server"
+    )
+    celery_metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="bind address of a Celery worker's /metrics"
+    )
+    celery_max_task_names: int = Field(
+        200, ge=1, le=100_000, description="distinct `task` label values; later names read other"
+    )
+    celery_queue_depth: bool = Field(
+        True, description="read the depth of the Celery app's queues from the worker"
+    )
+    celery_setup_logging: bool = Field(
+        True, description="route the worker's logging through the exporter's JSON logs"
+    )
+
     @field_validator("sentry_dsn")
     @classmethod
     def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:

@@ -69,17 +69,18 @@ def parse_traceparent(value: str) -> tuple[str, str] | None:
 
 def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceContext:
     """The request's trace context from its raw ASGI headers (lower-case names)."""
-    request_id = None
-    for name, value in headers:
-        if name == b"traceparent":
-            parsed = parse_traceparent(value.decode("latin-1"))
-            if parsed is not None:
-                return TraceContext(parsed[0], new_span_id(), parsed[1], "traceparent")
-        elif name == b"x-request-id" and request_id is None:
-            text = value.decode("latin-1").strip()
-            if _REQUEST_ID.fullmatch(text):
-                request_id = text
-    span_id = new_span_id()
+    # dict() walks the headers in C; a repeated name keeps its last value (W3C: a request with
+    # several traceparent headers has no valid one anyway).
+    found = dict(headers)
+    traceparent = found.get(b"traceparent")
+    if traceparent is not None:
+        parsed = parse_traceparent(traceparent.decode("latin-1"))
+        if parsed is not None:
+            return TraceContext(parsed[0], new_span_id(), parsed[1], "traceparent")
+    request_id = found.get(b"x-request-id")
     if request_id is not None:
-        return TraceContext(request_id, span_id, None, "x-request-id")
-    return TraceContext(new_trace_id(), span_id)
+        text = request_id.decode("latin-1").strip()
+        if _REQUEST_ID.fullmatch(text):
+            return TraceContext(text, new_span_id(), None, "x-request-id")
+    ids = f"{getrandbits(192):048x}"  # one draw for both ids
+    return TraceContext(ids[:32], ids[32:])

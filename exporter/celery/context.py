@@ -1,0 +1,119 @@
+"""The trace id across the queue, and the task fields of the worker's log lines.
+
+The sender puts the current trace into the task message's headers (`traceparent` and
+`x-trace-id`); the worker restores it into the trace contextvar while the task runs, so the
+JSON formatter and error capture see the same trace id as the request that sent the task.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar, Token
+from typing import Any, NamedTuple
+
+from exporter.errors.scrub import scrub_text
+from exporter.trace import TraceContext, _current, current_trace, trace_from_headers
+
+TRACEPARENT = "traceparent"
+TRACE_ID_HEADER = "x-trace-id"
+_HEX32 = frozenset("0123456789abcdef")
+_ARGUMENTS = frozenset({"args", "kwargs", "exc", "description"})
+
+
+class TaskFields(NamedTuple):
+    """What the worker's log lines say about the task being run."""
+
+    task_id: str | None
+    task_name: str | None
+    queue: str | None
+
+
+_task: ContextVar[TaskFields | None] = ContextVar("exporter_celery_task", default=None)
+
+
+def inject_trace(headers: dict[str, Any]) -> None:
+    """Add the current trace to a task message's `headers` (kept when the caller set one)."""
+    trace = current_trace()
+    if trace is None or TRACEPARENT in headers or TRACE_ID_HEADER in headers:
+        return
+    headers[TRACE_ID_HEADER] = trace.trace_id
+    # A trace id taken from X-Request-ID is not a W3C id: it travels in x-trace-id alone.
+    if len(trace.trace_id) == 32 and set(trace.trace_id) <= _HEX32:
+        headers[TRACEPARENT] = f"00-{trace.trace_id}-{trace.span_id}-01"
+
+
+def header(request: Any, name: str) -> str | None:
+    """A custom message header of a task request (an attribute in protocol 2, or in
+    `request.headers`), as text."""
+    value = getattr(request, name, None)
+    if value is None:
+        headers = getattr(request, "headers", None)
+        if isinstance(headers, dict):
+            value = headers.get(name)
+    return value if isinstance(value, str) else None
+
+
+def trace_of(request: Any) -> TraceContext:
+    """The task's trace: continued from its headers, else a new one for this run."""
+    raw: list[tuple[bytes, bytes]] = []
+    for name, as_http in ((TRACEPARENT, b"traceparent"), (TRACE_ID_HEADER, b"x-request-id")):
+        value = header(request, name)
+        if value is not None:
+            raw.append((as_http, value.encode("latin-1", "replace")))
+    return trace_from_headers(raw)
+
+
+class TaskScope(NamedTuple):
+    """Tokens to put the contextvars back when the task ends."""
+
+    trace: Token[TraceContext | None]
+    task: Token[TaskFields | None]
+
+
+def enter_task(request: Any, task_name: str | None, queue: str | None) -> TaskScope:
+    """Set the task's trace and log fields for the code that runs it."""
+    fields = TaskFields(getattr(request, "id", None), task_name, queue)
+    return TaskScope(_current.set(trace_of(request)), _task.set(fields))
+
+
+def leave_task(scope: TaskScope) -> None:
+    """Undo `enter_task` (the pool process runs the next task with a clean context)."""
+    try:
+        _task.reset(scope.task)
+        _current.reset(scope.trace)
+    except ValueError:  # set in another context (eager tasks in a thread): clear instead
+        _task.set(None)
+        _current.set(None)
+
+
+def current_task_fields() -> TaskFields | None:
+    """The task being run in this context, or None."""
+    return _task.get()
+
+
+class TaskLogFilter(logging.Filter):
+    """Adds `task_id`, `task_name` and `queue` to records logged while a task runs, and scrubs
+    the task arguments Celery's own lines carry (`data.args`, `data.kwargs`: reprs of the
+    arguments, where `'password': '...'` hides from key-based redaction)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._add_fields(record)
+        except Exception:  # a log line is never lost to its decoration
+            pass
+        return True
+
+    @staticmethod
+    def _add_fields(record: logging.LogRecord) -> None:
+        attrs = record.__dict__
+        data = attrs.get("data")
+        if isinstance(data, dict) and ("args" in data or "kwargs" in data):
+            attrs["data"] = {
+                key: scrub_text(str(item)) if key in _ARGUMENTS and item is not None else item
+                for key, item in data.items()
+            }
+        fields = _task.get()
+        if fields is not None:
+            for key, value in zip(TaskFields._fields, fields, strict=True):
+                if value is not None and key not in attrs:
+                    attrs[key] = value

@@ -1,0 +1,162 @@
+"""Task signal handlers: `celery_*` metrics, the task's trace and log fields, its failures.
+
+`task_received`, `task_rejected`, `task_unknown` and `task_revoked` fire in the main worker
+process; `task_prerun`, `task_postrun` (which counts successes), `task_failure` and `task_retry`
+in the pool process that runs the task. Each handler runs inside a guard: instrumentation never
+fails a task nor the worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from exporter.celery.context import TaskScope, enter_task, leave_task
+from exporter.celery.errors import TaskErrors
+from exporter.celery.metrics import OTHER, CeleryMetrics
+
+log = logging.getLogger("exporter.celery")
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def guarded(handler: F) -> F:
+    """`handler`, with any exception it raises logged (once per handler) and swallowed."""
+    warned = False
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> None:
+        nonlocal warned
+        try:
+            handler(*args, **kwargs)
+        except Exception as exc:
+            if not warned:
+                warned = True
+                log.warning("celery instrumentation: %s failed: %r", handler.__name__, exc)
+
+    return run  # type: ignore[return-value]
+
+
+def queue_of(request: Any) -> str | None:
+    """The queue a task came from: the routing key of its delivery (None when unknown)."""
+    info = getattr(request, "delivery_info", None)
+    if isinstance(info, dict):
+        key = info.get("routing_key") or info.get("exchange")
+        return str(key) if key else None
+    return None
+
+
+def name_of(task: Any, request: Any = None) -> str | None:
+    """A task's registered name, from the task object or its request."""
+    for source, attr in ((task, "name"), (request, "task"), (request, "name")):
+        value = getattr(source, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+class _Run:
+    """One task being run in this process."""
+
+    __slots__ = ("labels", "scope", "started")
+
+    def __init__(self, labels: tuple[str, str], scope: TaskScope) -> None:
+        self.labels = labels
+        self.scope = scope
+        self.started = time.perf_counter()
+
+
+class TaskSignals:
+    """The handlers, bound to one worker's metrics and error capture."""
+
+    def __init__(self, metrics: CeleryMetrics, errors: TaskErrors | None) -> None:
+        self.metrics = metrics
+        self.errors = errors
+        self._runs: dict[str, _Run] = {}
+        self._gauges: dict[tuple[str, str], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+        self._successes: dict[tuple[str, str], Any] = {}
+
+    # --- main process ---
+
+    @guarded
+    def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        self.metrics.count(name_of(None, request), queue_of(request), "received")
+
+    @guarded
+    def on_rejected(self, sender: Any = None, message: Any = None, **_: Any) -> None:
+        headers = getattr(message, "headers", None) or {}
+        name = headers.get("task") if isinstance(headers, dict) else None
+        self.metrics.count(name if isinstance(name, str) else None, queue_of(message), "rejected")
+
+    @guarded
+    def on_unknown(self, sender: Any = None, message: Any = None, **_: Any) -> None:
+        # The name was sent by a client and is not registered here: it gets no series of its own.
+        self.metrics.count(OTHER, queue_of(message), "rejected")
+
+    @guarded
+    def on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        self.metrics.count(name_of(sender, request), queue_of(request), "revoked")
+
+    # --- pool process ---
+
+    @guarded
+    def on_prerun(self, sender: Any = None, task_id: str | None = None, task: Any = None,
+                  **_: Any) -> None:
+        task = task if task is not None else sender
+        request = task.request
+        name, queue = name_of(task, request), queue_of(request)
+        labels = self.metrics.labels(name, queue)
+        run = _Run(labels, enter_task(request, name, queue))
+        if task_id is not None:
+            self._runs[task_id] = run
+        self.metrics.count(name, queue, "started")
+        self._gauge(labels).inc()
+
+    @guarded
+    def on_postrun(self, sender: Any = None, task_id: str | None = None,
+                   state: str | None = None, **_: Any) -> None:
+        run = self._runs.pop(task_id, None) if task_id is not None else None
+        if run is None:
+            return
+        try:
+            # Success is counted here rather than on `task_success`: one signal less per task.
+            if state == "SUCCESS":
+                self._succeeded(run.labels).inc()
+            histogram = self._histograms.get(run.labels)
+            if histogram is None:
+                histogram = self._histograms[run.labels] = self.metrics.duration.labels(
+                    *run.labels)
+            histogram.observe(time.perf_counter() - run.started)
+            self._gauge(run.labels).dec()
+        finally:
+            leave_task(run.scope)
+
+    @guarded
+    def on_failure(self, sender: Any = None, task_id: str | None = None,
+                   exception: BaseException | None = None, args: Any = None,
+                   kwargs: Any = None, **_: Any) -> None:
+        request = getattr(sender, "request", None)
+        name, queue = name_of(sender, request), queue_of(request)
+        self.metrics.count(name, queue, "failed")
+        if self.errors is not None and exception is not None:
+            self.errors.task_failed(exception, self.metrics.task_names.value(name), task_id,
+                                    queue, args, kwargs)
+
+    @guarded
+    def on_retry(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        self.metrics.count(name_of(sender, request), queue_of(request), "retried")
+
+    def _succeeded(self, labels: tuple[str, str]) -> Any:
+        counter = self._successes.get(labels)
+        if counter is None:
+            counter = self._successes[labels] = self.metrics.tasks.labels(*labels, "succeeded")
+        return counter
+
+    def _gauge(self, labels: tuple[str, str]) -> Any:
+        gauge = self._gauges.get(labels)
+        if gauge is None:
+            gauge = self._gauges[labels] = self.metrics.in_progress.labels(*labels)
+        return gauge

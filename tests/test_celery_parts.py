@@ -1,0 +1,136 @@
+"""The Celery integration's parts that need no worker: queue targets, labels, trace headers."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from kombu import Queue
+from prometheus_client import CollectorRegistry
+
+from exporter.celery.context import (
+    TaskLogFilter,
+    enter_task,
+    inject_trace,
+    leave_task,
+    trace_of,
+)
+from exporter.celery.metrics import OTHER, BoundedLabel, CeleryMetrics
+from exporter.celery.queues import celery_queues, queue_names, queue_url
+from exporter.trace import TraceContext, _current, current_trace_id
+
+
+def test_default_queue_is_read_when_no_task_queues_are_declared() -> None:
+    app = Celery("t", broker="redis://:s3cret@127.0.0.1:6379/5")
+    [target] = celery_queues(app)
+    assert (target.backend, target.queue) == ("redis", "celery")
+    assert target.url == "redis://:s3cret@127.0.0.1:6379/5"
+    assert "s3cret" not in target.safe_url
+
+
+def test_declared_task_queues_are_listed_once() -> None:
+    app = Celery("t", broker="pyamqp://guest:guest@127.0.0.1:5672//")
+    app.conf.task_queues = [Queue("high"), Queue("medium"), Queue("low"), Queue("high")]
+    assert queue_names(app) == ["high", "medium", "low"]
+    targets = celery_queues(app)
+    assert [(t.backend, t.queue, t.vhost) for t in targets] == [
+        ("rabbitmq", "high", "/"), ("rabbitmq", "medium", "/"), ("rabbitmq", "low", "/")]
+    assert targets[0].url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def test_broker_urls_become_probe_urls() -> None:
+    assert queue_url("redis://127.0.0.1:6379", "q") == "redis://127.0.0.1:6379/0/q"
+    assert queue_url("rediss://h:6380/3", "a b") == "rediss://h:6380/3/a%20b"
+    assert queue_url("amqp://u:p@h:5672/shop", "q") == "amqp://u:p@h:5672/shop/q"
+    assert queue_url("amqp://u:p@h:5672", "q") == "amqp://u:p@h:5672/%2F/q"
+    assert queue_url("sqs://", "q") is None
+
+
+def test_an_unsupported_transport_reads_no_queue() -> None:
+    assert celery_queues(Celery("t", broker="sqs://")) == []
+
+
+def test_task_names_past_the_cap_share_other() -> None:
+    label = BoundedLabel(3, seed=["a", "b"])
+    assert [label.value(v) for v in ("a", "c", "d", "b", "c")] == ["a", "c", OTHER, "b", "c"]
+    assert label.value(None) == "unknown"
+
+
+def test_counts_use_the_bounded_labels(registry: CollectorRegistry) -> None:
+    metrics = CeleryMetrics(registry, max_task_names=2, task_names=["tasks.a"])
+    for name in ("tasks.a", "tasks.b", "tasks.c", "tasks.d"):
+        metrics.count(name, "q", "received")
+    def total(task: str) -> float | None:
+        return registry.get_sample_value(
+            "celery_tasks_total", {"task": task, "queue": "q", "state": "received"})
+    assert (total("tasks.a"), total("tasks.b"), total(OTHER)) == (1.0, 1.0, 2.0)
+    assert total("tasks.c") is None
+
+
+def test_the_current_trace_goes_into_the_task_headers() -> None:
+    token = _current.set(TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"))
+    try:
+        headers: dict[str, object] = {}
+        inject_trace(headers)
+        assert headers == {
+            "x-trace-id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        }
+        kept = {"traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}
+        inject_trace(kept)
+        assert list(kept) == ["traceparent"]
+    finally:
+        _current.reset(token)
+
+
+def test_a_request_id_travels_in_x_trace_id_only() -> None:
+    token = _current.set(TraceContext("order-42", "00f067aa0ba902b7", None, "x-request-id"))
+    try:
+        headers: dict[str, object] = {}
+        inject_trace(headers)
+        assert headers == {"x-trace-id": "order-42"}
+    finally:
+        _current.reset(token)
+
+
+def test_no_trace_no_headers() -> None:
+    headers: dict[str, object] = {}
+    inject_trace(headers)
+    assert headers == {}
+
+
+class _Request:
+    def __init__(self, **attrs: object) -> None:
+        self.__dict__.update(attrs)
+
+
+def test_the_worker_continues_the_senders_trace() -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    trace = trace_of(_Request(traceparent=parent))
+    assert (trace.trace_id, trace.parent_span_id) == (
+        "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    assert trace_of(_Request(headers={"x-trace-id": "order-42"})).trace_id == "order-42"
+    fresh = trace_of(_Request(traceparent="garbage"))
+    assert fresh.source == "generated" and len(fresh.trace_id) == 32
+
+
+def test_log_records_in_a_task_carry_its_fields_and_scrubbed_arguments() -> None:
+    request = _Request(id="abc-1", traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-"
+                       "00f067aa0ba902b7-01")
+    scope = enter_task(request, "tasks.charge", "payments")
+    try:
+        assert current_trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736"
+        record = logging.LogRecord("celery.app.trace", logging.ERROR, "", 0, "failed", None, None)
+        record.data = {"id": "abc-1", "kwargs": "{'password': 'pw-123456', 'n': 1}", "args": "[]"}
+        assert TaskLogFilter().filter(record)
+        assert record.task_id == "abc-1"
+        assert record.task_name == "tasks.charge"
+        assert record.queue == "payments"
+        assert "pw-123456" not in record.data["kwargs"]
+        assert record.data["id"] == "abc-1"
+    finally:
+        leave_task(scope)
+    assert current_trace_id() is None
+    outside = logging.LogRecord("x", logging.INFO, "", 0, "m", None, None)
+    TaskLogFilter().filter(outside)
+    assert not hasattr(outside, "task_id")
