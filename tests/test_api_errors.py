@@ -139,3 +139,10 @@ def test_the_sidecar_serves_the_errors_api_from_its_data_dir(tmp_path: Path) -> 
         assert httpx.get(f"{server.url}{BASE}/summary").status_code == 401
         detail = httpx.get(f"{server.url}{BASE}/{group_id}", headers=AUTH).json()
         assert detail["count"] == 4
+
+
+def test_a_huge_offset_is_a_422_not_a_500(sidecar: tuple[SyncClient, ErrorStore]) -> None:
+    client, _store = sidecar
+    reply = client.get(BASE, params={"offset": 10**30}, headers=AUTH)
+    assert reply.status_code == 422
+    assert "offset" in reply.text

@@ -114,3 +114,12 @@ def test_each_handler_sharing_the_formatter_formats_once() -> None:
     rec.msg = "changed"
     assert formatter.format(rec) is first
     assert JsonFormatter().format(rec) != first  # another formatter does its own
+
+
+def test_secrets_in_reprs_and_prefixed_keys_are_scrubbed() -> None:
+    from exporter.logs.formatter import scrub_text
+
+    text = scrub_text("args=({'password': 'hunter2', 'db_password': \"s3cr3t\"},) DB_PASSWORD=pw1")
+    assert "hunter2" not in text and "s3cr3t" not in text and "pw1" not in text
+    assert "'password': '[redacted]'" in text
+    assert scrub_text("order 42: paid, total=12.5") == "order 42: paid, total=12.5"

@@ -129,7 +129,7 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
         route: Annotated[str | None, Query(max_length=300)] = None,
         since: Since = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # SQLite takes 64-bit ints only
     ) -> dict[str, Any]:
         total, items = store.groups(
             status=status, type=type, route=route,

@@ -25,8 +25,10 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 _SECRET_TEXT = re.compile(
     r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"
     r"|(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken))\s+[A-Za-z0-9._~+/=-]{6,}"
-    r"|(?P<pair>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_token)\s*[=:]\s*)"
-    r"[^\s&,;\"']+",
+    # key=value, key: value, and quoted keys as in a repr: {'db_password': 'x'}.
+    r"|(?P<pair>[\w.-]*(?:password|passwd|pwd|secret|token|api_key|apikey)[\w.-]*"
+    r"[\"']?\s*[=:]\s*[\"']?)"
+    r"[^\s&,;\"'}]+",
     re.IGNORECASE,
 )
 _MAX_DEPTH = 8
