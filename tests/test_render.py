@@ -13,7 +13,7 @@ import yaml
 from exporter.cli import main
 from exporter.render import HEADER, render_files
 from exporter.render.links import anchor
-from exporter.thresholds import load_thresholds, parse_thresholds
+from exporter.thresholds import Signal, load_thresholds, parse_thresholds
 from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ def test_output_is_deterministic_and_every_file_names_the_command() -> None:
         "prometheus/tests/alerts_test.yml", "grafana/dashboards/service-overview.json",
         "grafana/dashboards/host.json", "grafana/dashboards/dependencies-queues.json",
         "grafana/dashboards/logs.json", "grafana/dashboards/alerts-errors.json",
+        "grafana/dashboards/celery.json",
     }
     for path, text in first.items():
         if path.endswith(".json"):
@@ -85,7 +86,8 @@ def test_one_alert_per_threshold_plus_the_stack_alerts() -> None:
     alerts = _alerts(render_files(THRESHOLDS))
     names = [a["alert"] for a in alerts]
     assert names == [t.alert for t in THRESHOLDS.items()] + [
-        "TargetDown", "DependencyDown", "QueueBacklogGrowing", "LogShipperDroppingLines"]
+        "TargetDown", "DependencyDown", "QueueBacklogGrowing", "LogShipperDroppingLines",
+        "CeleryTaskFailureRate"]
     by_name = {a["alert"]: a for a in alerts}
     for threshold in THRESHOLDS.items():
         rule = by_name[threshold.alert]
@@ -93,6 +95,12 @@ def test_one_alert_per_threshold_plus_the_stack_alerts() -> None:
         assert rule["labels"] == {"severity": threshold.severity}
         assert rule["annotations"]["summary"] == threshold.summary  # type: ignore[index]
     assert "service:http_request_errors:ratio_rate5m" in str(by_name["HighErrorRate"]["expr"])
+    # A task that fails is an error: the Celery alert uses the error-rate threshold.
+    (error_rate,) = THRESHOLDS.for_signal(Signal.http_error_ratio)
+    celery = by_name["CeleryTaskFailureRate"]
+    assert celery["expr"] == (
+        f"service_task:celery_task_failures:ratio_rate5m > {error_rate.above!r}")
+    assert celery["labels"] == {"severity": error_rate.severity}
 
 
 def test_every_alert_is_annotated_and_has_a_runbook_section() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from exporter.render.alerting import alerting_group
+from exporter.render.celery import celery_recording_group
 from exporter.render.dashboards import dashboards
 from exporter.render.promtests import alert_tests
 from exporter.render.recording import RecordingNames, recording_group
@@ -47,7 +48,8 @@ def render_files(thresholds: Thresholds) -> dict[str, str]:
     """Every generated file: relative path -> text. Same input, byte-identical output."""
     names = RecordingNames(thresholds.render.rate_window)
     files = {
-        "prometheus/rules/recording.yml": _yaml({"groups": [recording_group(names)]}),
+        "prometheus/rules/recording.yml": _yaml({"groups": [
+            recording_group(names), celery_recording_group(names.window)]}),
         "prometheus/rules/alerts.yml": _yaml({"groups": [alerting_group(thresholds)]}),
         "prometheus/tests/alerts_test.yml": _yaml(alert_tests(thresholds)),
     }

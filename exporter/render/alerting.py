@@ -115,8 +115,14 @@ def stack_rules(names: RecordingNames) -> list[AlertRule]:
 
 def alert_rules(thresholds: Thresholds) -> list[AlertRule]:
     """Every alerting rule, thresholds first, in file order."""
+    from exporter.render.celery import celery_rules  # it builds on this module's AlertRule
+
     names = RecordingNames(thresholds.render.rate_window)
-    return [threshold_rule(t, names) for t in thresholds.items()] + stack_rules(names)
+    return (
+        [threshold_rule(t, names) for t in thresholds.items()]
+        + stack_rules(names)
+        + celery_rules(thresholds)
+    )
 
 
 def rule_entry(rule: AlertRule, thresholds: Thresholds) -> dict[str, Any]:

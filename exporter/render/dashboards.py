@@ -218,6 +218,7 @@ def _alerts(t: Thresholds, n: RecordingNames, description: str) -> dict[str, Any
 def dashboards(thresholds: Thresholds) -> dict[str, dict[str, Any]]:
     """File stem -> dashboard JSON document."""
     from exporter.render import HEADER  # the package imports this module first
+    from exporter.render.celery import celery_dashboard
 
     names = RecordingNames(thresholds.render.rate_window)
     return {
@@ -226,4 +227,5 @@ def dashboards(thresholds: Thresholds) -> dict[str, dict[str, Any]]:
         "dependencies-queues": _dependencies(thresholds, HEADER),
         "logs": _logs(thresholds, HEADER),
         "alerts-errors": _alerts(thresholds, names, HEADER),
+        "celery": celery_dashboard(thresholds, HEADER),
     }

@@ -13,6 +13,7 @@ DASHBOARDS: dict[str, tuple[str, str]] = {
     "dependencies": ("exporter-dependencies", "Dependencies and queues"),
     "logs": ("exporter-logs", "Logs"),
     "alerts": ("exporter-alerts", "Alerts and errors"),
+    "celery": ("exporter-celery", "Celery"),
 }
 
 

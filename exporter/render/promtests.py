@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.render.alerting import ALERTING_GROUP, AlertRule, alert_annotations, alert_rules
+from exporter.render.celery import CELERY_RECORDING_GROUP, FAILURE_ALERT, failure_series
 from exporter.render.gotemplate import expand
 from exporter.render.recording import RECORDING_GROUP
 from exporter.thresholds import Signal, Thresholds, format_duration
@@ -119,10 +120,20 @@ def _stack_sides(rule: AlertRule, steps: int) -> tuple[_Case, _Case]:
     return cases[0], cases[1]
 
 
+def _celery_sides(rule: AlertRule, steps: int) -> tuple[_Case, _Case]:
+    """(above, below) for the task-failure alert: like the HTTP error ratio."""
+    assert rule.above is not None
+    cases = []
+    for who, ratio in (("over", rule.above + 0.01), ("under", rule.above - 0.01)):
+        series, labels = failure_series(ratio, who, steps)
+        cases.append(_Case(series, labels, ratio))
+    return cases[0], cases[1]
+
+
 def _starts_at(rule: AlertRule) -> float:
     """When the condition first holds: rate(), deriv() and increase() need two samples."""
     if rule.signal in _RATE_BASED or rule.name in ("QueueBacklogGrowing",
-                                                   "LogShipperDroppingLines"):
+                                                   "LogShipperDroppingLines", FAILURE_ALERT):
         return STEP
     return 0.0
 
@@ -143,8 +154,11 @@ def _expected(
 def _test(rule: AlertRule, thresholds: Thresholds) -> dict[str, Any]:
     fires_at = _starts_at(rule) + rule.for_seconds
     steps = int(fires_at / STEP) + 6
+    over: _Case | None
     if rule.signal is not None:
         over, under = _sides(rule, steps)
+    elif rule.name == FAILURE_ALERT:
+        over, under = _celery_sides(rule, steps)
     else:
         over, under = _stack_sides(rule, steps)
     cases = [c for c in (over, under) if c is not None]
@@ -173,6 +187,6 @@ def alert_tests(thresholds: Thresholds) -> dict[str, Any]:
         "evaluation_interval": format_duration(STEP),
         # Without an order promtool evaluates the groups in random order, and an alert on a
         # recording rule would become active one step late now and then.
-        "group_eval_order": [RECORDING_GROUP, ALERTING_GROUP],
+        "group_eval_order": [RECORDING_GROUP, CELERY_RECORDING_GROUP, ALERTING_GROUP],
         "tests": [_test(rule, thresholds) for rule in alert_rules(thresholds)],
     }
