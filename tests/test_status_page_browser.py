@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,25 @@ thresholds:
 """
 
 
+def to_fixed(value: float, digits: int) -> str:
+    """JavaScript's `Number.prototype.toFixed`: the exact binary value, ties away from zero.
+
+    Python's format rounds ties to even (476.25 -> '476.2'), toFixed rounds them up ('476.3').
+    """
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
 def shown(value: float | None, unit: str) -> str:
     """How the page writes a value (the same rules as its `format`)."""
     if value is None:
         return "\u2013"  # an en dash
     if unit == "ratio":
-        return f"{value * 100:.1f} %"
+        return f"{to_fixed(value * 100, 1)} %"
     if unit == "seconds":
-        return f"{value * 1000:.1f} ms"
+        return f"{to_fixed(value * 1000, 1)} ms"
     if unit == "per_second":
-        return f"{value:.2f} req/s"
-    return str(round(value))
+        return f"{to_fixed(value, 2)} req/s"
+    return to_fixed(value, 0)  # Math.round on the non-negative counts shown here
 
 
 def api_value(body: dict[str, Any], series_id: str) -> float | None:
