@@ -274,3 +274,30 @@ def test_a_slow_receiver_never_blocks_the_caller_and_loses_nothing(
     # A push that timed out may still have landed: delivery is at least once (Loki drops exact
     # duplicates), never less.
     assert (registry.get_sample_value("loki_shipper_retries_total") or 0) >= 1
+
+
+def test_a_full_queue_drops_new_lines_counts_them_and_never_blocks(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    receiver.delay = 2.0  # the worker sits in its first push while the caller logs
+    shipper = make_shipper(receiver, tmp_path, registry, queue_lines=100, batch_lines=10,
+                           batch_wait=0.01, push_timeout=5.0)
+    logger = make_logger(shipper, "test.full")
+    logger.info("first", extra={"seq": -1})
+    deadline = time.monotonic() + 5
+    while shipper.queue_lines:  # the worker took the first line and is pushing it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)
+    for seq in range(1_000):
+        logger.info("record", extra={"seq": seq})
+    assert receiver.count == 0, "the caller waited for the push to finish"
+    assert shipper.queue_lines == 100
+    dropped = registry.get_sample_value(
+        "loki_shipper_lines_dropped_total", {"reason": "queue_full"})
+    assert dropped == 900
+    receiver.delay = 0.0
+    shipper.close()
+    # What was queued is delivered, oldest first: the first line, then seq 0..99.
+    assert sequence_numbers(receiver)[:101] == [-1, *range(100)]
+    assert receiver.count == 101
