@@ -101,11 +101,14 @@ def layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def query_variable(name: str, query: str, label: str) -> dict[str, Any]:
-    """A multi-value Prometheus label variable with "All" (as the regex `.*`)."""
+    """A multi-value Prometheus label variable with "All" (as the regex `.+`).
+
+    `.+`, not `.*`: Grafana puts the all-value into the query as it is, and Loki refuses a
+    stream selector whose only matcher matches the empty string (`{service=~".*"}`)."""
     return {
         "name": name, "label": label, "type": "query", "datasource": PROMETHEUS,
         "query": {"query": query, "refId": f"{name}-variable"}, "definition": query,
-        "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*", "sort": 1,
+        "refresh": 2, "multi": True, "includeAll": True, "allValue": ".+", "sort": 1,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "hide": 0,
     }
 
