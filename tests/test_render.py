@@ -137,6 +137,9 @@ def test_a_changed_threshold_reaches_rules_tests_and_dashboards() -> None:
     p95 = next(p for p in overview["panels"] if p["title"] == "Latency p95 by route")
     assert p95["fieldConfig"]["defaults"]["thresholds"]["steps"][-1] == {
         "color": "red", "value": 0.75}
+    logs = json.loads(files["grafana/dashboards/logs.json"])
+    slow = next(p for p in logs["panels"] if p["title"] == "Slow requests")
+    assert slow["targets"][0]["expr"].endswith('kind="access"} | json | duration_ms >= 750')
 
 
 def test_render_refuses_a_bad_thresholds_file(
@@ -211,3 +214,8 @@ def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None
     trace = next(p for p in logs["panels"] if "trace" in p["title"])
     assert trace["datasource"] == {"type": "loki", "uid": "loki"}
     assert '|= "$trace_id"' in trace["targets"][0]["expr"]
+    # The shippers label their streams kind="app" or kind="access", nothing else.
+    kinds = {kind for panel in logs["panels"] for target in panel.get("targets", [])
+             for kind in re.findall(r'kind="(\w+)"', target["expr"])
+             if target["datasource"]["uid"] == "loki"}
+    assert kinds == {"access"}

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from tests.conftest import require_binary
 
@@ -25,8 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 EXPORTER_SERVICES = ("sidecar", "demo-app")
-LOG_KINDS = {"app": "app_*.log", "access": "access_*.log", "error": "error_*.log",
-             "slow_request": "slow_requests_*.log"}
+# What the shippers read. error_*.log and slow_requests_*.log are subsets of these (see
+# test_the_files_not_shipped_are_subsets_of_those_shipped): shipping them would double lines.
+LOG_KINDS = {"app": "app_*.log", "access": "access_*.log"}
+NOT_SHIPPED = ("error_*.log", "slow_requests_*.log", "errors/errors_*.jsonl")
 STREAM_LABELS = {"service", "env", "level"}
 RENDER_ENV = {
     "SMTP_HOST": "smtp.example.org",
@@ -545,7 +550,7 @@ def _matching_kinds(paths: dict[str, str], file: str) -> list[str]:
     return [kind for kind, pattern in paths.items() if fnmatch.fnmatchcase(file, pattern)]
 
 
-def test_promtail_tails_the_four_log_files_of_every_exporter() -> None:
+def test_promtail_tails_the_app_and_access_files_of_every_exporter_and_nothing_else() -> None:
     paths = _promtail_paths()
     assert set(paths) == set(LOG_KINDS)
     for service in EXPORTER_SERVICES:
@@ -553,7 +558,37 @@ def test_promtail_tails_the_four_log_files_of_every_exporter() -> None:
         for kind, name in LOG_KINDS.items():
             day_file = f"{base}/{name.replace('*', '2026-03-02')}"
             assert _matching_kinds(paths, day_file) == [kind]
-    assert _matching_kinds(paths, "/var/log/exporter/sidecar/errors/errors_2026-03-02.jsonl") == []
+        for name in NOT_SHIPPED:
+            assert _matching_kinds(paths, f"{base}/{name.replace('*', '2026-03-02')}") == []
+
+
+def test_the_files_not_shipped_are_subsets_of_those_shipped(tmp_path: Path) -> None:
+    # Every ERROR line also goes to app_*, every slow access line also to access_*: the shippers
+    # lose nothing by skipping error_* and slow_requests_*.
+    from exporter import load_settings, setup_logging
+    from exporter.middleware import CompletedRequest
+
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False,
+                             slow_request_seconds=0.1, service_name="shop")
+    sinks = setup_logging(settings, CollectorRegistry())
+    try:
+        logging.getLogger("shop").error("payment failed")
+        logging.getLogger("shop").info("paid")
+        sinks.write_entry(time.time(), "critical", {"message": "ingested", "service": "shop"})
+        for seconds, status in ((0.01, 200), (0.5, 200), (0.3, 503)):
+            sinks.observe_request(CompletedRequest(
+                "GET", "/pay", "/pay", status, seconds, "0" * 32, "0" * 16, None, None))
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+
+    def lines(pattern: str) -> list[str]:
+        return [line for path in tmp_path.glob(pattern) for line in path.read_text().splitlines()]
+
+    errors, slow = lines("error_*.log"), lines("slow_requests_*.log")
+    assert len(errors) == 2 and len(slow) == 2
+    assert set(errors) <= set(lines("app_*.log"))
+    assert set(slow) <= set(lines("access_*.log"))
 
 
 def test_promtail_labels_only_service_env_level_and_kind() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter.config import Settings
 from exporter.probes.targets import DATABASE_KINDS
 from exporter.render.grafana import (
     dashboard,
@@ -150,7 +151,18 @@ def _dependencies(t: Thresholds, description: str) -> dict[str, Any]:
                      _variables("service", "instance"))
 
 
+def _slow_ms(t: Thresholds) -> str:
+    """The API latency threshold in milliseconds (access lines carry `duration_ms`)."""
+    seconds = _limit(t, Signal.http_latency_p95_seconds)
+    if seconds is None:
+        seconds = Settings.model_fields["slow_request_seconds"].default
+    return f"{seconds * 1000:g}"
+
+
 def _logs(t: Thresholds, description: str) -> dict[str, Any]:
+    # The shippers send app_*.log and access_*.log only (kind="app"/"access"): error_*.log and
+    # slow_requests_*.log are subsets of them, so errors and slow requests are found here.
+    slow = _slow_ms(t)
     panels = [
         panel("Log lines by level",
               [loki(f"sum by (level) (count_over_time({{{_S}}} [$__interval]))", "{{level}}")],
@@ -160,8 +172,11 @@ def _logs(t: Thresholds, description: str) -> dict[str, Any]:
                     "[$__interval]))", "{{service}}")], width=12),
         panel("Error lines", [loki(f'{{{_S}, level=~"error|critical"}}')], kind="logs",
               width=24, height=10),
-        panel("Slow requests", [loki(f'{{{_S}, kind="slow_request"}}')], kind="logs", width=24,
-              height=10, description="Requests slower than EXPORTER_SLOW_REQUEST_SECONDS."),
+        panel("Slow requests",
+              [loki(f'{{{_S}, kind="access"}} | json | duration_ms >= {slow}')], kind="logs",
+              width=24, height=10,
+              description=f"Access lines of requests that took {slow} ms or more (the API "
+              "latency threshold of thresholds.yaml)."),
         panel("Lines of one trace (set the trace id above)",
               [loki(f'{{{_S}}} |= "$trace_id"')], kind="logs", width=24, height=10),
         row("Shipping"),
