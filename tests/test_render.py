@@ -166,20 +166,31 @@ def test_promtool_accepts_the_rules_and_their_tests_pass() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-def test_the_generated_promtool_tests_catch_a_wrong_rule(tmp_path: Path) -> None:
-    # The tests can fail: a rule whose threshold drifted from thresholds.yaml breaks them.
+@pytest.mark.parametrize(("right", "wrong", "caught"), [
+    # A threshold that drifted from thresholds.yaml.
+    ("system_cpu_usage_ratio > 0.8", "system_cpu_usage_ratio > 0.82", "HighCpuUsage"),
+    # The log-shipper alert without Promtail's counter, or deaf to Alloy's first drop.
+    (" or increase(promtail_dropped_entries_total[5m]) > 0", "",
+     "LogShipperDroppingLines (promtail_dropped_entries_total)"),
+    ("increase(loki_write_dropped_entries_total[5m]) > 0",
+     "increase(loki_write_dropped_entries_total[5m]) > 1",
+     "LogShipperDroppingLines (loki_write_dropped_entries_total)"),
+])
+def test_the_generated_promtool_tests_catch_a_wrong_rule(
+    tmp_path: Path, right: str, wrong: str, caught: str
+) -> None:
     promtool = require_binary("promtool", "prometheus")
     assert main(["render", "--thresholds", str(ROOT / "thresholds.yaml"),
                  "--out", str(tmp_path)]) == 0
     alerts = tmp_path / "prometheus" / "rules" / "alerts.yml"
-    alerts.write_text(alerts.read_text().replace("system_cpu_usage_ratio > 0.8",
-                                                 "system_cpu_usage_ratio > 0.82"))
+    assert right in alerts.read_text()
+    alerts.write_text(alerts.read_text().replace(right, wrong))
     result = subprocess.run(
         [promtool, "test", "rules", str(tmp_path / "prometheus" / "tests" / "alerts_test.yml")],
         capture_output=True, text=True,
     )
     assert result.returncode != 0
-    assert "HighCpuUsage" in result.stdout + result.stderr
+    assert caught in result.stdout + result.stderr
 
 
 def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None:

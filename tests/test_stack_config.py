@@ -62,6 +62,16 @@ def _host_port(target: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _aliases(service: str) -> set[str]:
+    networks = SERVICES[service].get("networks", {})
+    return {alias for network in networks.values() for alias in (network or {}).get("aliases", [])}
+
+
+def _services_at(host: str) -> set[str]:
+    """The compose services that answer to `host`: by name, or by a network alias."""
+    return {name for name in SERVICES if name == host or host in _aliases(name)}
+
+
 # --- docker-compose.yml -------------------------------------------------------------------
 
 
@@ -281,16 +291,31 @@ def _scrape_targets() -> list[tuple[str, str, dict[str, str]]]:
 
 def test_prometheus_scrapes_every_part_of_the_stack() -> None:
     jobs = {job["job_name"] for job in PROMETHEUS["scrape_configs"]}
-    assert jobs == {"exporter", "alertmanager", "loki", "grafana", "prometheus"}
+    assert jobs == {"exporter", "log-shipper", "alertmanager", "loki", "grafana", "prometheus"}
     hosts = {_host_port(target)[0] for _, target, _ in _scrape_targets()}
-    assert hosts == {"sidecar", "demo-app", "alertmanager", "loki", "grafana", "prometheus"}
+    assert hosts == {"sidecar", "demo-app", "log-shipper", "alertmanager", "loki", "grafana",
+                     "prometheus"}
 
 
 def test_every_scrape_target_is_a_compose_service_on_an_exposed_port() -> None:
     for job, target, _ in _scrape_targets():
         host, port = _host_port(target)
-        assert host in SERVICES, f"job {job}: {host} is not a compose service"
-        assert port in _exposed_ports(host), f"job {job}: {host} does not expose {port}"
+        services = _services_at(host)
+        assert services, f"job {job}: {host} is neither a compose service nor an alias"
+        for service in services:
+            assert port in _exposed_ports(service), f"job {job}: {service} does not expose {port}"
+
+
+def test_the_running_log_shipper_is_scraped_as_log_shipper() -> None:
+    # Alloy and Promtail share the alias and the port; only the one whose profile is on runs,
+    # so the job has one target that is up, and none that is down.
+    (target,) = [t for job, t, _ in _scrape_targets() if job == "log-shipper"]
+    host, port = _host_port(target)
+    assert _services_at(host) == {"alloy", "promtail"}
+    assert f"--server.http.listen-addr=0.0.0.0:{port}" in SERVICES["alloy"]["command"]
+    assert PROMTAIL["server"]["http_listen_port"] == port
+    for shipper in ("alloy", "promtail"):
+        assert f"/dev/tcp/127.0.0.1/{port} " in " ".join(SERVICES[shipper]["healthcheck"]["test"])
 
 
 def test_each_exporter_target_is_labelled_with_its_service_name() -> None:

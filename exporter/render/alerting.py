@@ -12,6 +12,14 @@ from exporter.thresholds import Signal, Threshold, Thresholds, format_duration
 
 _DATABASES = "|".join(sorted(DATABASE_KINDS))
 ALERTING_GROUP = "exporter-alerts"
+# Lines given up on the way to Loki, each with a `reason` label: by the exporter's own shipper
+# (EXPORTER_LOKI_URL), by Alloy's loki.write and by Promtail's client (the compose stack's
+# shipper, scraped as job log-shipper).
+SHIPPER_DROPS = (
+    "loki_shipper_lines_dropped_total",
+    "loki_write_dropped_entries_total",
+    "promtail_dropped_entries_total",
+)
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,12 @@ def stack_rules(names: RecordingNames) -> list[AlertRule]:
             "by {{ $value | humanize }} messages/s over 10m; the threshold is any growth "
             "for 15m.", "dependencies"),
         AlertRule(
-            "LogShipperDroppingLines", f"increase(loki_shipper_lines_dropped_total[{w}]) > 0",
+            "LogShipperDroppingLines",
+            " or ".join(f"increase({counter}[{w}]) > 0" for counter in SHIPPER_DROPS),
             0, "warning", "Log lines are being dropped on the way to Loki",
-            f"{{{{ $value | humanize }}}} log lines of {{{{ $labels.service }}}} were dropped "
-            f"over {w} (reason {{{{ $labels.reason }}}}); the threshold is any drop.", "logs"),
+            f"{{{{ $labels.service }}}} dropped {{{{ $value | humanize }}}} log lines on the way "
+            f"to Loki over {w} (reason {{{{ $labels.reason }}}}); the threshold is any drop.",
+            "logs"),
     ]
 
 

@@ -159,6 +159,11 @@ def _slow_ms(t: Thresholds) -> str:
     return f"{seconds * 1000:g}"
 
 
+def _either(template: str, alloy: str, promtail: str) -> str:
+    """`template` on Alloy's counter, or on Promtail's: one of the two shippers runs."""
+    return f"{template.format(alloy)} or {template.format(promtail)}"
+
+
 def _logs(t: Thresholds, description: str) -> dict[str, Any]:
     # The shippers send app_*.log and access_*.log only (kind="app"/"access"): error_*.log and
     # slow_requests_*.log are subsets of them, so errors and slow requests are found here.
@@ -180,14 +185,26 @@ def _logs(t: Thresholds, description: str) -> dict[str, Any]:
         panel("Lines of one trace (set the trace id above)",
               [loki(f'{{{_S}}} |= "$trace_id"')], kind="logs", width=24, height=10),
         row("Shipping"),
+        panel("Log shipper (Alloy or Promtail): entries per second",
+              [prom(_either("sum(rate({}[$__rate_interval]))",
+                            "loki_write_sent_entries_total", "promtail_sent_entries_total"),
+                    "sent"),
+               prom(_either("sum by (reason) (rate({}[$__rate_interval]))",
+                            "loki_write_dropped_entries_total",
+                            "promtail_dropped_entries_total"), "dropped: {{reason}}")],
+              width=24, threshold=0.0,
+              description="The compose stack's shipper (job log-shipper), which reads the "
+              "daily files into Loki. Dropped entries were given up after all retries."),
         panel("Lines shipped to Loki per second",
               [prom(f"sum by (service) (rate(loki_shipper_lines_sent_total{{{_S}}}"
-                    "[$__rate_interval]))", "{{service}}")]),
+                    "[$__rate_interval]))", "{{service}}")],
+              description="The exporter's own shipper: only where EXPORTER_LOKI_URL is set."),
         panel("Lines dropped per second",
               [prom(f"sum by (service, reason) (rate(loki_shipper_lines_dropped_total{{{_S}}}"
                     "[$__rate_interval]))", "{{service}} {{reason}}"),
                prom(f"sum by (service) (rate(log_file_lines_dropped_total{{{_S}}}"
-                    "[$__rate_interval]))", "{{service}} files")], threshold=0.0),
+                    "[$__rate_interval]))", "{{service}} files")], threshold=0.0,
+              description="By the exporter's own shipper, and by the daily files."),
     ]
     return dashboard(*DASHBOARDS["logs"], description, panels,
                      _variables("service", "trace_id"))

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.render.alerting import ALERTING_GROUP, AlertRule, alert_annotations, alert_rules
+from exporter.render.alerting import (
+    ALERTING_GROUP,
+    SHIPPER_DROPS,
+    AlertRule,
+    alert_annotations,
+    alert_rules,
+)
 from exporter.render.celery import CELERY_RECORDING_GROUP, FAILURE_ALERT, failure_series
 from exporter.render.gotemplate import expand
 from exporter.render.recording import RECORDING_GROUP
@@ -42,8 +48,8 @@ def _selector(metric: str, labels: dict[str, str]) -> str:
     return f"{metric}{{{inner}}}"
 
 
-def _target(who: str) -> dict[str, str]:
-    return {"job": "exporter", "instance": f"{who}:9480", "service": who}
+def _target(who: str, job: str = "exporter", port: int = 9480) -> dict[str, str]:
+    return {"job": job, "instance": f"{who}:{port}", "service": who}
 
 
 def _threshold_case(signal: Signal, above: float, value: float, who: str, steps: int) -> _Case:
@@ -97,8 +103,31 @@ def _sides(rule: AlertRule, steps: int) -> tuple[_Case | None, _Case]:
     return over_case, _threshold_case(rule.signal, above, under, "under", steps)
 
 
-def _stack_sides(rule: AlertRule, steps: int) -> tuple[_Case, _Case]:
-    """(firing, silent) series for the stack's own alerts."""
+# Labels of each drop counter of LogShipperDroppingLines as scraped: the exporter's own shipper,
+# and the stack's Alloy (loki.write) or Promtail (client), job log-shipper.
+_SHIPPER_SERIES: dict[str, tuple[str, int, dict[str, str]]] = {
+    "loki_shipper_lines_dropped_total": ("exporter", 9480, {"reason": "queue_full"}),
+    "loki_write_dropped_entries_total": (
+        "log-shipper", 12345,
+        {"component_id": "loki.write.loki", "host": "loki:3100", "reason": "ingester_error"}),
+    "promtail_dropped_entries_total": (
+        "log-shipper", 12345, {"host": "loki:3100", "reason": "rate_limited"}),
+}
+
+
+def _stack_sides(rule: AlertRule, steps: int) -> list[tuple[str, _Case, _Case]]:
+    """(what, firing, silent) series for the stack's own alerts: one pair per alert, and one
+    per drop counter for the log-shipper alert (one line dropped per step, none before t=0)."""
+    if rule.name == "LogShipperDroppingLines":
+        pairs = []
+        for metric in SHIPPER_DROPS:
+            job, port, extra = _SHIPPER_SERIES[metric]
+            over, under = ({**_target(who, job, port), **extra} for who in ("over", "under"))
+            pairs.append((metric,
+                          _Case([(_selector(metric, over), f"0+1x{steps}")], over, 1.0,
+                                lambda t: t / STEP),
+                          _Case([(_selector(metric, under), f"0+0x{steps}")], under, 0.0)))
+        return pairs
     specs: dict[str, tuple[str, dict[str, str], str, str, float]] = {
         "TargetDown": ("up", {}, f"0x{steps}", f"1x{steps}", 0.0),
         "DependencyDown": (
@@ -106,18 +135,13 @@ def _stack_sides(rule: AlertRule, steps: int) -> tuple[_Case, _Case]:
         "QueueBacklogGrowing": (
             "queue_depth", {"backend": "redis", "queue": "jobs"},
             f"10+5x{steps}", f"10+0x{steps}", 5.0 / STEP),
-        "LogShipperDroppingLines": (
-            "loki_shipper_lines_dropped_total", {"reason": "queue_full"},
-            f"0+1x{steps}", f"0+0x{steps}", 1.0),
     }
     metric, extra, firing, silent, value = specs[rule.name]
     cases = []
     for who, values in (("over", firing), ("under", silent)):
         labels = {**_target(who), **extra}
-        grows = rule.name == "LogShipperDroppingLines"  # one line per step, none before t=0
-        cases.append(_Case([(_selector(metric, labels), values)], labels, value,
-                           (lambda t: t / STEP) if grows else None))
-    return cases[0], cases[1]
+        cases.append(_Case([(_selector(metric, labels), values)], labels, value))
+    return [("", cases[0], cases[1])]
 
 
 def _celery_sides(rule: AlertRule, steps: int) -> tuple[_Case, _Case]:
@@ -151,16 +175,24 @@ def _expected(
     }
 
 
-def _test(rule: AlertRule, thresholds: Thresholds) -> dict[str, Any]:
+def _tests(rule: AlertRule, thresholds: Thresholds) -> list[dict[str, Any]]:
+    """The promtool test groups of one rule: usually one, one per counter for the shipper."""
     fires_at = _starts_at(rule) + rule.for_seconds
     steps = int(fires_at / STEP) + 6
-    over: _Case | None
+    pairs: list[tuple[str, _Case | None, _Case]]
     if rule.signal is not None:
-        over, under = _sides(rule, steps)
+        pairs = [("", *_sides(rule, steps))]
     elif rule.name == FAILURE_ALERT:
-        over, under = _celery_sides(rule, steps)
+        pairs = [("", *_celery_sides(rule, steps))]
     else:
-        over, under = _stack_sides(rule, steps)
+        pairs = list(_stack_sides(rule, steps))
+    return [_test(rule, thresholds, fires_at, what, over, under) for what, over, under in pairs]
+
+
+def _test(
+    rule: AlertRule, thresholds: Thresholds, fires_at: float, what: str, over: _Case | None,
+    under: _Case,
+) -> dict[str, Any]:
     cases = [c for c in (over, under) if c is not None]
     checks: list[dict[str, Any]] = []
     if fires_at >= STEP:  # one evaluation earlier: pending, not firing
@@ -172,8 +204,8 @@ def _test(rule: AlertRule, thresholds: Thresholds) -> dict[str, Any]:
                        "exp_alerts": firing})
     side = "above" if rule.signal is not None else "in trouble"
     return {
-        "name": f"{rule.name}: fires {side} after {format_duration(rule.for_seconds)}, "
-        "silent otherwise",
+        "name": f"{rule.name}{f' ({what})' if what else ''}: fires {side} after "
+        f"{format_duration(rule.for_seconds)}, silent otherwise",
         "interval": format_duration(STEP),
         "input_series": [{"series": s, "values": v} for c in cases for s, v in c.series],
         "alert_rule_test": checks,
@@ -188,5 +220,5 @@ def alert_tests(thresholds: Thresholds) -> dict[str, Any]:
         # Without an order promtool evaluates the groups in random order, and an alert on a
         # recording rule would become active one step late now and then.
         "group_eval_order": [RECORDING_GROUP, CELERY_RECORDING_GROUP, ALERTING_GROUP],
-        "tests": [_test(rule, thresholds) for rule in alert_rules(thresholds)],
+        "tests": [test for rule in alert_rules(thresholds) for test in _tests(rule, thresholds)],
     }
