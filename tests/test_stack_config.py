@@ -366,6 +366,84 @@ def test_promtool_rejects_a_broken_config(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
+def _documented_celery_job() -> dict[str, Any]:
+    """The scrape job of docs/celery.md (the yaml block under "### Scrape job")."""
+    text = (ROOT / "docs" / "celery.md").read_text()
+    block = re.search(r"^### Scrape job\n+```yaml\n(.*?)^```", text, re.M | re.S)
+    assert block is not None, "docs/celery.md: no yaml block under ### Scrape job"
+    (job,) = yaml.safe_load(block.group(1))["scrape_configs"]
+    return dict(job)
+
+
+def _commented_celery_job() -> dict[str, Any]:
+    """The job prometheus/prometheus.yml holds commented out, uncommented."""
+    lines = (ROOT / "prometheus" / "prometheus.yml").read_text().splitlines()
+    start = lines.index("  # - job_name: celery")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  # ") or (block and line.startswith("  # - ")):
+            break
+        block.append(line.removeprefix("  # "))
+    (job,) = yaml.safe_load("\n".join(block))
+    return dict(job)
+
+
+def test_the_celery_job_is_documented_with_a_service_label_and_kept_commented_out(
+    tmp_path: Path,
+) -> None:
+    job = _documented_celery_job()
+    assert _commented_celery_job() == job
+    for group in job["static_configs"]:
+        assert group.get("labels", {}).get("service"), group
+    # Uncommented, it is a valid job (compose runs no worker: that is why it is commented).
+    promtool = require_binary("promtool", "prometheus")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(
+        dict(PROMETHEUS, rule_files=[], scrape_configs=[*PROMETHEUS["scrape_configs"], job])))
+    result = subprocess.run([promtool, "check", "config", str(config)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_documented_celery_job_gives_the_celery_rules_a_service(tmp_path: Path) -> None:
+    # The worker's series carry task, queue and state only: `service` comes from the scrape
+    # job, and every Celery recording rule groups by it.
+    from exporter.render.celery import CELERY_RECORDING_GROUP
+
+    promtool = require_binary("promtool", "prometheus")
+    job = _documented_celery_job()
+    series = []
+    for group in job["static_configs"]:
+        for target in group["targets"]:
+            labels = {"job": job["job_name"], "instance": target, **group.get("labels", {}),
+                      "task": "app.tasks.charge", "queue": "celery"}
+            inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+            series += [
+                {"series": f'celery_tasks_total{{{inner},state="succeeded"}}', "values": "0+9x40"},
+                {"series": f'celery_tasks_total{{{inner},state="failed"}}', "values": "0+1x40"},
+                {"series": f'celery_task_duration_seconds_bucket{{{inner},le="0.5"}}',
+                 "values": "0+9x40"},
+                {"series": f'celery_task_duration_seconds_bucket{{{inner},le="+Inf"}}',
+                 "values": "0+10x40"},
+            ]
+    recording = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
+    (celery,) = [g for g in recording["groups"] if g["name"] == CELERY_RECORDING_GROUP]
+    services = sorted({g.get("labels", {}).get("service", "") for g in job["static_configs"]})
+    assert all(services), "the documented job sets no service label"
+    tests = {
+        "rule_files": [str(ROOT / "prometheus" / "rules" / "recording.yml")],
+        "evaluation_interval": "15s",
+        "tests": [{"interval": "15s", "input_series": series, "promql_expr_test": [
+            {"expr": f"count by (service) ({rule['record']})", "eval_time": "10m",
+             "exp_samples": [{"labels": f'{{service="{s}"}}', "value": 1} for s in services]}
+            for rule in celery["rules"]]}],
+    }
+    path = tmp_path / "celery_test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- alertmanager/ ------------------------------------------------------------------------
 
 ALERTMANAGER = _yaml("alertmanager/alertmanager.yml")
