@@ -169,6 +169,20 @@ def test_exporter_services_listen_where_they_are_exposed() -> None:
     assert "--demo" not in SERVICES["sidecar"]["command"]
 
 
+def test_the_sidecar_probes_the_compose_redis_as_dependency_and_queue() -> None:
+    from exporter.probes.targets import parse_dependency, parse_dependency_map, parse_queue
+
+    env = _environment("sidecar")
+    dependencies = [parse_dependency(name, url) for name, url in
+                    parse_dependency_map(env["EXPORTER_DEPENDENCIES"]).items()]
+    queues = [parse_queue(url) for url in env["EXPORTER_QUEUES"].split(",")]
+    assert [(d.kind, urlsplit(d.url).hostname) for d in dependencies] == [("redis", "redis")]
+    assert [(q.backend, q.queue, urlsplit(q.url).hostname) for q in queues] == [
+        ("redis", "celery", "redis")]
+    assert 6379 in _exposed_ports("redis")
+    assert "redis" in SERVICES["sidecar"]["depends_on"]
+
+
 def test_dockerfile_installs_the_package_and_runs_serve() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)
