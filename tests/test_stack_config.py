@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
@@ -578,16 +579,59 @@ def test_routes_by_severity(labels: list[str], receiver: str) -> None:
     assert result.stdout.strip() == receiver
 
 
-def test_groups_by_alertname_and_service_and_inhibits_the_warning_twin() -> None:
+def test_groups_by_alertname_and_service_and_inhibits_warnings() -> None:
     assert ALERTMANAGER["route"]["group_by"] == ["alertname", "service"]
     assert ALERTMANAGER["inhibit_rules"] == [{
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
         "equal": ["alertname", "service"],
+    }, {
+        "source_matchers": ['alertname=~"TargetDown|DependencyDown"', 'severity="critical"'],
+        "target_matchers": ['severity="warning"'],
+        "equal": ["service"],
     }]
     receivers = {r["name"]: r for r in ALERTMANAGER["receivers"]}
     assert receivers["critical"]["email_configs"][0]["to"] == "${ALERT_EMAIL_TO}"
     assert "slack_configs" in receivers["critical"] and "slack_configs" in receivers["warning"]
+
+
+def _alert(name: str, service: str, severity: str) -> dict[str, Any]:
+    return {"labels": {"alertname": name, "service": service, "severity": severity}}
+
+
+def test_a_down_target_or_dependency_silences_the_warnings_of_its_service(
+    tmp_path: Path,
+) -> None:
+    # amtool cannot test inhibitions: a real Alertmanager with the committed inhibit rules.
+    from tests.prometheus_stack import run_alertmanager
+
+    config = {"route": {"receiver": "none", "group_by": ["alertname", "service"]},
+              "receivers": [{"name": "none"}], "inhibit_rules": ALERTMANAGER["inhibit_rules"]}
+    alerts = [
+        _alert("TargetDown", "demo-app", "critical"),
+        _alert("HighApiLatency", "demo-app", "warning"),
+        _alert("DependencyDown", "sidecar", "critical"),
+        _alert("HighRedisLatency", "sidecar", "warning"),
+        _alert("HighErrorRate", "worker", "critical"),
+        _alert("HighErrorRate", "worker", "warning"),  # a warning twin, if one existed
+        _alert("HighApiLatency", "worker", "warning"),  # no cause above: it stays
+        _alert("DiskAlmostFull", "demo-app", "critical"),  # critical: never inhibited
+    ]
+    expected = {("HighApiLatency", "demo-app"), ("HighRedisLatency", "sidecar"),
+                ("HighErrorRate", "worker")}
+    with run_alertmanager(tmp_path, config) as url:
+        httpx.post(f"{url}/api/v2/alerts", json=alerts, timeout=5.0).raise_for_status()
+        deadline = time.monotonic() + 10.0
+        while True:
+            state = httpx.get(f"{url}/api/v2/alerts", timeout=5.0).json()
+            inhibited = {(a["labels"]["alertname"], a["labels"]["service"]) for a in state
+                         if a["status"]["inhibitedBy"]}
+            if (len(state) == len(alerts) and inhibited == expected) or (
+                    time.monotonic() > deadline):
+                break
+            time.sleep(0.2)
+    assert len(state) == len(alerts)
+    assert inhibited == expected
 
 
 @pytest.mark.parametrize(
