@@ -22,6 +22,7 @@ from exporter import __version__
 from exporter.alert_notifications import NotificationStore
 from exporter.api.alert_webhook import alert_webhook_router
 from exporter.api.errors import errors_router
+from exporter.api.invalid_input import reply_to_invalid_input
 from exporter.api.log_stream import log_stream_router
 from exporter.api.logs import logs_router
 from exporter.api.observability import observability_router
@@ -174,6 +175,7 @@ def create_app(
 
     app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)
     app.state.health_monitor = monitor
+    reply_to_invalid_input(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
