@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -350,25 +351,41 @@ def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
     ]
     assert targets == ["alertmanager:9093"]
     assert 9093 in _exposed_ports("alertmanager")
-    assert PROMETHEUS["rule_files"] == ["/etc/prometheus/rules/*.yml"]
 
 
-def test_promtool_accepts_the_config_with_the_repositorys_rules(tmp_path: Path) -> None:
+def test_rule_files_resolve_to_the_rules_dir_here_and_in_the_container() -> None:
+    # Prometheus resolves rule_files against the config file's directory: the compose file
+    # mounts ./prometheus on the directory of --config.file.
+    assert PROMETHEUS["rule_files"] == ["rules/*.yml"]
+    config = next(a for a in SERVICES["prometheus"]["command"] if a.startswith("--config.file="))
+    container_dir = str(Path(config.partition("=")[2]).parent)
+    assert f"./prometheus:{container_dir}:ro" in SERVICES["prometheus"]["volumes"]
+    assert sorted(p.name for p in (ROOT / "prometheus" / "rules").glob("*.yml")) == [
+        "alerts.yml", "recording.yml"]
+
+
+def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
     promtool = require_binary("promtool", "prometheus")
-    as_shipped = subprocess.run(
-        [promtool, "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
-        capture_output=True, text=True,
-    )
-    assert as_shipped.returncode == 0, as_shipped.stdout + as_shipped.stderr
-    # The shipped path is the container's; point it at prometheus/rules so whatever rules are
-    # committed there are checked too (an empty directory is fine).
-    config = dict(PROMETHEUS, rule_files=[str(ROOT / "prometheus" / "rules" / "*.yml")])
-    local = tmp_path / "prometheus.yml"
-    local.write_text(yaml.safe_dump(config))
-    result = subprocess.run([promtool, "check", "config", str(local)],
-                            capture_output=True, text=True)
+    return subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+
+
+def test_promtool_accepts_the_config_and_checks_the_committed_rules() -> None:
+    result = _check_config(ROOT / "prometheus" / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
+    assert "SUCCESS: 2 rule files found" in result.stdout
+    assert "prometheus/rules/alerts.yml" in result.stdout
+    assert "prometheus/rules/recording.yml" in result.stdout
+
+
+def test_promtool_check_config_fails_on_a_broken_rule_file(tmp_path: Path) -> None:
+    # The same command as in the README, on a copy with one broken rule file next to the rules.
+    shutil.copytree(ROOT / "prometheus", tmp_path / "prometheus",
+                    ignore=shutil.ignore_patterns("tests"))
+    (tmp_path / "prometheus" / "rules" / "broken.yml").write_text(
+        "groups:\n  - name: broken\n    rules:\n      - record: x:y:z\n        expr: sum(up\n")
+    result = _check_config(tmp_path / "prometheus" / "prometheus.yml")
+    assert result.returncode != 0
+    assert "broken.yml" in result.stdout + result.stderr
 
 
 def test_promtool_rejects_a_broken_config(tmp_path: Path) -> None:
