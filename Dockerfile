@@ -11,10 +11,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     EXPORTER_DATA_DIR=/var/lib/exporter/data
 
 WORKDIR /src
-# Metadata first so that a code-only change reuses the dependency layer.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone, so that a change to the code or the README
+# reuses this layer: an empty package and readme stand in for them while pip installs what
+# pyproject.toml requires, and are removed again.
+COPY pyproject.toml ./
+RUN mkdir exporter && touch exporter/__init__.py README.md \
+ && pip install '.[probes]' \
+ && pip uninstall -y exporter \
+ && rm -rf exporter README.md build exporter.egg-info
+COPY README.md ./
 COPY exporter ./exporter
-RUN pip install . \
+# `.[probes]`: the PostgreSQL, MySQL, DuckDB and RabbitMQ drivers, so EXPORTER_DEPENDENCIES and
+# EXPORTER_QUEUES may name any supported kind (Redis needs none). They are installed above
+# already: this step installs the package itself.
+RUN pip install '.[probes]' \
  && useradd --system --uid 10480 --home-dir /var/lib/exporter exporter \
  && mkdir -p /var/lib/exporter/logs /var/lib/exporter/data \
  && chown -R exporter:exporter /var/lib/exporter

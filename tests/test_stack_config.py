@@ -188,7 +188,14 @@ def test_the_sidecar_probes_the_compose_redis_as_dependency_and_queue() -> None:
 def test_dockerfile_installs_the_package_and_runs_serve() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)
-    assert "pip install ." in text
+    # With the probe drivers: a sidecar pointed at PostgreSQL, MySQL, DuckDB or RabbitMQ works.
+    installs = [m.start() for m in re.finditer(r"pip install '\.\[probes\]'", text)]
+    assert len(installs) == 2
+    assert re.search(r"^probes = \[", (ROOT / "pyproject.toml").read_text(), re.M)
+    # The dependency layer comes from pyproject.toml alone: a code change reuses it.
+    code = text.index("COPY exporter ")
+    assert text.index("COPY pyproject.toml ./") < installs[0] < text.index("COPY README.md") < code
+    assert code < installs[1]
     assert 'ENTRYPOINT ["exporter"]' in text and 'CMD ["serve"]' in text
     assert "EXPORTER_HOST=0.0.0.0" in text  # the default 127.0.0.1 is unreachable in a container
     assert re.search(r"^USER \w+", text, re.M)
