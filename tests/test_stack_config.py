@@ -700,6 +700,24 @@ def test_loki_keeps_logs_30_days_through_the_compactor() -> None:
     assert LOKI["limits_config"]["retention_period"] == "720h"
 
 
+def _hours(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)h", duration)
+    assert match is not None, f"write {duration!r} in hours"
+    return int(match.group(1))
+
+
+def test_loki_accepts_lines_as_old_as_the_files_the_shippers_read() -> None:
+    # A shipper that meets existing daily files sends their lines from the start: Loki must not
+    # refuse the ones the exporter still keeps (and the retention keeps them as long).
+    from exporter.config import Settings
+
+    limits = LOKI["limits_config"]
+    kept_days = Settings.model_fields["log_retention_days"].default
+    assert limits["reject_old_samples"] is True
+    assert _hours(limits["reject_old_samples_max_age"]) == kept_days * 24
+    assert _hours(limits["retention_period"]) == kept_days * 24
+
+
 def test_loki_limits_are_set_and_structured_metadata_allowed() -> None:
     limits = LOKI["limits_config"]
     assert limits["allow_structured_metadata"] is True
