@@ -142,6 +142,15 @@ def test_a_changed_threshold_reaches_rules_tests_and_dashboards() -> None:
     assert slow["targets"][0]["expr"].endswith('kind="access"} | json | duration_ms >= 750')
 
 
+def test_stack_md_lists_each_dashboards_template_variables() -> None:
+    text = (ROOT / "docs" / "stack.md").read_text()
+    documented = {title: re.findall(r"`(\w+)`", variables) for title, variables in
+                  re.findall(r"^\| \*([^*]+)\* \| (`.+`) \|$", text, re.MULTILINE)}
+    boards = [json.loads(t) for p, t in render_files(THRESHOLDS).items() if p.endswith(".json")]
+    assert documented == {
+        board["title"]: [v["name"] for v in board["templating"]["list"]] for board in boards}
+
+
 def test_render_refuses_a_bad_thresholds_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
