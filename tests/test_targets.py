@@ -83,3 +83,63 @@ def test_settings_read_dependencies_from_the_environment(
     settings = load_settings()
     assert settings.dependencies == {"cache": "redis://127.0.0.1:6379/0"}
     assert settings.queues == ["redis://127.0.0.1:6379/0/celery"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Pa/ss9secret@127.0.0.1:5432/test",
+        "mysql://root:Pa?ss9secret@127.0.0.1:3306/test",
+        "redis://:Pa#ss9secret@127.0.0.1:6379/0",
+        "postgresql://app:Pa@ss/9secret@127.0.0.1:5432/test",
+    ],
+)
+def test_unencoded_delimiter_in_a_password_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_dependency("db", url)
+    message = str(caught.value)
+    assert "percent-encode" in message and "%2F" in message
+    assert "9secret" not in message and "Pa" not in message
+    assert "9secret" not in redact_url(url)
+    with pytest.raises(SettingsError) as settings_error:
+        load_settings(dependencies=f"db={url}")
+    assert "9secret" not in str(settings_error.value)
+
+
+def test_unencoded_delimiter_in_a_queue_password_is_refused_without_showing_it() -> None:
+    for url in ("amqp://guest:Pa/ss9secret@127.0.0.1:5672/%2F/q",
+                "redis://:Pa?ss9secret@127.0.0.1:6379/0/q"):
+        with pytest.raises(ValueError) as caught:
+            parse_queue(url)
+        assert "percent-encode" in str(caught.value) and "9secret" not in str(caught.value)
+
+
+def test_a_file_path_may_hold_an_at_sign() -> None:
+    assert parse_dependency("f", "sqlite:///data/app@2.db").kind == "sqlite"
+    assert redact_url("sqlite:///data/app@2.db") == "sqlite:///data/app@2.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "secret"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/test?password=QuerySecret1",
+         "postgresql://postgres@127.0.0.1:5432/test?password=***", "QuerySecret1"),
+        ("redis://127.0.0.1:6379/0?password=Redis%21QS2&socket_keepalive=true",
+         "redis://127.0.0.1:6379/0?password=***&socket_keepalive=true", "Redis!QS2"),
+        ("postgresql://u@h/db?sslmode=require&sslpassword=KeyQS3",
+         "postgresql://u@h/db?sslmode=require&sslpassword=***", "KeyQS3"),
+        ("mysql://u:UserPw4@h/db?passwd=QS4", "mysql://u:***@h/db?passwd=***", "QS4"),
+    ],
+)
+def test_password_query_parameters_are_masked_and_scrubbed(
+    url: str, shown: str, secret: str
+) -> None:
+    dep = parse_dependency("db", url)
+    assert redact_url(url) == shown and dep.safe_url == shown
+    assert scrub(f"driver said {secret}", dep.secrets) == "driver said ***"
+
+
+def test_queue_query_passwords_are_masked() -> None:
+    queue = parse_queue("amqp://guest@127.0.0.1:5672/%2F/q1?password=AmqpQS4")
+    assert "AmqpQS4" not in queue.safe_url and "password=***" in queue.safe_url
+    assert scrub("AmqpQS4", queue.secrets) == "***"

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, unquote_plus, urlsplit
 
 # URL scheme -> dependency kind (the `kind` label).
 DEPENDENCY_KINDS: dict[str, str] = {
@@ -28,28 +28,76 @@ QUEUE_BACKENDS: dict[str, str] = {
     "amqps": "rabbitmq",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# Query parameters that carry a credential: libpq's password and sslpassword, redis-py's
+# password, PyMySQL's passwd, and the like.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 REDACTED = "***"
+ENCODE_HINT = (
+    "an '@' follows the host part of the URL: percent-encode '/', '?', '#' and '@' in the "
+    "password (%2F, %3F, %23, %40), and any other '@' as %40"
+)
+
+
+def _misplaced_at(url: str, parts: SplitResult) -> bool:
+    """True when an '@' comes after the authority that `urlsplit` found.
+
+    An unencoded '/', '?' or '#' in a password ends the authority early, and the rest of the
+    password then reads as path, query or fragment: no part of such a URL may be shown. A URL
+    without an authority (`sqlite:///a@b.db`) is a path and may hold an '@'.
+    """
+    has_authority = not url.partition("://")[2].startswith("/")
+    return has_authority and "@" in parts.path + parts.query + parts.fragment
+
+
+def _secret_params(query: str) -> list[tuple[str, str]]:
+    """(key, raw value) of each query parameter that carries a credential."""
+    found = []
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and value and _SECRET_PARAM.search(unquote_plus(key)):
+            found.append((key, value))
+    return found
 
 
 def redact_url(url: str) -> str:
-    """`url` with its password (if any) replaced by `***`; safe for messages and replies."""
+    """`url` with its password and password-like query values replaced by `***`."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
+    if _misplaced_at(url, parts):
+        return f"{parts.scheme}://{REDACTED}"
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:{REDACTED}@{netloc.rpartition('@')[2]}"
+    secret = {key for key, _ in _secret_params(query)}
+    if secret:
+        query = "&".join(
+            f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[0] in secret else pair
+            for pair in query.split("&")
+        )
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:{REDACTED}@{netloc}").geturl()
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def _secrets_of(parts: SplitResult) -> tuple[str, ...]:
-    if not parts.password:
-        return ()
-    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
-    decoded = unquote(raw)
-    return tuple({raw, decoded, quote(decoded, safe="")} - {""})
+    raw = [value for _, value in _secret_params(parts.query)]
+    if parts.password:
+        raw.append(parts.netloc.rpartition("@")[0].partition(":")[2])
+    found: set[str] = set()
+    for value in raw:
+        for decoded in (unquote(value), unquote_plus(value)):
+            found |= {value, decoded, quote(decoded, safe="")}
+    return tuple(found - {""})
+
+
+def _check_host(what: str, url: str, parts: SplitResult) -> None:
+    """Refuse a URL whose host part cannot be trusted; messages never show a password."""
+    if _misplaced_at(url, parts):
+        raise ValueError(f"{what}: {ENCODE_HINT}")
+    if not parts.hostname:
+        raise ValueError(f"{what}: no host in {redact_url(url)!r}")
 
 
 @dataclass(frozen=True)
@@ -112,8 +160,8 @@ def parse_dependency(name: str, url: str) -> Dependency:
                 f"dependency {name!r}: {kind} URLs look like {kind}:///path/to/file "
                 f"(got {redact_url(url)!r})"
             )
-    elif not parts.hostname:
-        raise ValueError(f"dependency {name!r}: no host in {redact_url(url)!r}")
+    else:
+        _check_host(f"dependency {name!r}", url, parts)
     return Dependency(name, kind, url, _secrets_of(parts))
 
 
@@ -130,8 +178,7 @@ def parse_queue(url: str) -> Queue:
             f"queue {shown!r}: unknown scheme {parts.scheme!r}; "
             f"allowed: {', '.join(sorted(QUEUE_BACKENDS))}"
         )
-    if not parts.hostname:
-        raise ValueError(f"queue {shown!r}: no host")
+    _check_host(f"queue {shown!r}", url, parts)
     segments = parts.path.split("/")[1:]
     if backend == "redis":
         if len(segments) < 2 or not segments[0].isdigit() or not "/".join(segments[1:]):
