@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from exporter.config import Settings, load_settings
-from exporter.probes.targets import parse_dependency, parse_queue
+from exporter.probes.targets import parse_dependency, parse_queues
 from exporter.thresholds import format_duration, load_thresholds
 
 # Kind or backend -> (importable module, extra that installs it).
@@ -39,7 +39,7 @@ def report(settings: Settings) -> list[str]:
     dependencies = [parse_dependency(n, u) for n, u in settings.dependencies.items()]
     lines.append(f"dependencies: {len(dependencies)}")
     lines += [f"  {d.name} [{d.kind}] {d.safe_url}{_driver_note(d.kind)}" for d in dependencies]
-    queues = [parse_queue(url) for url in settings.queues]
+    queues = parse_queues(settings.queues)
     lines.append(f"queues: {len(queues)}")
     lines += [
         f"  {q.backend}/{q.queue} on {q.safe_url}{_driver_note(q.backend)}" for q in queues

@@ -189,11 +189,11 @@ class Settings(BaseSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _queue_list(cls, value: Any) -> Any:
-        from exporter.probes.targets import parse_queue
+        from exporter.probes.targets import parse_queues
 
         urls = _split_list(value)
-        for url in urls if isinstance(urls, list) else ():
-            parse_queue(str(url))
+        if isinstance(urls, list):
+            parse_queues(str(url) for url in urls)
         return urls
 
     # --- errors ---

@@ -13,7 +13,7 @@ from exporter.collectors.queues import QueueCollector
 from exporter.config import Settings
 from exporter.history import History, HistorySampler
 from exporter.probes.runner import ProbeRunner
-from exporter.probes.targets import parse_dependency, parse_queue
+from exporter.probes.targets import parse_dependency, parse_queues
 from exporter.thresholds import Thresholds, load_thresholds
 
 _lock = threading.Lock()
@@ -39,7 +39,7 @@ class HealthMonitor:
         self.registry = registry
         self.thresholds = thresholds or load_thresholds(settings.thresholds_file)
         dependencies = [parse_dependency(n, u) for n, u in settings.dependencies.items()]
-        queues = [parse_queue(url) for url in settings.queues]
+        queues = parse_queues(settings.queues)
         with _lock:
             previous = _by_registry.get(registry)
             if previous is not None:  # a second app on the same registry replaces the first

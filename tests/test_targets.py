@@ -143,3 +143,37 @@ def test_queue_query_passwords_are_masked() -> None:
     queue = parse_queue("amqp://guest@127.0.0.1:5672/%2F/q1?password=AmqpQS4")
     assert "AmqpQS4" not in queue.safe_url and "password=***" in queue.safe_url
     assert scrub("AmqpQS4", queue.secrets) == "***"
+
+
+@pytest.mark.parametrize("port", ["99999", "abc", "0"])
+def test_a_bad_port_is_refused_naming_the_dependency(port: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dependencies=f"cache=redis://:Pw-{port}@127.0.0.1:{port}/0")
+    message = str(caught.value)
+    assert message.startswith("EXPORTER_DEPENDENCIES: dependency 'cache': port")
+    assert "1 to 65535" in message and f"Pw-{port}" not in message
+    with pytest.raises(ValueError, match="port"):
+        parse_queue(f"redis://127.0.0.1:{port}/0/celery")
+
+
+@pytest.mark.parametrize(
+    "value", ["db=redis://h:6379/0,db=redis://h2:6379/0", '{"db": "redis://h/0", "db": "redis://h2/0"}']
+)
+def test_a_dependency_name_given_twice_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="dependency name 'db' is given twice"):
+        load_settings(dependencies=value)
+
+
+def test_two_queues_with_the_same_backend_and_name_are_refused_naming_both() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(queues="redis://:Pw1@h:6379/0/celery,redis://h:6379/1/celery")
+    message = str(caught.value)
+    assert message.startswith("EXPORTER_QUEUES: ")
+    assert "'redis://:***@h:6379/0/celery' and 'redis://h:6379/1/celery'" in message
+    assert "Pw1" not in message
+
+
+def test_redis_queue_url_keeps_its_query_options() -> None:
+    queue = parse_queue("rediss://:pw@h:6380/0/celery?ssl_cert_reqs=none")
+    assert queue.url == "rediss://:pw@h:6380/0?ssl_cert_reqs=none"
+    assert queue.queue == "celery"

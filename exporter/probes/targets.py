@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, quote, unquote, unquote_plus, urlsplit
@@ -98,6 +99,12 @@ def _check_host(what: str, url: str, parts: SplitResult) -> None:
         raise ValueError(f"{what}: {ENCODE_HINT}")
     if not parts.hostname:
         raise ValueError(f"{what}: no host in {redact_url(url)!r}")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{what}: port must be a number from 1 to 65535 in {redact_url(url)!r}")
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ def parse_queue(url: str) -> Queue:
         if len(segments) < 2 or not segments[0].isdigit() or not "/".join(segments[1:]):
             raise ValueError(f"queue {shown!r}: expected redis://host:port/<db>/<queue>")
         queue = unquote("/".join(segments[1:]))
-        server = parts._replace(path=f"/{segments[0]}", query="", fragment="").geturl()
+        server = parts._replace(path=f"/{segments[0]}", fragment="").geturl()
         return Queue(backend, queue, server, "/", _secrets_of(parts))
     if len(segments) != 2 or not segments[1]:
         raise ValueError(
@@ -196,6 +203,37 @@ def parse_queue(url: str) -> Queue:
     return Queue(backend, unquote(segments[1]), server, vhost, _secrets_of(parts))
 
 
+def parse_queues(urls: Iterable[str]) -> list[Queue]:
+    """A `Queue` per URL; `ValueError` naming both when two have the same backend and name.
+
+    Metrics, health checks and the history know a queue by (backend, queue) only, so two such
+    queues (on two Redis DBs, servers or vhosts) would overwrite each other's readings.
+    """
+    queues: list[Queue] = []
+    seen: dict[tuple[str, str], str] = {}
+    for url in urls:
+        queue = parse_queue(url)
+        key = (queue.backend, queue.queue)
+        if key in seen:
+            raise ValueError(
+                f"queues {redact_url(seen[key])!r} and {redact_url(url)!r} are both "
+                f"{queue.backend}/{queue.queue}; queues are told apart by backend and name "
+                "only, so list one of them"
+            )
+        seen[key] = url
+        queues.append(queue)
+    return queues
+
+
+def _refuse_duplicate_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, url in pairs:
+        if name in found:
+            raise ValueError(f"dependency name {name!r} is given twice")
+        found[name] = url
+    return found
+
+
 def parse_dependency_map(value: Any) -> dict[str, str]:
     """Accept a JSON object or `name=url,name=url` for the dependencies setting."""
     if isinstance(value, str):
@@ -204,19 +242,19 @@ def parse_dependency_map(value: Any) -> dict[str, str]:
             return {}
         if text.startswith("{"):
             try:
-                loaded = json.loads(text)
+                loaded = json.loads(text, object_pairs_hook=_refuse_duplicate_names)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not a valid JSON object ({exc.msg})") from None
             if not isinstance(loaded, dict):
                 raise ValueError("must be a JSON object of name: URL")
             return {str(k): str(v) for k, v in loaded.items()}
-        pairs: dict[str, str] = {}
+        pairs: list[tuple[str, Any]] = []
         for item in text.split(","):
             name, sep, url = item.strip().partition("=")
             if not sep or not name.strip():
                 raise ValueError("expected name=url pairs separated by commas, or a JSON object")
-            pairs[name.strip()] = url.strip()
-        return pairs
+            pairs.append((name.strip(), url.strip()))
+        return _refuse_duplicate_names(pairs)
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
     raise ValueError("must be a JSON object of name: URL or name=url pairs")
