@@ -218,3 +218,49 @@ def test_planted_secrets_reach_no_file_and_no_pushed_line(
     for secret in secrets:
         assert secret not in written
         assert secret not in pushed
+
+
+def test_a_lone_surrogate_in_metadata_does_not_stop_shipping(
+    sidecar: httpx.Client, receiver: LokiReceiver
+) -> None:
+    reply = sidecar.post(
+        "/api/v1/logs/write", content=b'{"message": "surrogate-meta", "note": "a\\ud800b"}',
+        headers={"content-type": "application/json"},
+    )
+    assert reply.status_code == 202, reply.text
+    sidecar.post("/api/v1/logs/write", json={"message": "after-surrogate"})
+    _labels, _ts, line = pushed_entry(receiver, "surrogate-meta")
+    assert json.loads(line)["note"] == "a?b"
+    pushed_entry(receiver, "after-surrogate")
+    health = sidecar.get("/api/v1/logs/health").json()
+    assert health["worker"] == {"alive": True, "failing": False, "errors": 0, "last_error": None}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_health_is_degraded_when_the_shipper_worker_is_dead(
+    tmp_path: Path, receiver: LokiReceiver, registry: CollectorRegistry
+) -> None:
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+
+    from exporter.api.logs import logs_router
+    from exporter.logs.formatter import JsonFormatter
+    from exporter.logs.loki import LokiConfig
+    from tests.asgi import request
+    from tests.test_logs_loki import FailingOnce
+
+    shipper = FailingOnce(
+        LokiConfig(url=receiver.url, spool_dir=tmp_path / "spool", batch_wait=0.05), registry)
+    shipper.error = SystemExit
+    shipper.setFormatter(JsonFormatter())
+    shipper.enqueue_line(time.time(), "info", '{"message": "kills it"}')
+    deadline = time.monotonic() + 5
+    while shipper.worker_alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    app = FastAPI()
+    app.include_router(logs_router(load_settings(), lambda: SimpleNamespace(shipper=shipper)))
+    health = request(app, "GET", "/api/v1/logs/health").json()
+    assert health["status"] == "degraded" and health["worker"]["alive"] is False
+    shipper.close()

@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -301,3 +302,78 @@ def test_a_full_queue_drops_new_lines_counts_them_and_never_blocks(
     # What was queued is delivered, oldest first: the first line, then seq 0..99.
     assert sequence_numbers(receiver)[:101] == [-1, *range(100)]
     assert receiver.count == 101
+
+
+def test_a_lone_surrogate_is_shipped_replaced_and_the_worker_lives_on(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    shipper = make_shipper(receiver, tmp_path, registry)
+    logger = make_logger(shipper, "test.surrogate")
+    name = os.fsdecode(b"report-\xff.csv")  # surrogateescape: '\udcff'
+    logger.info("cannot open %s", name, extra={"seq": 0, "note": "a\ud800b"})
+    logger.info("after", extra={"seq": 1})
+    assert receiver.wait_for(2, timeout=5), "the worker died on the surrogate"
+    first = json.loads(receiver.lines()[0])
+    assert first["message"] == "cannot open report-?.csv" and first["note"] == "a?b"
+    assert shipper.worker_alive and shipper.worker_errors == 0
+    shipper.close()
+    assert receiver.errors == []
+
+
+class FailingOnce(LokiShipper):
+    """A shipper whose first batch fails inside the worker, as an unforeseen bug would."""
+
+    failures = 1
+    error: type[BaseException] = RuntimeError
+
+    def _ship(self, batch: list[Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error("unforeseen")
+        super()._ship(batch)
+
+
+def test_a_failure_in_the_worker_is_counted_logged_and_survived(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = LokiConfig(url=receiver.url, spool_dir=tmp_path / "spool", batch_wait=0.05)
+    shipper = FailingOnce(config, registry)
+    shipper.setFormatter(JsonFormatter())
+    logger = make_logger(shipper, "test.failing")
+    with caplog.at_level(logging.ERROR, "exporter.logs.loki"):
+        logger.info("lost", extra={"seq": 0})
+        deadline = time.monotonic() + 5
+        while "Loki shipper worker failed" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert shipper.worker_errors == 1 and shipper.worker_failing
+    assert shipper.last_worker_error == "RuntimeError: unforeseen"
+    assert registry.get_sample_value(
+        "loki_shipper_lines_dropped_total", {"reason": "failed"}) == 1
+    logger.info("kept", extra={"seq": 1})
+    assert receiver.wait_for(1, timeout=5)
+    assert sequence_numbers(receiver) == [1]
+    assert shipper.worker_alive and not shipper.worker_failing
+    shipper.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_lines_a_dead_worker_cannot_take_are_counted_at_close(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    config = LokiConfig(url=receiver.url, spool_dir=tmp_path / "spool", batch_wait=0.05)
+    shipper = FailingOnce(config, registry)
+    shipper.error = SystemExit  # ends the thread: the guard only catches Exception
+    shipper.setFormatter(JsonFormatter())
+    logger = make_logger(shipper, "test.dead")
+    logger.info("kills it", extra={"seq": 0})
+    deadline = time.monotonic() + 5
+    while shipper.worker_alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    for seq in range(1, 6):
+        logger.info("stranded", extra={"seq": seq})
+    shipper.close()
+    assert registry.get_sample_value(
+        "loki_shipper_lines_dropped_total", {"reason": "closed"}) == 5

@@ -201,7 +201,9 @@ def logs_router(
                     "spool_bytes": 0, "spool_batches": 0}
         last = shipper.last_result
         reachable = None if last is None else last.outcome != "retry"
-        degraded = reachable is False or shipper.spool_batches > 0
+        alive = shipper.worker_alive
+        degraded = (reachable is False or shipper.spool_batches > 0 or not alive
+                    or shipper.worker_failing)
         return {
             "status": "degraded" if degraded else "ok",
             "loki": {
@@ -210,6 +212,12 @@ def logs_router(
                 "last_status": None if last is None else last.status,
                 "last_error": None if last is None or last.outcome == "ok" else last.detail[:200],
                 "last_success": shipper.last_success,
+            },
+            "worker": {
+                "alive": alive,
+                "failing": shipper.worker_failing,
+                "errors": shipper.worker_errors,
+                "last_error": shipper.last_worker_error,
             },
             "queue_lines": shipper.queue_lines,
             "queue_capacity": shipper.config.queue_lines,

@@ -83,6 +83,14 @@ class LokiShipper(logging.Handler):
         self._last_ts: dict[Labels, int] = {}
         self._next_attempt = 0.0
         self._failures = 0
+        # The batch being built lives on the shipper, so a failed turn can count what it lost.
+        self._batch: list[tuple[Labels, int, str]] = []
+        self._batch_size = 0
+        self._started = 0.0
+        self._failure_logged = -60.0
+        self.worker_errors = 0
+        self.last_worker_error: str | None = None
+        self.last_worker_error_at: float | None = None
         self._deadline: float | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -133,6 +141,17 @@ class LokiShipper(logging.Handler):
         return labels
 
     @property
+    def worker_alive(self) -> bool:
+        """True while the worker thread runs (it ends only after `close()`)."""
+        return self._worker.is_alive()
+
+    @property
+    def worker_failing(self) -> bool:
+        """True when the worker's last failure came after its last successful push."""
+        failed = self.last_worker_error_at
+        return failed is not None and (self.last_success is None or failed >= self.last_success)
+
+    @property
     def queue_lines(self) -> int:
         """Lines waiting in memory."""
         return self._queue.qsize()
@@ -159,49 +178,90 @@ class LokiShipper(logging.Handler):
         self._queue.put_nowait(_STOP)  # behind every line queued before close()
         # The deadline bounds the pushes; spooling what is left after it takes a little longer.
         self._worker.join(wait + 10.0)
+        self._count_left_behind()
         self._client.close()
         self._spool.release()
         self.metrics.unwatch(self)
         atexit.unregister(self.close)
         super().close()
 
+    def _count_left_behind(self) -> None:
+        # Lines the worker could not take (it died, or a caller raced close()): counted, never
+        # lost silently.
+        left = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                left += 1
+        if left:
+            self.metrics.dropped("closed", left)
+
     # ---- worker side -------------------------------------------------------------------
     def _run(self) -> None:
-        batch: list[tuple[Labels, int, str]] = []
-        size = 0
-        started = 0.0
-        cfg = self.config
         stopping = False
         while not stopping:
-            now = time.monotonic()
-            wait = cfg.batch_wait if not batch else max(0.0, started + cfg.batch_wait - now)
-            if len(self._spool) and self._deadline is None:
-                wait = min(wait, max(0.0, self._next_attempt - now))
             try:
-                item = self._queue.get(timeout=max(wait, 0.001))
+                stopping = self._turn()
+            except Exception as exc:  # nothing may end the worker: count, log, go on
+                self._failed(exc)
+        try:
+            self._replay(time_slice=None)  # close(): use what is left of the deadline
+        except Exception as exc:
+            self._failed(exc)
+
+    def _turn(self) -> bool:
+        """One turn of the worker: take queued lines, ship full or old batches, replay the
+        spool. True once the stop marker was seen."""
+        cfg = self.config
+        now = time.monotonic()
+        wait = cfg.batch_wait if not self._batch else max(0.0, self._started + cfg.batch_wait - now)
+        if len(self._spool) and self._deadline is None:
+            wait = min(wait, max(0.0, self._next_attempt - now))
+        try:
+            item = self._queue.get(timeout=max(wait, 0.001))
+        except queue.Empty:
+            item = None
+        stopping = False
+        while item is not None:
+            if item is _STOP:
+                stopping = True
+                break
+            if not self._batch:
+                self._started = time.monotonic()
+            self._batch.append(item)
+            self._batch_size += len(item[2]) + _ENTRY_OVERHEAD
+            if len(self._batch) >= cfg.batch_lines or self._batch_size >= cfg.batch_bytes:
+                self._ship_batch()
+            try:
+                item = self._queue.get_nowait()
             except queue.Empty:
                 item = None
-            while item is not None:
-                if item is _STOP:
-                    stopping = True
-                    break
-                if not batch:
-                    started = time.monotonic()
-                batch.append(item)
-                size += len(item[2]) + _ENTRY_OVERHEAD
-                if len(batch) >= cfg.batch_lines or size >= cfg.batch_bytes:
-                    self._ship(batch)
-                    batch, size = [], 0
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    item = None
-            if batch and (stopping or time.monotonic() - started >= cfg.batch_wait):
-                self._ship(batch)
-                batch, size = [], 0
-            if not stopping:
-                self._replay(time_slice=0.5)
-        self._replay(time_slice=None)  # close(): use what is left of the deadline
+        if self._batch and (stopping or time.monotonic() - self._started >= cfg.batch_wait):
+            self._ship_batch()
+        if not stopping:
+            self._replay(time_slice=0.5)
+        return stopping
+
+    def _ship_batch(self) -> None:
+        self._ship(self._batch)
+        self._batch, self._batch_size = [], 0  # only once shipped: a failure counts them
+
+    def _failed(self, exc: Exception) -> None:
+        lost, self._batch, self._batch_size = len(self._batch), [], 0
+        if lost:
+            self.metrics.dropped("failed", lost)
+        self.worker_errors += 1
+        self.last_worker_error = f"{type(exc).__name__}: {exc}"[:200]
+        self.last_worker_error_at = time.time()
+        now = time.monotonic()
+        if now - self._failure_logged >= 60.0:  # a failure that repeats is logged once a minute
+            self._failure_logged = now
+            _log.error("Loki shipper worker failed (%d so far), dropped %d lines: %s",
+                       self.worker_errors, lost, self.last_worker_error, exc_info=exc)
+        time.sleep(0.05)  # never a hot loop
 
     def _ship(self, batch: list[tuple[Labels, int, str]]) -> None:
         # Loki wants each stream in time order; clocks can step back, so never go backwards.

@@ -33,7 +33,7 @@ def encode_push(entries: list[tuple[Labels, int, str]]) -> bytes:
         {"streams": [{"stream": dict(labels), "values": values} for labels, values in
                      streams.items()]},
         ensure_ascii=False, separators=(",", ":"),
-    ).encode("utf-8")
+    ).encode("utf-8", "replace")  # a lone surrogate (os.fsdecode, bad JSON input) becomes "?"
     # Level 1: most of gzip's size win on repetitive JSON lines at a fraction of the CPU.
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)
     return packer.compress(body) + packer.flush()

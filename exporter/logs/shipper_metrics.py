@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-DROP_REASONS = ("queue_full", "spool_full", "rejected", "closed")
+DROP_REASONS = ("queue_full", "spool_full", "rejected", "closed", "failed")
 _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ShipperMetrics] = (
     weakref.WeakKeyDictionary()
@@ -57,7 +57,8 @@ class ShipperMetrics:
         )
         self._dropped = Counter(
             "loki_shipper_lines_dropped",
-            "Log lines given up, by reason: queue_full, spool_full, rejected (4xx), closed.",
+            "Log lines given up, by reason: queue_full, spool_full, rejected (4xx), closed, "
+            "failed (an unexpected error in the worker).",
             ("reason",), registry=registry,
         )
         for reason in DROP_REASONS:  # present at 0, so an alert on increase() sees the first drop
