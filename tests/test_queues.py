@@ -151,3 +151,12 @@ def test_rabbitmq_wrong_password_reads_down_without_it() -> None:
     reading = read(f"amqp://guest:{wrong}@127.0.0.1:5672/%2F/anything")
     assert not reading.ok
     assert wrong not in reading.reason and reading.reason
+
+
+def test_rabbitmq_vhost_that_does_not_exist_gives_a_plain_reason() -> None:
+    require_tcp("127.0.0.1", 5672, "RabbitMQ")
+    vhost = f"missing-{uuid.uuid4().hex[:8]}"
+    reading = read(f"amqp://guest:guest@127.0.0.1:5672/{vhost}/anything")
+    assert not reading.ok
+    assert f"vhost {vhost!r}" in reading.reason and "does not exist" in reading.reason
+    assert " at 0x" not in reading.reason

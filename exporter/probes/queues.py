@@ -14,6 +14,10 @@ CELERY_PRIORITY_SEP = "\x06\x16"
 CELERY_PRIORITIES = range(1, 10)
 
 
+class VhostRefused(ConnectionError):
+    """RabbitMQ refused the vhost of a queue URL."""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -62,11 +66,22 @@ async def read_rabbitmq_queue(queue: Queue, timeout: float) -> QueueReading:
     try:
         import aio_pika
         from aio_pika.exceptions import ChannelNotFoundEntity
+        from aiormq.exceptions import InvalidFrameError
     except ImportError:
         from exporter.probes.dependencies import DriverMissing
 
         raise DriverMissing("pip install 'exporter[rabbitmq]' (aio-pika)") from None
-    connection = await aio_pika.connect(queue.url, timeout=timeout)
+    try:
+        connection = await aio_pika.connect(queue.url, timeout=timeout)
+    except InvalidFrameError as exc:
+        # RabbitMQ answers Connection.Close (530) to an unknown or forbidden vhost; aiormq keeps
+        # only the frame's repr, so the broker's own text is lost: say what it means instead.
+        if "Connection.Close" not in str(exc):
+            raise
+        raise VhostRefused(
+            f"the broker closed the connection on opening vhost {queue.vhost!r}: it does not "
+            "exist, or the user may not use it"
+        ) from None
     try:
         channel = await connection.channel()
         try:
