@@ -153,3 +153,26 @@ def test_a_dependency_that_stays_down_is_logged_once(
     sqlite3.connect(tmp_path / "missing.db").close()
     asyncio.run(runner.run_round())
     assert "dependency lite (sqlite) is up again" in caplog.text
+
+
+def test_sqlite_and_duckdb_accept_the_four_slash_absolute_form(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "app.db").close()
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "app.duckdb")).close()
+    lite = probe("lite", f"sqlite:///{tmp_path}/app.db")
+    assert lite.up, lite.reason
+    assert probe("duck", f"duckdb:///{tmp_path}/app.duckdb").up
+
+
+@pytest.mark.parametrize(("encoded", "name"), [("x%23y.db", "x#y.db"), ("d%3Fq.db", "d?q.db")])
+def test_encoded_question_mark_or_hash_in_a_sqlite_path_probes_that_file_only(
+    tmp_path: Path, encoded: str, name: str
+) -> None:
+    url = f"sqlite://{tmp_path}/{encoded}"
+    missing = probe("lite", url)
+    assert not missing.up and "unable to open" in missing.reason
+    assert list(tmp_path.iterdir()) == []  # nothing created, not even a truncated name
+    sqlite3.connect(tmp_path / name).close()
+    assert probe("lite", url).up
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

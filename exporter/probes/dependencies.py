@@ -8,10 +8,11 @@ configured needs no driver installed (see the `probes` extra).
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from exporter.probes.targets import Dependency
 
@@ -95,12 +96,16 @@ async def probe_mysql(dep: Dependency, timeout: float) -> tuple[float, dict[str,
 
 
 def _file_path(url: str) -> str:
-    return unquote(urlsplit(url).path)
+    # sqlite:///abs and SQLAlchemy's sqlite:////abs both name /abs (a file: URI would read
+    # "//abs" as a host).
+    return re.sub(r"^/{2,}", "/", unquote(urlsplit(url).path))
 
 
 def _sqlite_select_one(path: str, timeout: float) -> float:
     # mode=ro: probing must never create an empty database where the real one is missing.
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    # Quoted: a '?' or '#' in the file name would otherwise end the path and drop mode=ro.
+    uri = f"file:{quote(path, safe='/')}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout)
     try:
         start = time.perf_counter()
         conn.execute("SELECT 1").fetchall()
