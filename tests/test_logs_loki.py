@@ -377,3 +377,28 @@ def test_lines_a_dead_worker_cannot_take_are_counted_at_close(
     shipper.close()
     assert registry.get_sample_value(
         "loki_shipper_lines_dropped_total", {"reason": "closed"}) == 5
+
+
+def test_close_keeps_its_deadline_with_a_long_push_in_flight(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    receiver.delay = 30.0  # accepts the push and never answers within the push timeout
+    shipper = make_shipper(receiver, tmp_path, registry, push_timeout=30.0, close_timeout=1.0,
+                           batch_lines=100)
+    logger = make_logger(shipper, "test.inflight")
+    for seq in range(1_000):
+        logger.info("record", extra={"seq": seq})
+    deadline = time.monotonic() + 5
+    while shipper.queue_lines > 900:  # the worker took a batch of 100 and is pushing it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)
+    started = time.monotonic()
+    shipper.close()
+    assert time.monotonic() - started < 4, "close() waited for the push timeout"
+    assert not shipper.worker_alive
+    spooled = sum(int(path.stem.split("-")[1].split(".")[0])
+                  for path in (tmp_path / "spool").glob("*/*.gz"))
+    assert spooled == 1_000, "every line is spooled for the next start"
+    assert registry.get_sample_value(
+        "loki_shipper_lines_dropped_total", {"reason": "closed"}) == 0

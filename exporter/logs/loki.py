@@ -22,6 +22,7 @@ _log = logging.getLogger("exporter.logs.loki")
 # Our own diagnostics are not shipped: a failing push must not feed the queue it cannot drain.
 _IGNORED_LOGGERS = ("exporter.logs.loki",)
 _STOP = object()
+_SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
 _ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
 
 
@@ -176,8 +177,12 @@ class LokiShipper(logging.Handler):
         wait = self.config.close_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + wait
         self._queue.put_nowait(_STOP)  # behind every line queued before close()
-        # The deadline bounds the pushes; spooling what is left after it takes a little longer.
-        self._worker.join(wait + 10.0)
+        self._worker.join(wait)
+        if self._worker.is_alive():
+            # A push that began before close() still has its own, longer timeout: cut it short.
+            # The worker then spools that batch and what is queued, which takes a little longer.
+            self._client.abort()
+            self._worker.join(_SPOOL_GRACE)
         self._count_left_behind()
         self._client.close()
         self._spool.release()
@@ -227,14 +232,15 @@ class LokiShipper(logging.Handler):
         stopping = False
         while item is not None:
             if item is _STOP:
+                # Lines a caller put just after the marker (racing close()) are still taken.
                 stopping = True
-                break
-            if not self._batch:
-                self._started = time.monotonic()
-            self._batch.append(item)
-            self._batch_size += len(item[2]) + _ENTRY_OVERHEAD
-            if len(self._batch) >= cfg.batch_lines or self._batch_size >= cfg.batch_bytes:
-                self._ship_batch()
+            else:
+                if not self._batch:
+                    self._started = time.monotonic()
+                self._batch.append(item)
+                self._batch_size += len(item[2]) + _ENTRY_OVERHEAD
+                if len(self._batch) >= cfg.batch_lines or self._batch_size >= cfg.batch_bytes:
+                    self._ship_batch()
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
