@@ -264,3 +264,34 @@ def test_health_is_degraded_when_the_shipper_worker_is_dead(
     health = request(app, "GET", "/api/v1/logs/health").json()
     assert health["status"] == "degraded" and health["worker"]["alive"] is False
     shipper.close()
+
+
+def test_health_is_degraded_while_loki_rejects_every_batch(
+    tmp_path: Path, receiver: LokiReceiver, registry: CollectorRegistry
+) -> None:
+    # A wrong path prefix: the receiver answers 404, as a Loki behind a proxy answers 401 to
+    # wrong credentials; the batches are dropped, so health must not say ok.
+    settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
+                             loki_url=receiver.url + "/wrong-prefix", log_stdout=False,
+                             loki_batch_wait_seconds=0.05)
+    with serving(create_app(settings, registry)) as client:
+        client.post("/api/v1/logs/write", json={"message": "refused"})
+        deadline = time.monotonic() + 5
+        while not registry.get_sample_value(
+                "loki_shipper_lines_dropped_total", {"reason": "rejected"}):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        health = client.get("/api/v1/logs/health").json()
+    assert health["status"] == "degraded"
+    assert health["loki"]["reachable"] is True and health["loki"]["last_status"] == 404
+    assert health["reasons"] == ["Loki rejected the last batch with HTTP 404; it was dropped"]
+
+
+def test_health_without_loki_has_the_same_keys(tmp_path: Path, registry: CollectorRegistry
+                                                ) -> None:
+    settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
+                             log_stdout=False)
+    with serving(create_app(settings, registry)) as client:
+        health = client.get("/api/v1/logs/health").json()
+    assert health["status"] == "ok" and health["loki"] == {"configured": False}
+    assert {"queue_capacity", "spool_max_bytes", "reasons", "worker"} <= set(health)

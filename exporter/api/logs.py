@@ -15,6 +15,7 @@ from exporter.api.auth import bearer_token_guard
 from exporter.api.validation import invalid
 from exporter.config import Settings
 from exporter.logs.setup import LogSinks, active_sinks
+from exporter.logs.shipper_health import shipper_health
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
@@ -194,36 +195,6 @@ def logs_router(
 
     @router.get("/health")
     def health() -> dict[str, Any]:
-        target = current()
-        shipper = target.shipper
-        if shipper is None:
-            return {"status": "ok", "loki": {"configured": False}, "queue_lines": 0,
-                    "spool_bytes": 0, "spool_batches": 0}
-        last = shipper.last_result
-        reachable = None if last is None else last.outcome != "retry"
-        alive = shipper.worker_alive
-        degraded = (reachable is False or shipper.spool_batches > 0 or not alive
-                    or shipper.worker_failing)
-        return {
-            "status": "degraded" if degraded else "ok",
-            "loki": {
-                "configured": True,
-                "reachable": reachable,
-                "last_status": None if last is None else last.status,
-                "last_error": None if last is None or last.outcome == "ok" else last.detail[:200],
-                "last_success": shipper.last_success,
-            },
-            "worker": {
-                "alive": alive,
-                "failing": shipper.worker_failing,
-                "errors": shipper.worker_errors,
-                "last_error": shipper.last_worker_error,
-            },
-            "queue_lines": shipper.queue_lines,
-            "queue_capacity": shipper.config.queue_lines,
-            "spool_bytes": shipper.spool_bytes,
-            "spool_batches": shipper.spool_batches,
-            "spool_max_bytes": shipper.config.spool_max_bytes,
-        }
+        return shipper_health(current().shipper)
 
     return router
