@@ -123,3 +123,9 @@ def test_secrets_in_reprs_and_prefixed_keys_are_scrubbed() -> None:
     assert "hunter2" not in text and "s3cr3t" not in text and "pw1" not in text
     assert "'password': '[redacted]'" in text
     assert scrub_text("order 42: paid, total=12.5") == "order 42: paid, total=12.5"
+
+
+def test_a_service_of_another_type_in_extra_is_written_as_text() -> None:
+    assert render(record(service=123))["service"] == "123"
+    assert render(record(service={"name": "billing"}))["service"] == "{'name': 'billing'}"
+    assert render(record(service=""))["service"] == "shop"

@@ -56,6 +56,10 @@ def sequence_numbers(receiver: LokiReceiver) -> list[int]:
     return [json.loads(line)["seq"] for line in receiver.lines()]
 
 
+def drops(registry: CollectorRegistry, reason: str) -> float | None:
+    return registry.get_sample_value("loki_shipper_lines_dropped_total", {"reason": reason})
+
+
 def assert_streams_in_order(receiver: LokiReceiver) -> None:
     by_stream: dict[tuple[tuple[str, str], ...], list[tuple[int, int]]] = {}
     for labels, ts, line in receiver.entries:
@@ -138,8 +142,7 @@ def test_500_is_retried_and_other_4xx_dropped_with_a_count(
     logger.info("refused", extra={"seq": 99})
     shipper.close()
     assert len(receiver.errors) == receiver_errors_before + 1
-    assert registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "rejected"}) == 1
+    assert drops(registry, "rejected") == 1
 
 
 def test_twenty_thousand_lines_survive_an_outage_in_order(
@@ -196,8 +199,7 @@ def test_a_full_spool_drops_the_oldest_batches_and_counts_them(
     for seq in range(2_000):
         logger.info("record %d with some padding to make batches bigger", seq, extra={"seq": seq})
     shipper.close()
-    dropped = registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "spool_full"})
+    dropped = drops(registry, "spool_full")
     assert dropped is not None and dropped > 0
     assert shipper.spool_bytes <= 6_000
     receiver.start()
@@ -294,8 +296,7 @@ def test_a_full_queue_drops_new_lines_counts_them_and_never_blocks(
         logger.info("record", extra={"seq": seq})
     assert receiver.count == 0, "the caller waited for the push to finish"
     assert shipper.queue_lines == 100
-    dropped = registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "queue_full"})
+    dropped = drops(registry, "queue_full")
     assert dropped == 900
     receiver.delay = 0.0
     shipper.close()
@@ -349,8 +350,7 @@ def test_a_failure_in_the_worker_is_counted_logged_and_survived(
             time.sleep(0.01)
     assert shipper.worker_errors == 1 and shipper.worker_failing
     assert shipper.last_worker_error == "RuntimeError: unforeseen"
-    assert registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "failed"}) == 1
+    assert drops(registry, "failed") == 1
     logger.info("kept", extra={"seq": 1})
     assert receiver.wait_for(1, timeout=5)
     assert sequence_numbers(receiver) == [1]
@@ -375,8 +375,7 @@ def test_lines_a_dead_worker_cannot_take_are_counted_at_close(
     for seq in range(1, 6):
         logger.info("stranded", extra={"seq": seq})
     shipper.close()
-    assert registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "closed"}) == 5
+    assert drops(registry, "closed") == 5
 
 
 def test_close_keeps_its_deadline_with_a_long_push_in_flight(
@@ -400,5 +399,40 @@ def test_close_keeps_its_deadline_with_a_long_push_in_flight(
     spooled = sum(int(path.stem.split("-")[1].split(".")[0])
                   for path in (tmp_path / "spool").glob("*/*.gz"))
     assert spooled == 1_000, "every line is spooled for the next start"
-    assert registry.get_sample_value(
-        "loki_shipper_lines_dropped_total", {"reason": "closed"}) == 0
+    assert drops(registry, "closed") == 0
+
+
+def test_a_service_of_any_type_in_extra_becomes_a_text_label_and_loses_no_line(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    shipper = make_shipper(receiver, tmp_path, registry)
+    logger = make_logger(shipper, "test.service")
+    logger.info("int", extra={"seq": 0, "service": 123})
+    logger.info("dict", extra={"seq": 1, "service": {"name": "billing"}})
+    logger.info("empty", extra={"seq": 2, "service": ""})
+    assert receiver.wait_for(3, timeout=5)
+    shipper.close()
+    assert receiver.errors == []
+    services = [labels["service"] for labels, _ts, _line in receiver.entries]
+    assert services == ["123", "{'name': 'billing'}", "shop"]
+    assert [json.loads(line)["service"] for line in receiver.lines()] == services
+    assert drops(registry, "rejected") == 0
+
+
+def test_distinct_services_are_bounded_and_the_line_keeps_the_callers_name(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from exporter.logs.loki import MAX_SERVICES
+
+    shipper = make_shipper(receiver, tmp_path, registry)
+    logger = make_logger(shipper, "test.cardinality")
+    for seq in range(3 * MAX_SERVICES):
+        logger.info("from a caller", extra={"seq": seq, "service": f"svc-{seq}"})
+    assert receiver.wait_for(3 * MAX_SERVICES, timeout=10)
+    shipper.close()
+    streams = {labels["service"] for labels, _ts, _line in receiver.entries}
+    assert len(streams) == MAX_SERVICES and "shop" in streams  # the configured one is counted
+    last = json.loads(receiver.lines()[-1])
+    labels = receiver.entries[-1][0]
+    assert labels["service"] == "shop" and last["service"] == f"svc-{3 * MAX_SERVICES - 1}"
+    assert len(shipper._last_ts) <= MAX_SERVICES

@@ -87,6 +87,14 @@ class Redactor:
         return scrub_text(_safe_repr(value))
 
 
+def safe_str(value: Any) -> str:
+    """`str(value)`, or a placeholder when its `__str__` raises."""
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not crash the caller
+        return f"<unprintable {type(value).__name__}>"
+
+
 def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
@@ -173,7 +181,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": scrub_text(message),
-            "service": attrs.get("service") or self.service,
+            "service": self._service(attrs.get("service")),
             "env": self.env,
             "trace_id": trace_id,
         }
@@ -198,6 +206,12 @@ class JsonFormatter(logging.Formatter):
             return _dumps(doc)
         except (TypeError, ValueError):  # non-str keys, circular references...
             return _dumps(redactor.value(doc))
+
+    def _service(self, given: Any) -> str:
+        # `extra={"service": ...}` names another service; whatever it is, the field is text.
+        if given is None or given == "":
+            return self.service
+        return given if isinstance(given, str) else scrub_text(safe_str(given))
 
     def render_fields(self, created: float, level: str, logger: str, fields: dict[str, Any]) -> str:
         """One line for an entry that did not come from `logging` (access log, ingestion API)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from exporter.logs.formatter import safe_str, scrub_text
 from exporter.logs.push import Labels, LokiClient, PushResult, encode_push
 from exporter.logs.shipper_metrics import ShipperMetrics, shipper_metrics_for
 from exporter.logs.spool import Spool
@@ -24,6 +25,14 @@ _IGNORED_LOGGERS = ("exporter.logs.loki",)
 _STOP = object()
 _SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
 _ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
+MAX_SERVICES = 100  # distinct `service` label values one shipper sends
+_MAX_LABEL_SETS = 1000
+_MAX_LABEL_CHARS = 128
+
+
+def _label_text(value: object) -> str:
+    """A label value from whatever a caller passed as `service` (an int, a dict...)."""
+    return scrub_text(safe_str(value)).strip()[:_MAX_LABEL_CHARS]
 
 
 @dataclass
@@ -81,6 +90,7 @@ class LokiShipper(logging.Handler):
         self._capacity = config.queue_lines
         self._spool = Spool(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
         self._labels: dict[tuple[str, str], Labels] = {}
+        self._services: set[str] = {config.service}
         self._last_ts: dict[Labels, int] = {}
         self._next_attempt = 0.0
         self._failures = 0
@@ -109,21 +119,29 @@ class LokiShipper(logging.Handler):
             return
         try:
             line = self.format(record)
-            service = record.__dict__.get("service") or self.config.service
             self.enqueue_line(
-                record.created, record.levelname.lower(), line, service
+                record.created, record.levelname.lower(), line, record.__dict__.get("service")
             )
         except Exception:
             self.handleError(record)
 
     def enqueue_line(
-        self, created: float, level: str, line: str, service: str | None = None
+        self, created: float, level: str, line: str, service: object = None
     ) -> bool:
-        """Queue one formatted line; False (and a counted drop) when it cannot be taken."""
-        key = (service or self.config.service, level)
+        """Queue one formatted line; False (and a counted drop) when it cannot be taken.
+
+        `service` (default: the configured one) becomes the `service` label; any value is taken
+        as text, and past `MAX_SERVICES` distinct names the configured service is used instead
+        (the line keeps the caller's name).
+        """
+        if service is None or service == "":
+            service = self.config.service
+        elif not isinstance(service, str):
+            service = _label_text(service) or self.config.service
+        key = (service, level)
         labels = self._labels.get(key)
         if labels is None:
-            labels = self._make_labels(*key)
+            labels = self._make_labels(service, level)
         if self._closed:
             self.metrics.dropped("closed", 1)
             return False
@@ -134,11 +152,21 @@ class LokiShipper(logging.Handler):
         return True
 
     def _make_labels(self, service: str, level: str) -> Labels:
-        merged = {**self.config.static_labels, "service": service, "env": self.config.env,
-                  "level": level}
-        labels: Labels = tuple(sorted(merged.items()))
-        if len(self._labels) < 1000:  # services come from callers of the ingestion API
-            self._labels[(service, level)] = labels
+        # Services come from callers (extra=, the ingestion API): each one is a Loki stream, so
+        # their number is bounded here, not by the callers.
+        if service not in self._services:
+            if len(self._services) >= MAX_SERVICES:
+                service = self.config.service
+            else:
+                self._services.add(service)
+        key = (service, level)
+        labels = self._labels.get(key)
+        if labels is None:
+            merged = {**self.config.static_labels, "service": service, "env": self.config.env,
+                      "level": level}
+            labels = tuple(sorted(merged.items()))
+            if len(self._labels) < _MAX_LABEL_SETS:
+                self._labels[key] = labels
         return labels
 
     @property
@@ -272,6 +300,8 @@ class LokiShipper(logging.Handler):
     def _ship(self, batch: list[tuple[Labels, int, str]]) -> None:
         # Loki wants each stream in time order; clocks can step back, so never go backwards.
         last = self._last_ts
+        if len(last) > 2 * _MAX_LABEL_SETS:  # bounded: streams that were not cached come and go
+            last.clear()
         ordered: list[tuple[Labels, int, str]] = []
         for labels, ts, line in batch:
             previous = last.get(labels, 0)
