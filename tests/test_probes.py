@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
+from exporter.probes.results import ProbeResult
 from exporter.probes.runner import ProbeRunner
 from exporter.probes.targets import parse_dependency
 from tests.conftest import require_tcp
@@ -176,3 +179,45 @@ def test_encoded_question_mark_or_hash_in_a_sqlite_path_probes_that_file_only(
     sqlite3.connect(tmp_path / name).close()
     assert probe("lite", url).up
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def _release_fifo(path: Path) -> None:
+    """Open the FIFO for writing so a reader blocked in open() returns, then close it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # no reader left
+        return
+    os.close(fd)
+
+
+def test_a_hung_thread_probe_holds_one_thread_and_never_starves_the_others(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "hung.db"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: a hung file system
+    sqlite3.connect(tmp_path / "ok.db").close()
+    runner = ProbeRunner(
+        [parse_dependency("hung", f"sqlite://{fifo}"),
+         parse_dependency("lite", f"sqlite://{tmp_path}/ok.db")],
+        [], timeout=0.2,
+    )
+    rounds = (os.cpu_count() or 1) + 8  # more than the default executor's workers
+
+    async def run() -> list[dict[str, ProbeResult]]:
+        seen = []
+        for _ in range(rounds):
+            await runner.run_round()
+            seen.append(runner.dependency_results())
+        return seen
+
+    try:
+        seen = asyncio.run(run())
+        hung_threads = [t for t in threading.enumerate() if "hung" in t.name]
+    finally:
+        _release_fifo(fifo)
+    assert all(r["lite"].up for r in seen), [r["lite"].reason for r in seen]
+    assert seen[0]["hung"].reason == "timed out after 0.2 s"
+    assert all(
+        r["hung"].reason == "skipped: the previous probe has not returned yet" for r in seen[1:]
+    )
+    assert len(hung_threads) == 1

@@ -1,13 +1,14 @@
 """One round trip per dependency kind: Redis PING (+ INFO), `SELECT 1` on the databases.
 
 Each function returns `(latency_seconds, details)` or raises; the runner applies the timeout and
-turns exceptions into a password-free reason. Drivers are imported lazily so a kind that is not
-configured needs no driver installed (see the `probes` extra).
+turns exceptions into a password-free reason. Drivers without asyncio support are plain
+functions (`BLOCKING_PROBES`) that the runner calls in a thread of their own (see `threads`).
+Drivers are imported lazily so a kind that is not configured needs no driver installed (see the
+`probes` extra).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 import time
@@ -16,14 +17,16 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from exporter.probes.targets import Dependency
 
-Probe = Callable[[Dependency, float], Awaitable[tuple[float, dict[str, float]]]]
+Reading = tuple[float, dict[str, float]]
+Probe = Callable[[Dependency, float], Awaitable[Reading]]
+BlockingProbe = Callable[[Dependency, float], Reading]
 
 
 class DriverMissing(RuntimeError):
     """The Python driver for a configured dependency kind is not installed."""
 
 
-async def probe_redis(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+async def probe_redis(dep: Dependency, timeout: float) -> Reading:
     """PING round trip, plus used memory and connected clients from INFO."""
     import redis.asyncio as aioredis
 
@@ -45,7 +48,7 @@ async def probe_redis(dep: Dependency, timeout: float) -> tuple[float, dict[str,
     return latency, details
 
 
-async def probe_postgresql(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
+async def probe_postgresql(dep: Dependency, timeout: float) -> Reading:
     """`SELECT 1` round trip over a fresh connection."""
     try:
         import psycopg
@@ -62,12 +65,13 @@ async def probe_postgresql(dep: Dependency, timeout: float) -> tuple[float, dict
         await conn.close()
 
 
-def _mysql_select_one(url: str, timeout: float) -> float:
+def probe_mysql(dep: Dependency, timeout: float) -> Reading:
+    """`SELECT 1` round trip (MySQL or MariaDB); blocking."""
     try:
         import pymysql
     except ImportError:
         raise DriverMissing("pip install 'exporter[mysql]' (PyMySQL)") from None
-    parts = urlsplit(url)
+    parts = urlsplit(dep.url)
     options = parse_qs(parts.query)
     conn = pymysql.connect(
         host=parts.hostname or "127.0.0.1",
@@ -85,14 +89,9 @@ def _mysql_select_one(url: str, timeout: float) -> float:
             start = time.perf_counter()
             cursor.execute("SELECT 1")
             cursor.fetchall()
-            return time.perf_counter() - start
+            return time.perf_counter() - start, {}
     finally:
         conn.close()
-
-
-async def probe_mysql(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
-    """`SELECT 1` round trip (MySQL or MariaDB); the blocking driver runs in a thread."""
-    return await asyncio.to_thread(_mysql_select_one, dep.url, timeout), {}
 
 
 def _file_path(url: str) -> str:
@@ -101,47 +100,44 @@ def _file_path(url: str) -> str:
     return re.sub(r"^/{2,}", "/", unquote(urlsplit(url).path))
 
 
-def _sqlite_select_one(path: str, timeout: float) -> float:
+def probe_sqlite(dep: Dependency, timeout: float) -> Reading:
+    """`SELECT 1` on the file, opened read-only; blocking."""
     # mode=ro: probing must never create an empty database where the real one is missing.
     # Quoted: a '?' or '#' in the file name would otherwise end the path and drop mode=ro.
-    uri = f"file:{quote(path, safe='/')}?mode=ro"
+    uri = f"file:{quote(_file_path(dep.url), safe='/')}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout)
     try:
         start = time.perf_counter()
         conn.execute("SELECT 1").fetchall()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, {}
     finally:
         conn.close()
 
 
-async def probe_sqlite(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
-    """`SELECT 1` on the file, opened read-only."""
-    return await asyncio.to_thread(_sqlite_select_one, _file_path(dep.url), timeout), {}
+def probe_duckdb(dep: Dependency, timeout: float) -> Reading:
+    """`SELECT 1` on the file, opened read-only; blocking.
 
-
-def _duckdb_select_one(path: str) -> float:
+    DuckDB has no connect timeout: the runner's timeout and one-call-at-a-time thread bound it.
+    """
     try:
         import duckdb
     except ImportError:
         raise DriverMissing("pip install 'exporter[duckdb]' (duckdb)") from None
     # read_only: a sidecar must not take DuckDB's single-writer lock from the application.
-    conn = duckdb.connect(path, read_only=True)
+    conn = duckdb.connect(_file_path(dep.url), read_only=True)
     try:
         start = time.perf_counter()
         conn.execute("SELECT 1").fetchall()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, {}
     finally:
         conn.close()
-
-
-async def probe_duckdb(dep: Dependency, timeout: float) -> tuple[float, dict[str, float]]:
-    """`SELECT 1` on the file, opened read-only."""
-    return await asyncio.to_thread(_duckdb_select_one, _file_path(dep.url)), {}
 
 
 PROBES: dict[str, Probe] = {
     "redis": probe_redis,
     "postgresql": probe_postgresql,
+}
+BLOCKING_PROBES: dict[str, BlockingProbe] = {
     "mysql": probe_mysql,
     "sqlite": probe_sqlite,
     "duckdb": probe_duckdb,

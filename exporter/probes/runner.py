@@ -13,10 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from exporter.probes.dependencies import PROBES, DriverMissing
+from exporter.probes.dependencies import BLOCKING_PROBES, PROBES, DriverMissing, Reading
 from exporter.probes.queues import read_queue
 from exporter.probes.results import ProbeResult, QueueReading
 from exporter.probes.targets import Dependency, Queue, scrub
+from exporter.probes.threads import ProbeThreads, StillRunning
 
 log = logging.getLogger("exporter.probes")
 
@@ -28,6 +29,8 @@ def _reason(exc: BaseException, secrets: tuple[str, ...], timeout: float) -> str
         return f"timed out after {timeout:g} s"
     if isinstance(exc, DriverMissing):
         return f"driver not installed: {exc}"
+    if isinstance(exc, StillRunning):
+        return str(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     return scrub(f"{type(exc).__name__}: {text}"[:300], secrets)
 
@@ -49,6 +52,7 @@ class ProbeRunner:
         self.interval = interval
         self.timeout = timeout
         self._on_probe = on_probe
+        self._threads = ProbeThreads()
         # Replaced whole (never mutated) so readers need no lock.
         self._dependency_results: dict[str, ProbeResult] = {}
         self._queue_results: dict[tuple[str, str], QueueReading] = {}
@@ -68,22 +72,29 @@ class ProbeRunner:
         """The last reading of each queue read so far, by (backend, queue)."""
         return self._queue_results
 
+    async def _call(self, dep: Dependency) -> Reading:
+        blocking = BLOCKING_PROBES.get(dep.kind)
+        if blocking is None:
+            return await PROBES[dep.kind](dep, self.timeout)
+        return await self._threads.run(dep.name, lambda: blocking(dep, self.timeout))
+
     async def probe(self, dep: Dependency) -> ProbeResult:
         """Probe one dependency now; never raises."""
-        probe = PROBES[dep.kind]
         start = time.perf_counter()
+        skipped = False
         try:
-            latency, details = await asyncio.wait_for(probe(dep, self.timeout), self.timeout)
+            latency, details = await asyncio.wait_for(self._call(dep), self.timeout)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a probe must never take the prober down
+            skipped = isinstance(exc, StillRunning)
             reason = _reason(exc, dep.secrets, self.timeout)
             previous = self._dependency_results.get(dep.name)
             if previous is None or previous.reason != reason:  # log changes, not every round
                 log.warning("dependency %s (%s) is down: %s", dep.name, dep.kind, reason)
             return ProbeResult(False, None, reason, time.time())
         finally:
-            if self._on_probe is not None:
+            if self._on_probe is not None and not skipped:
                 self._on_probe(dep, time.perf_counter() - start)
         previous = self._dependency_results.get(dep.name)
         if previous is not None and not previous.up:
