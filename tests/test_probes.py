@@ -221,3 +221,20 @@ def test_a_hung_thread_probe_holds_one_thread_and_never_starves_the_others(
         r["hung"].reason == "skipped: the previous probe has not returned yet" for r in seen[1:]
     )
     assert len(hung_threads) == 1
+
+
+def test_redis_user_without_info_reads_up_without_the_server_gauges() -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    import redis
+
+    user = f"probe-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis()
+    admin.acl_setuser(user, enabled=True, passwords=["+ping-only-pw"], commands=["+ping"])
+    try:
+        result = probe("cache", f"redis://{user}:ping-only-pw@127.0.0.1:6379/0")
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+    assert result.up, result.reason
+    assert result.latency is not None and result.latency > 0
+    assert result.details == {}

@@ -27,8 +27,13 @@ class DriverMissing(RuntimeError):
 
 
 async def probe_redis(dep: Dependency, timeout: float) -> Reading:
-    """PING round trip, plus used memory and connected clients from INFO."""
+    """PING round trip, plus used memory and connected clients from INFO when allowed.
+
+    PING alone decides up or down: managed servers and ACL users often may not run INFO, and
+    its refusal only leaves the two gauges out.
+    """
     import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
 
     client = aioredis.from_url(
         dep.url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False
@@ -38,7 +43,10 @@ async def probe_redis(dep: Dependency, timeout: float) -> Reading:
         start = time.perf_counter()
         await client.ping()
         latency = time.perf_counter() - start
-        info = await client.info()
+        try:
+            info = await client.info()
+        except ResponseError:  # NOPERM, or INFO renamed away
+            return latency, {}
     finally:
         await client.aclose()
     details = {
