@@ -436,3 +436,30 @@ def test_distinct_services_are_bounded_and_the_line_keeps_the_callers_name(
     labels = receiver.entries[-1][0]
     assert labels["service"] == "shop" and last["service"] == f"svc-{3 * MAX_SERVICES - 1}"
     assert len(shipper._last_ts) <= MAX_SERVICES
+
+
+def test_an_idle_shipper_replays_the_slots_other_processes_left(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    receiver.stop()
+    # Two workers while Loki is down; the second one's slot is never claimed again.
+    first = make_shipper(receiver, tmp_path, registry, close_timeout=0.1)
+    second = make_shipper(receiver, tmp_path, CollectorRegistry(), close_timeout=0.1)
+    make_logger(second, "test.left").info("left behind", extra={"seq": 0})
+    make_logger(second, "test.left").info("left behind", extra={"seq": 1})
+    second.close()
+    first.close()
+    assert list((tmp_path / "spool" / "1").glob("*.gz"))
+    alone = make_shipper(receiver, tmp_path, CollectorRegistry())
+    assert alone._spool.directory.name == "0"
+    from exporter.logs.shipper_health import shipper_health
+
+    health = shipper_health(alone)
+    assert health["spool_batches"] >= 1 and health["spool_bytes"] > 0  # every slot counts
+    assert health["status"] == "degraded"
+    receiver.start()
+    assert receiver.wait_for(2, timeout=5), "the abandoned slot was never replayed"
+    assert sequence_numbers(receiver) == [0, 1]
+    assert not list((tmp_path / "spool" / "1").glob("*.gz"))
+    assert shipper_health(alone)["spool_batches"] == 0
+    alone.close()

@@ -24,6 +24,7 @@ _log = logging.getLogger("exporter.logs.loki")
 _IGNORED_LOGGERS = ("exporter.logs.loki",)
 _STOP = object()
 _SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
+_ADOPT_EVERY = 30.0  # seconds between looks for spool slots that no process holds
 _ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
 MAX_SERVICES = 100  # distinct `service` label values one shipper sends
 _MAX_LABEL_SETS = 1000
@@ -89,6 +90,9 @@ class LokiShipper(logging.Handler):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._capacity = config.queue_lines
         self._spool = Spool(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
+        # A slot another process left (fewer workers after a restart), replayed while idle.
+        self._adopted: Spool | None = None
+        self._next_adoption = 0.0
         self._labels: dict[tuple[str, str], Labels] = {}
         self._services: set[str] = {config.service}
         self._last_ts: dict[Labels, int] = {}
@@ -187,13 +191,20 @@ class LokiShipper(logging.Handler):
 
     @property
     def spool_bytes(self) -> int:
-        """Bytes waiting in the disk spool."""
-        return self._spool.bytes
+        """Bytes waiting in the slots this shipper holds (its own, and one it adopted)."""
+        adopted = self._adopted
+        return self._spool.bytes + (adopted.bytes if adopted is not None else 0)
 
     @property
     def spool_batches(self) -> int:
-        """Batches waiting in the disk spool."""
-        return len(self._spool)
+        """Batches waiting in the slots this shipper holds."""
+        adopted = self._adopted
+        return len(self._spool) + (len(adopted) if adopted is not None else 0)
+
+    def spool_usage(self) -> tuple[int, int]:
+        """(bytes, batches) waiting in every slot of the spool directory, held by any process
+        or by none."""
+        return Spool.usage(self.config.spool_dir)
 
     def close(self, timeout: float | None = None) -> None:
         """Push what is queued within `timeout` (default: the configured close deadline); spool
@@ -214,6 +225,9 @@ class LokiShipper(logging.Handler):
         self._count_left_behind()
         self._client.close()
         self._spool.release()
+        adopted = self._adopted
+        if adopted is not None:
+            adopted.release()
         self.metrics.unwatch(self)
         atexit.unregister(self.close)
         super().close()
@@ -318,19 +332,44 @@ class LokiShipper(logging.Handler):
             self._spool.add(body, len(batch))
 
     def _replay(self, time_slice: float | None) -> None:
-        """Send spooled batches oldest first until one fails or the time slice is used."""
+        """Send spooled batches oldest first until one fails or the time slice is used; with
+        nothing of its own left, an idle shipper replays the slots other processes left."""
         end = time.monotonic() + time_slice if time_slice is not None else None
-        while len(self._spool) and self._may_push():
+        self._replay_from(self._spool, end)
+        if not len(self._spool) and self._deadline is None:
+            self._replay_adopted(end)
+
+    def _replay_from(self, spool: Spool, end: float | None) -> None:
+        while len(spool) and self._may_push():
             if end is not None and time.monotonic() >= end:
                 return
-            oldest = self._spool.oldest()
+            oldest = spool.oldest()
             if oldest is None:
                 return
             body, lines = oldest
             result = self._push(body, lines)
             if result.outcome == "retry":
                 return
-            self._spool.remove_oldest()
+            spool.remove_oldest()
+
+    def _replay_adopted(self, end: float | None) -> None:
+        adopted = self._adopted
+        if adopted is None:
+            now = time.monotonic()
+            if now < self._next_adoption:
+                return
+            self._next_adoption = now + _ADOPT_EVERY
+            adopted = self._adopted = Spool.adopt(
+                self.config.spool_dir, self.config.spool_max_bytes, self._drop_spooled,
+                skip=self._spool.directory,
+            )
+            if adopted is None:
+                return
+        self._replay_from(adopted, end)
+        if not len(adopted):
+            adopted.release()
+            self._adopted = None
+            self._next_adoption = 0.0  # another abandoned slot may be waiting
 
     def _may_push(self) -> bool:
         now = time.monotonic()

@@ -8,7 +8,8 @@ from exporter.logs.loki import LokiShipper
 
 
 def shipper_health(shipper: LokiShipper | None) -> dict[str, Any]:
-    """`status` (`ok` or `degraded`), every `reason` it is degraded, Loki, worker, queue and spool.
+    """`status` (`ok` or `degraded`), every `reason` it is degraded, Loki, worker, queue and spool
+    (every slot of the spool directory: other processes' and abandoned ones too).
 
     Degraded while the last push failed (Loki unreachable, or a batch rejected: wrong
     credentials, a line too long), while the spool holds batches, or while the worker is dead or
@@ -20,13 +21,14 @@ def shipper_health(shipper: LokiShipper | None) -> dict[str, Any]:
                 "spool_max_bytes": 0}
     last = shipper.last_result
     reachable = None if last is None else last.outcome != "retry"
+    spool_bytes, spool_batches = shipper.spool_usage()
     reasons: list[str] = []
     if last is not None and last.outcome == "retry":
         reasons.append("the last push to Loki failed; batches are spooled and retried")
     elif last is not None and last.outcome == "reject":
         reasons.append(f"Loki rejected the last batch with HTTP {last.status}; it was dropped")
-    if shipper.spool_batches:
-        reasons.append(f"{shipper.spool_batches} batches wait in the spool")
+    if spool_batches:
+        reasons.append(f"{spool_batches} batches wait in the spool")
     if not shipper.worker_alive:
         reasons.append("the shipper's worker thread is not running")
     elif shipper.worker_failing:
@@ -49,7 +51,7 @@ def shipper_health(shipper: LokiShipper | None) -> dict[str, Any]:
         },
         "queue_lines": shipper.queue_lines,
         "queue_capacity": shipper.config.queue_lines,
-        "spool_bytes": shipper.spool_bytes,
-        "spool_batches": shipper.spool_batches,
+        "spool_bytes": spool_bytes,
+        "spool_batches": spool_batches,
         "spool_max_bytes": shipper.config.spool_max_bytes,
     }

@@ -14,23 +14,29 @@ _BATCH = re.compile(r"^(\d{12})-(\d+)\.gz$")
 _MAX_SLOTS = 256
 
 
+class SlotBusy(RuntimeError):
+    """Another process holds the slot."""
+
+
 class Spool:
     """Push bodies waiting for Loki, one file per batch, in `<root>/<slot>/`.
 
     Each process claims its own slot directory with an exclusive `flock`, so several workers can
     share `root` without sending a batch twice; a restarted process takes a free slot and replays
-    what a previous process left there. When a new batch would push the total past `max_bytes`,
-    the OLDEST batches are deleted first and their lines reported through `on_drop`.
+    what a previous process left there, and `adopt` hands an idle process the slots nobody holds
+    (left by workers that are gone for good). When a new batch would push the total past
+    `max_bytes`, the OLDEST batches are deleted first and their lines reported through `on_drop`.
     """
 
     def __init__(
-        self, root: Path, max_bytes: int, on_drop: Callable[[int], None] | None = None
+        self, root: Path, max_bytes: int, on_drop: Callable[[int], None] | None = None,
+        slot: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self._on_drop = on_drop
         self._lock_fd: int | None = None
-        self.directory = self._claim()
+        self.directory = self._claim(slot)
         # (path, size, lines), oldest first
         self._batches: deque[tuple[Path, int, int]] = deque()
         self.bytes = 0
@@ -48,9 +54,36 @@ class Spool:
             self.bytes += size
             self._next_seq = int(match.group(1)) + 1
 
-    def _claim(self) -> Path:
+    @classmethod
+    def adopt(
+        cls, root: Path, max_bytes: int, on_drop: Callable[[int], None] | None = None,
+        skip: Path | None = None,
+    ) -> Spool | None:
+        """Claim another slot that holds batches and that no process holds; None if none does."""
+        for slot, directory in _slots(Path(root)):
+            if directory == skip or not _holds_batches(directory):
+                continue
+            try:
+                return cls(root, max_bytes, on_drop, slot=slot)
+            except SlotBusy:
+                continue
+        return None
+
+    @staticmethod
+    def usage(root: Path) -> tuple[int, int]:
+        """(bytes, batches) waiting in every slot under `root`, held or not."""
+        size = batches = 0
+        for _slot, directory in _slots(Path(root)):
+            for entry in _entries(directory):
+                if _BATCH.match(entry.name):
+                    with contextlib.suppress(OSError):
+                        size += entry.stat().st_size
+                        batches += 1
+        return size, batches
+
+    def _claim(self, only: int | None) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
-        for slot in range(_MAX_SLOTS):
+        for slot in range(_MAX_SLOTS) if only is None else (only,):
             directory = self.root / str(slot)
             directory.mkdir(exist_ok=True)
             fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -61,6 +94,8 @@ class Spool:
                 continue
             self._lock_fd = fd
             return directory
+        if only is not None:
+            raise SlotBusy(f"spool slot {only} under {self.root} is in use")
         raise RuntimeError(f"all {_MAX_SLOTS} spool slots under {self.root} are in use")
 
     def __len__(self) -> int:
@@ -127,3 +162,22 @@ class Spool:
     def _dropped(self, lines: int) -> None:
         if self._on_drop is not None:
             self._on_drop(lines)
+
+
+def _slots(root: Path) -> list[tuple[int, Path]]:
+    return sorted(
+        (int(entry.name), Path(entry.path)) for entry in _entries(root)
+        if entry.name.isdigit() and entry.is_dir()
+    )
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as found:
+            return list(found)
+    except OSError:
+        return []
+
+
+def _holds_batches(directory: Path) -> bool:
+    return any(_BATCH.match(entry.name) for entry in _entries(directory))
