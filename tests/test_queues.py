@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -160,3 +161,23 @@ def test_rabbitmq_vhost_that_does_not_exist_gives_a_plain_reason() -> None:
     assert not reading.ok
     assert f"vhost {vhost!r}" in reading.reason and "does not exist" in reading.reason
     assert " at 0x" not in reading.reason
+
+
+def test_an_unreadable_queue_is_logged_once_and_its_recovery_too(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.probes")
+    queue = name(client, "auth")
+    user = f"queue-{uuid.uuid4().hex[:8]}"  # does not exist yet: the reads fail
+    runner = ProbeRunner([], [parse_queue(f"redis://{user}:q-pw@127.0.0.1:6379/0/{queue}")])
+    try:
+        for _ in range(3):
+            asyncio.run(runner.run_round())
+        assert caplog.text.count(f"queue {queue} (redis) unreadable") == 1
+        client.acl_setuser(user, enabled=True, passwords=["+q-pw"], commands=["+@all"],
+                           keys=["*"])
+        asyncio.run(runner.run_round())
+    finally:
+        client.acl_deluser(user)
+    assert runner.queue_results()[("redis", queue)].ok
+    assert f"queue {queue} (redis) is readable again" in caplog.text

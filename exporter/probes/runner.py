@@ -103,14 +103,19 @@ class ProbeRunner:
 
     async def read(self, queue: Queue) -> QueueReading:
         """Read one queue now; never raises."""
+        previous = self._queue_results.get((queue.backend, queue.queue))
         try:
-            return await asyncio.wait_for(read_queue(queue, self.timeout), self.timeout)
+            reading = await asyncio.wait_for(read_queue(queue, self.timeout), self.timeout)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             reason = _reason(exc, queue.secrets, self.timeout)
-            log.warning("queue %s (%s) unreadable: %s", queue.queue, queue.backend, reason)
+            if previous is None or previous.reason != reason:  # log changes, not every round
+                log.warning("queue %s (%s) unreadable: %s", queue.queue, queue.backend, reason)
             return QueueReading(False, False, 0, None, {}, "none", reason, time.time())
+        if previous is not None and not previous.ok:
+            log.info("queue %s (%s) is readable again", queue.queue, queue.backend)
+        return reading
 
     async def run_round(self) -> None:
         """One round: every probe and queue read concurrently; results replace the last ones."""
