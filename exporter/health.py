@@ -1,8 +1,9 @@
 """Health checks from the monitor's last results: healthy, degraded or unhealthy, with reasons.
 
-A dependency that is down, a queue that cannot be read or does not exist, or a threshold crossed
-makes a check `degraded`; only a firing alert of severity `critical` makes it `unhealthy`. The
-overall status is the worst check's.
+A dependency that is down, a queue that cannot be read, does not exist (RabbitMQ) or is a Redis
+key of another type, or a threshold crossed makes a check `degraded`; only a firing alert of
+severity `critical` makes it `unhealthy`. The overall status is the worst check's. A healthy
+check may still carry a reason (a missing Redis key: an empty queue or a wrong name).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def worst(statuses: list[Status]) -> Status:
 
 _SYSTEM_SIGNALS = (Signal.cpu_usage_ratio, Signal.memory_usage_ratio, Signal.disk_usage_ratio)
 _HTTP_SIGNALS = (Signal.http_latency_p95_seconds, Signal.http_error_ratio)
+_QUEUE_STRUCTURES = frozenset({"list", "stream", "queue", "none"})
 
 
 def _apply_alerts(check: Check, alerts: list[Alert], keys: set[str]) -> None:
@@ -123,7 +125,8 @@ def dependency_checks(
 
 
 def queue_checks(monitor: HealthMonitor) -> list[Check]:
-    """One check per configured queue; a missing RabbitMQ queue or an unreadable one degrades."""
+    """One check per configured queue; an unreadable queue, a missing RabbitMQ queue or a Redis
+    key that is neither a list nor a stream degrades."""
     readings = monitor.runner.queue_results()
     checks = []
     for queue in monitor.runner.queues:
@@ -142,6 +145,8 @@ def queue_checks(monitor: HealthMonitor) -> list[Check]:
                 check.details[f"pending:{group}"] = pending
             if not reading.ok:
                 check.worsen("degraded", f"unreadable: {reading.reason}")
+            elif reading.structure not in _QUEUE_STRUCTURES:  # a hash or set: a wrong name
+                check.worsen("degraded", reading.reason)
             elif not reading.exists and queue.backend == "rabbitmq":
                 check.worsen("degraded", reading.reason)
             elif not reading.exists:  # Redis drops empty lists: flag, do not degrade
