@@ -15,6 +15,8 @@ from exporter.config import SettingsError
 
 PACKAGED_NAME = "thresholds.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# The longest `for`: a condition held a week is an outage already; longer ones read as typos.
+MAX_FOR_SECONDS = 7 * 86400
 
 
 class ThresholdsError(SettingsError):
@@ -68,7 +70,7 @@ class Threshold(BaseModel):
     key: str = ""
     alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")
     signal: Signal
-    above: float
+    above: float = Field(strict=True, allow_inf_nan=False)  # strict: `true` is not 1.0
     for_seconds: float = Field(alias="for")
     severity: Literal["warning", "critical"]
     summary: str = Field(min_length=1, max_length=200)
@@ -85,7 +87,12 @@ class Threshold(BaseModel):
     def _duration(cls, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ValueError("must be a duration like 30s, 5m or 1h30m")
-        return parse_duration(str(value)) if isinstance(value, str) else float(value)
+        seconds = parse_duration(value) if isinstance(value, str) else float(value)
+        if not 0 <= seconds <= MAX_FOR_SECONDS:
+            raise ValueError(
+                f"must be from 0s to {format_duration(MAX_FOR_SECONDS)} (got {value!r})"
+            )
+        return seconds
 
     @model_validator(mode="after")
     def _value_in_unit(self) -> Threshold:

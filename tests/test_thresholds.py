@@ -61,6 +61,17 @@ def test_every_threshold_is_commented() -> None:
          "thresholds.memory.summery"),
         ("alert: HighRedisLatency", "alert: HighApiLatency", "thresholds.redis_latency.alert"),
         ("version: 1", "version: 2", "version"),
+        ("for: 5m\n    severity: warning\n    summary: CPU",
+         "for: -300\n    severity: warning\n    summary: CPU", "thresholds.cpu.for"),
+        ("for: 5m\n    severity: warning\n    summary: CPU",
+         "for: 99999999999999999999h\n    severity: warning\n    summary: CPU",
+         "thresholds.cpu.for"),
+        ("for: 5m\n    severity: warning\n    summary: CPU",
+         "for: 691200\n    severity: warning\n    summary: CPU", "thresholds.cpu.for"),
+        ("above: 0.1", "above: .nan", "thresholds.db_latency.above"),
+        ("above: 0.1", "above: .inf", "thresholds.db_latency.above"),
+        ("above: 0.80", "above: true", "thresholds.cpu.above"),
+        ("above: 0.1", "above: '0.1'", "thresholds.db_latency.above"),
     ],
 )
 def test_errors_name_the_key(old: str, new: str, named: str) -> None:
@@ -89,3 +100,10 @@ def test_durations_round_trip() -> None:
     assert format_duration(5400) == "1h30m"
     with pytest.raises(ValueError):
         parse_duration("5 m")
+
+
+def test_for_may_be_zero_or_up_to_a_week() -> None:
+    text = ROOT_FILE.read_text().replace("for: 5m", "for: 0", 1).replace("for: 10m", "for: 168h", 1)
+    by_key = {t.key: t for t in parse_thresholds(text).items()}
+    assert (by_key["cpu"].for_seconds, by_key["disk"].for_seconds) == (0.0, 7 * 86400.0)
+    assert parse_thresholds(ROOT_FILE.read_text().replace("above: 0.1", "above: 1", 1))
