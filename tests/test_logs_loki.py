@@ -137,7 +137,7 @@ def test_500_is_retried_and_other_4xx_dropped_with_a_count(
     # A 400 (here: a label Loki would refuse) is dropped once, counted, not retried.
     receiver_errors_before = len(receiver.errors)
     shipper.config.static_labels = {}
-    shipper._labels.clear()
+    shipper._streams.forget()
     shipper.config.env = ""  # an empty label value is invalid: the receiver answers 400
     logger.info("refused", extra={"seq": 99})
     shipper.close()
@@ -422,7 +422,7 @@ def test_a_service_of_any_type_in_extra_becomes_a_text_label_and_loses_no_line(
 def test_distinct_services_are_bounded_and_the_line_keeps_the_callers_name(
     receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
 ) -> None:
-    from exporter.logs.loki import MAX_SERVICES
+    from exporter.logs.streams import MAX_SERVICES
 
     shipper = make_shipper(receiver, tmp_path, registry)
     logger = make_logger(shipper, "test.cardinality")
@@ -435,7 +435,7 @@ def test_distinct_services_are_bounded_and_the_line_keeps_the_callers_name(
     last = json.loads(receiver.lines()[-1])
     labels = receiver.entries[-1][0]
     assert labels["service"] == "shop" and last["service"] == f"svc-{3 * MAX_SERVICES - 1}"
-    assert len(shipper._last_ts) <= MAX_SERVICES
+    assert len(shipper._streams._last_ts) <= MAX_SERVICES
 
 
 def test_an_idle_shipper_replays_the_slots_other_processes_left(

@@ -14,26 +14,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.logs.formatter import safe_str, scrub_text
-from exporter.logs.push import Labels, LokiClient, PushResult, encode_push
+from exporter.logs.push import LokiClient, PushResult, encode_push
 from exporter.logs.shipper_metrics import ShipperMetrics, shipper_metrics_for
-from exporter.logs.spool import Spool
+from exporter.logs.spool import Spool, Spools
+from exporter.logs.streams import Entry, Streams
 
 _log = logging.getLogger("exporter.logs.loki")
 # Our own diagnostics are not shipped: a failing push must not feed the queue it cannot drain.
 _IGNORED_LOGGERS = ("exporter.logs.loki",)
 _STOP = object()
 _SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
-_ADOPT_EVERY = 30.0  # seconds between looks for spool slots that no process holds
 _ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
-MAX_SERVICES = 100  # distinct `service` label values one shipper sends
-_MAX_LABEL_SETS = 1000
-_MAX_LABEL_CHARS = 128
-
-
-def _label_text(value: object) -> str:
-    """A label value from whatever a caller passed as `service` (an int, a dict...)."""
-    return scrub_text(safe_str(value)).strip()[:_MAX_LABEL_CHARS]
 
 
 @dataclass
@@ -89,17 +80,13 @@ class LokiShipper(logging.Handler):
         # bound is checked before each put, so concurrent callers may overshoot it by a few.
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._capacity = config.queue_lines
-        self._spool = Spool(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
-        # A slot another process left (fewer workers after a restart), replayed while idle.
-        self._adopted: Spool | None = None
-        self._next_adoption = 0.0
-        self._labels: dict[tuple[str, str], Labels] = {}
-        self._services: set[str] = {config.service}
-        self._last_ts: dict[Labels, int] = {}
+        # The own slot, and slots other processes left (fewer workers after a restart).
+        self._spool = Spools(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
+        self._streams = Streams(config)
         self._next_attempt = 0.0
         self._failures = 0
         # The batch being built lives on the shipper, so a failed turn can count what it lost.
-        self._batch: list[tuple[Labels, int, str]] = []
+        self._batch: list[Entry] = []
         self._batch_size = 0
         self._started = 0.0
         self._failure_logged = -60.0
@@ -135,17 +122,10 @@ class LokiShipper(logging.Handler):
         """Queue one formatted line; False (and a counted drop) when it cannot be taken.
 
         `service` (default: the configured one) becomes the `service` label; any value is taken
-        as text, and past `MAX_SERVICES` distinct names the configured service is used instead
-        (the line keeps the caller's name).
+        as text, and past `streams.MAX_SERVICES` distinct names the configured service is used
+        instead (the line keeps the caller's name).
         """
-        if service is None or service == "":
-            service = self.config.service
-        elif not isinstance(service, str):
-            service = _label_text(service) or self.config.service
-        key = (service, level)
-        labels = self._labels.get(key)
-        if labels is None:
-            labels = self._make_labels(service, level)
+        labels = self._streams.labels(service, level)
         if self._closed:
             self.metrics.dropped("closed", 1)
             return False
@@ -154,24 +134,6 @@ class LokiShipper(logging.Handler):
             return False
         self._queue.put_nowait((labels, int(created * 1e9), line))
         return True
-
-    def _make_labels(self, service: str, level: str) -> Labels:
-        # Services come from callers (extra=, the ingestion API): each one is a Loki stream, so
-        # their number is bounded here, not by the callers.
-        if service not in self._services:
-            if len(self._services) >= MAX_SERVICES:
-                service = self.config.service
-            else:
-                self._services.add(service)
-        key = (service, level)
-        labels = self._labels.get(key)
-        if labels is None:
-            merged = {**self.config.static_labels, "service": service, "env": self.config.env,
-                      "level": level}
-            labels = tuple(sorted(merged.items()))
-            if len(self._labels) < _MAX_LABEL_SETS:
-                self._labels[key] = labels
-        return labels
 
     @property
     def worker_alive(self) -> bool:
@@ -192,14 +154,12 @@ class LokiShipper(logging.Handler):
     @property
     def spool_bytes(self) -> int:
         """Bytes waiting in the slots this shipper holds (its own, and one it adopted)."""
-        adopted = self._adopted
-        return self._spool.bytes + (adopted.bytes if adopted is not None else 0)
+        return self._spool.held_bytes
 
     @property
     def spool_batches(self) -> int:
         """Batches waiting in the slots this shipper holds."""
-        adopted = self._adopted
-        return len(self._spool) + (len(adopted) if adopted is not None else 0)
+        return self._spool.held_batches
 
     def spool_usage(self) -> tuple[int, int]:
         """(bytes, batches) waiting in every slot of the spool directory, held by any process
@@ -225,9 +185,6 @@ class LokiShipper(logging.Handler):
         self._count_left_behind()
         self._client.close()
         self._spool.release()
-        adopted = self._adopted
-        if adopted is not None:
-            adopted.release()
         self.metrics.unwatch(self)
         atexit.unregister(self.close)
         super().close()
@@ -311,19 +268,8 @@ class LokiShipper(logging.Handler):
                        self.worker_errors, lost, self.last_worker_error, exc_info=exc)
         time.sleep(0.05)  # never a hot loop
 
-    def _ship(self, batch: list[tuple[Labels, int, str]]) -> None:
-        # Loki wants each stream in time order; clocks can step back, so never go backwards.
-        last = self._last_ts
-        if len(last) > 2 * _MAX_LABEL_SETS:  # bounded: streams that were not cached come and go
-            last.clear()
-        ordered: list[tuple[Labels, int, str]] = []
-        for labels, ts, line in batch:
-            previous = last.get(labels, 0)
-            if ts < previous:
-                ts = previous
-            last[labels] = ts
-            ordered.append((labels, ts, line))
-        body = encode_push(ordered)
+    def _ship(self, batch: list[Entry]) -> None:
+        body = encode_push(self._streams.in_order(batch))
         if len(self._spool) or not self._may_push():
             self._spool.add(body, len(batch))
             return
@@ -335,41 +281,10 @@ class LokiShipper(logging.Handler):
         """Send spooled batches oldest first until one fails or the time slice is used; with
         nothing of its own left, an idle shipper replays the slots other processes left."""
         end = time.monotonic() + time_slice if time_slice is not None else None
-        self._replay_from(self._spool, end)
-        if not len(self._spool) and self._deadline is None:
-            self._replay_adopted(end)
+        self._spool.replay(self._resend, self._may_push, end, own_only=self._deadline is not None)
 
-    def _replay_from(self, spool: Spool, end: float | None) -> None:
-        while len(spool) and self._may_push():
-            if end is not None and time.monotonic() >= end:
-                return
-            oldest = spool.oldest()
-            if oldest is None:
-                return
-            body, lines = oldest
-            result = self._push(body, lines)
-            if result.outcome == "retry":
-                return
-            spool.remove_oldest()
-
-    def _replay_adopted(self, end: float | None) -> None:
-        adopted = self._adopted
-        if adopted is None:
-            now = time.monotonic()
-            if now < self._next_adoption:
-                return
-            self._next_adoption = now + _ADOPT_EVERY
-            adopted = self._adopted = Spool.adopt(
-                self.config.spool_dir, self.config.spool_max_bytes, self._drop_spooled,
-                skip=self._spool.directory,
-            )
-            if adopted is None:
-                return
-        self._replay_from(adopted, end)
-        if not len(adopted):
-            adopted.release()
-            self._adopted = None
-            self._next_adoption = 0.0  # another abandoned slot may be waiting
+    def _resend(self, body: bytes, lines: int) -> bool:
+        return self._push(body, lines).outcome != "retry"
 
     def _may_push(self) -> bool:
         now = time.monotonic()

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -181,3 +182,95 @@ def _entries(directory: Path) -> list[os.DirEntry[str]]:
 
 def _holds_batches(directory: Path) -> bool:
     return any(_BATCH.match(entry.name) for entry in _entries(directory))
+
+
+class Spools:
+    """This process's slot, plus one slot adopted from a process that is gone.
+
+    New batches go to the own slot. `replay` sends the own slot oldest first; once it is empty,
+    and unless `own_only`, it adopts a slot nobody holds (looking at most every `adopt_every`
+    seconds) and sends that one oldest first too.
+    """
+
+    def __init__(
+        self, root: Path, max_bytes: int, on_drop: Callable[[int], None] | None = None,
+        adopt_every: float = 30.0,
+    ) -> None:
+        self.own = Spool(root, max_bytes, on_drop)
+        self._on_drop = on_drop
+        self._adopted: Spool | None = None
+        self._adopt_every = adopt_every
+        self._next_look = 0.0
+
+    @property
+    def directory(self) -> Path:
+        """The own slot's directory."""
+        return self.own.directory
+
+    def __len__(self) -> int:
+        """Batches in the own slot (new batches queue behind them)."""
+        return len(self.own)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes in the slots held (own and adopted)."""
+        adopted = self._adopted
+        return self.own.bytes + (adopted.bytes if adopted is not None else 0)
+
+    @property
+    def held_batches(self) -> int:
+        """Batches in the slots held (own and adopted)."""
+        adopted = self._adopted
+        return len(self.own) + (len(adopted) if adopted is not None else 0)
+
+    def add(self, body: bytes, lines: int) -> bool:
+        """Store a batch in the own slot (see `Spool.add`)."""
+        return self.own.add(body, lines)
+
+    def replay(
+        self, send: Callable[[bytes, int], bool], may_send: Callable[[], bool],
+        end: float | None, own_only: bool = False,
+    ) -> None:
+        """`send(body, lines)` each batch oldest first while `may_send()` and before `end`
+        (monotonic); `send` returns False to stop (the batch stays for later)."""
+        _replay(self.own, send, may_send, end)
+        if len(self.own) or own_only:
+            return
+        adopted = self._adopted
+        if adopted is None:
+            now = time.monotonic()
+            if now < self._next_look:
+                return
+            self._next_look = now + self._adopt_every
+            adopted = self._adopted = Spool.adopt(
+                self.own.root, self.own.max_bytes, self._on_drop, skip=self.own.directory
+            )
+            if adopted is None:
+                return
+        _replay(adopted, send, may_send, end)
+        if not len(adopted):
+            adopted.release()
+            self._adopted = None
+            self._next_look = 0.0  # another abandoned slot may be waiting
+
+    def release(self) -> None:
+        """Give up the slots held."""
+        self.own.release()
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None:
+            adopted.release()
+
+
+def _replay(
+    spool: Spool, send: Callable[[bytes, int], bool], may_send: Callable[[], bool],
+    end: float | None,
+) -> None:
+    while len(spool) and may_send():
+        if end is not None and time.monotonic() >= end:
+            return
+        oldest = spool.oldest()
+        if oldest is None:
+            return
+        if not send(*oldest):
+            return
+        spool.remove_oldest()

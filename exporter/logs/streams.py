@@ -1,0 +1,87 @@
+"""The Loki streams of one shipper: label sets with a bounded number of services, and
+timestamps that never go backwards within a stream."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from exporter.logs.formatter import safe_str, scrub_text
+from exporter.logs.push import Labels
+
+MAX_SERVICES = 100  # distinct `service` label values one shipper sends
+_MAX_LABEL_SETS = 1000
+_MAX_LABEL_CHARS = 128
+
+Entry = tuple[Labels, int, str]  # labels, ns timestamp, line
+
+
+class _LabelSource(Protocol):
+    service: str
+    env: str
+    static_labels: dict[str, str]
+
+
+def _label_text(value: object) -> str:
+    """A label value from whatever a caller passed as `service` (an int, a dict...)."""
+    return scrub_text(safe_str(value)).strip()[:_MAX_LABEL_CHARS]
+
+
+class Streams:
+    """Label sets by (service, level), read from `config` (service, env, static labels).
+
+    Services come from callers (`extra=`, the ingestion API) and each is a Loki stream, so
+    their number is bounded here, not by the callers: past `MAX_SERVICES` distinct names the
+    configured service is used. Safe to call from any thread (a race may build a set twice).
+    """
+
+    def __init__(self, config: _LabelSource) -> None:
+        self._config = config
+        self._labels: dict[tuple[str, str], Labels] = {}
+        self._services: set[str] = {config.service}
+        self._last_ts: dict[Labels, int] = {}
+
+    def labels(self, service: object, level: str) -> Labels:
+        """The label set of a line of `service` (any value, taken as text) at `level`."""
+        if service is None or service == "":
+            service = self._config.service
+        elif not isinstance(service, str):
+            service = _label_text(service) or self._config.service
+        labels = self._labels.get((service, level))
+        return labels if labels is not None else self._make(service, level)
+
+    def _make(self, service: str, level: str) -> Labels:
+        if service not in self._services:
+            if len(self._services) >= MAX_SERVICES:
+                service = self._config.service
+            else:
+                self._services.add(service)
+        key = (service, level)
+        labels = self._labels.get(key)
+        if labels is None:
+            merged = {**self._config.static_labels, "service": service,
+                      "env": self._config.env, "level": level}
+            labels = tuple(sorted(merged.items()))
+            if len(self._labels) < _MAX_LABEL_SETS:
+                self._labels[key] = labels
+        return labels
+
+    def in_order(self, batch: list[Entry]) -> list[Entry]:
+        """`batch` with each stream's timestamps made non-decreasing (worker thread only).
+
+        Loki wants each stream in time order, and clocks can step back.
+        """
+        last = self._last_ts
+        if len(last) > 2 * _MAX_LABEL_SETS:  # bounded: streams that were not cached come and go
+            last.clear()
+        ordered: list[Entry] = []
+        for labels, ts, line in batch:
+            previous = last.get(labels, 0)
+            if ts < previous:
+                ts = previous
+            last[labels] = ts
+            ordered.append((labels, ts, line))
+        return ordered
+
+    def forget(self) -> None:
+        """Drop the cached label sets (after the configuration changed)."""
+        self._labels.clear()
