@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from exporter import __version__
-from exporter.config import SettingsError, env_name, load_settings
+from exporter.config import Settings, SettingsError, env_name, load_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -23,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         "Every option can also be set with an EXPORTER_* environment variable.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the sidecar (GET /metrics, GET /healthz)")
+    serve = sub.add_parser(
+        "serve", help="run the sidecar: status page (/), /metrics, /healthz and the /api/v1 APIs"
+    )
     serve.add_argument("--host", help="bind address (EXPORTER_HOST, default 127.0.0.1)")
     serve.add_argument("--port", help="bind port (EXPORTER_PORT, default 9480)")
     serve.add_argument("--workers", help="worker processes (EXPORTER_WORKERS, default 1)")
@@ -57,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     from exporter.thresholds import load_thresholds
 
     load_thresholds(settings.thresholds_file)  # a bad file stops start-up before any worker
+    _preflight(settings, overrides)
     # Worker processes read their settings from the environment: pass the flags on.
     for name, value in overrides.items():
         os.environ[env_name(name)] = str(value)
@@ -80,6 +84,45 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
     )
     return 0
+
+
+def _setting(field: str, overrides: dict[str, Any]) -> str:
+    """How the user set `field`: the flag they typed, else the environment variable."""
+    flag = "--" + field.replace("_", "-")
+    return f"{flag} ({env_name(field)})" if field in overrides else env_name(field)
+
+
+def _preflight(settings: Settings, overrides: dict[str, Any]) -> None:
+    """What uvicorn would only report after start-up (or the log set-up as a traceback), as one
+    line naming the setting: an unknown host, a port in use, a log folder we cannot write."""
+    host, port = settings.host, settings.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise SettingsError(
+            f"{_setting('host', overrides)}: cannot resolve {host!r} to an address to listen on "
+            f"({exc.strerror})"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SettingsError(
+                f"{_setting('port', overrides)}: cannot listen on {host}:{port} ({exc.strerror}); "
+                "choose another port or stop what uses it"
+            ) from None
+    log_dir = settings.log_dir
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"{env_name('log_dir')}: cannot write log files in {str(log_dir)!r} ({exc.strerror})"
+        ) from None
 
 
 def _prepare_multiprocess_dir() -> None:

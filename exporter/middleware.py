@@ -156,4 +156,8 @@ class PrometheusMiddleware:
                 # capture) must see that exception. The duration is still the one measured at
                 # the last byte.
                 self._notify(scope, method, route, status, elapsed, trace, error)
-            _current.reset(token)
+            if error is None:
+                _current.reset(token)
+            # else: the server logs the exception after it leaves the app ("Exception in ASGI
+            # application"), still in this request's task; keeping the trace set lets that log
+            # line carry the trace id the client got in X-Trace-Id. The task ends right after.

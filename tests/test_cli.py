@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,3 +104,41 @@ def test_version_command() -> None:
     import exporter
 
     assert result.stdout.strip() == exporter.__version__
+
+
+def serve_error(tmp_path: Path, *args: str, **env: str) -> str:
+    """The one stderr line of an `exporter serve` that must refuse to start."""
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "serve", *args], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "EXPORTER_DATA_DIR": str(tmp_path / "data"),
+                         "EXPORTER_LOG_DIR": str(tmp_path / "logs"), **env},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_a_port_in_use_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        line = serve_error(tmp_path, "--port", str(port))
+        assert line.startswith("exporter: error: --port (EXPORTER_PORT): cannot listen on")
+        assert f"127.0.0.1:{port}" in line
+        line = serve_error(tmp_path, EXPORTER_PORT=str(port))
+        assert line.startswith("exporter: error: EXPORTER_PORT: cannot listen on")
+
+
+def test_an_unknown_host_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    line = serve_error(tmp_path, EXPORTER_HOST="no-such-host.invalid")
+    assert line.startswith("exporter: error: EXPORTER_HOST: cannot resolve 'no-such-host.invalid'")
+
+
+def test_a_log_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = serve_error(tmp_path, EXPORTER_LOG_DIR=str(blocker / "logs"))
+    assert line.startswith("exporter: error: EXPORTER_LOG_DIR: cannot write log files in")
+    assert str(blocker / "logs") in line

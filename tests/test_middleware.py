@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,10 @@ import exporter
 from exporter.config import load_settings
 from exporter.routes import UNMATCHED
 from tests.asgi import request, requests, serve_in_thread
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 def count(registry: CollectorRegistry, route: str, status: str, method: str = "GET") -> float:
@@ -391,3 +396,33 @@ def test_observers_see_each_request_and_the_exception_behind_a_500(
     ]
     assert seen[0].path == "/fine/1" and seen[0].duration > 0
     assert {d.trace_id for d in seen} == {"0af7651916cd43dd8448eb211c80319c"}
+
+
+def test_the_servers_exception_log_line_carries_the_requests_trace_id(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise Boom("kaput")
+
+    exporter.instrument(app, load_settings(), registry)
+    seen: list[tuple[str, str | None]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # what a formatter would read
+            seen.append((record.getMessage(), exporter.current_trace_id()))
+
+    server_log = logging.getLogger("uvicorn.error")
+    recorder = Recorder()
+    server_log.addHandler(recorder)
+    try:
+        with serve_in_thread(app) as url:
+            reply = httpx.get(url + "/fail", headers={"traceparent": TRACEPARENT})
+        assert reply.status_code == 500
+        assert reply.headers["x-trace-id"] == TRACE_ID
+        logged = [trace for message, trace in seen if "Exception in ASGI application" in message]
+        assert logged == [TRACE_ID]
+    finally:
+        server_log.removeHandler(recorder)
