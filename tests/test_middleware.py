@@ -23,7 +23,6 @@ from exporter.config import load_settings
 from exporter.routes import UNMATCHED
 from tests.asgi import request, requests, serve_in_thread
 
-
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
