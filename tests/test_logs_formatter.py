@@ -129,3 +129,75 @@ def test_a_service_of_another_type_in_extra_is_written_as_text() -> None:
     assert render(record(service=123))["service"] == "123"
     assert render(record(service={"name": "billing"}))["service"] == "{'name': 'billing'}"
     assert render(record(service=""))["service"] == "shop"
+
+
+def _strict_json(line: str) -> dict[str, Any]:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    parsed: dict[str, Any] = json.loads(line, parse_constant=refuse)
+    return parsed
+
+
+def test_nan_and_infinity_are_written_as_null_so_every_line_is_json() -> None:
+    nan, inf = float("nan"), float("inf")
+    formatter = JsonFormatter("shop", "prod")
+    doc = _strict_json(formatter.format(record(x=nan, y=inf, nested={"z": -inf, "ok": 1.5})))
+    assert (doc["x"], doc["y"], doc["nested"]) == (None, None, {"z": None, "ok": 1.5})
+    line = formatter.render_fields(0.0, "info", "ingest", {"message": "m", "v": [nan, 2.0]})
+    assert _strict_json(line)["v"] == [None, 2.0]
+
+
+def test_milliseconds_are_the_nearest_not_truncated_float_error() -> None:
+    formatter = JsonFormatter()
+    assert formatter.timestamp(1700000000.001) == "2023-11-14T22:13:20.001Z"
+    assert formatter.timestamp(1700000000.9996) == "2023-11-14T22:13:21.000Z"
+
+
+def test_threads_sharing_the_clock_never_pair_a_date_with_another_second() -> None:
+    import threading
+
+    formatter = JsonFormatter()
+    moments = (1700000000.5, 1700086401.5)  # two different days
+    expected = {m: formatter.timestamp(m) for m in moments}
+    wrong: list[str] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def stamp_many(offset: int) -> None:
+        for i in range(20_000):
+            moment = moments[(i + offset) % 2]
+            if formatter.timestamp(moment) != expected[moment]:
+                wrong.append(formatter.timestamp(moment))
+
+    try:
+        threads = [threading.Thread(target=stamp_many, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+
+
+def test_an_exception_with_a_broken_str_keeps_the_rest_of_the_record() -> None:
+    class Broken(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("broken")
+
+    try:
+        raise Broken()
+    except Broken:
+        rec = record("failed for order %s", 7, level=logging.ERROR, order_id=7)
+        rec.exc_info = sys.exc_info()
+    token = _current.set(TraceContext("a" * 32, "b" * 16))
+    try:
+        doc = render(rec)
+    finally:
+        _current.reset(token)
+    assert "format_error" not in doc
+    assert doc["message"] == "failed for order 7" and doc["order_id"] == 7
+    assert doc["trace_id"] == "a" * 32
+    assert doc["exc_type"] == "Broken" and doc["exc_message"] == "<unprintable Broken>"
+    assert "raise Broken()" in doc["stack"]

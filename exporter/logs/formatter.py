@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import traceback
@@ -73,7 +74,11 @@ class Redactor:
         """A JSON-ready copy of `value` with secrets redacted; unknown types become `repr`."""
         if isinstance(value, str):
             return scrub_text(value)
-        if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, float):
+            # NaN and ±Infinity are not JSON (Loki's `| json` refuses the line): null, as
+            # JavaScript's JSON.stringify writes them.
+            return value if math.isfinite(value) else None
+        if value is None or isinstance(value, (bool, int)):
             return value
         if depth >= _MAX_DEPTH:
             return _safe_repr(value)
@@ -103,8 +108,9 @@ def _safe_repr(value: Any) -> str:
 
 
 # Built once: json.dumps() with options builds a new encoder on every call.
+# allow_nan=False: a NaN that got past the redactor raises, and the line is rebuilt through it.
 _dumps = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), default=_safe_repr
+    ensure_ascii=False, separators=(",", ":"), default=_safe_repr, allow_nan=False
 ).encode
 
 
@@ -112,16 +118,17 @@ class _Clock:
     """RFC 3339 UTC timestamps with milliseconds; the seconds part is computed once a second."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        # One tuple, replaced whole: threads share the clock, and a prefix must never be paired
+        # with another second.
+        self._cached: tuple[int, str] = (-1, "")
 
     def rfc3339(self, created: float) -> str:
-        second = int(created)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        millis = int((created - second) * 1000)
-        return f"{self._prefix}.{millis:03d}Z"
+        second, millis = divmod(round(created * 1000), 1000)  # nearest ms: .001 stays .001
+        cached = self._cached
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._cached = cached
+        return f"{cached[1]}.{millis:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -196,7 +203,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _tb = record.exc_info
             doc["exc_type"] = exc_type.__name__
-            doc["exc_message"] = scrub_text(_safe_repr(exc) if exc is None else str(exc))
+            doc["exc_message"] = scrub_text(safe_str(exc))
             doc["stack"] = scrub_text("".join(traceback.format_exception(*record.exc_info)))
         elif record.exc_text:
             doc["stack"] = scrub_text(record.exc_text)
