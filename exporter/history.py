@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from exporter.collectors.system import cpu_reader
+
 log = logging.getLogger("exporter.history")
 
 
@@ -163,7 +165,8 @@ class History:
         """Read the registry now and append the sample; returns it."""
         with self._lock:
             previous = self._ring[-1] if self._ring else None
-            sample = read_registry(self.registry, self._clock(), previous)
+            with cpu_reader("history"):  # its own CPU window, apart from the scrapes'
+                sample = read_registry(self.registry, self._clock(), previous)
             self._ring.append(sample)
             return sample
 

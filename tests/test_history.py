@@ -129,3 +129,21 @@ def test_sampler_runs_callbacks_and_survives_a_failing_one(
         sampler.stop()
         sampler.stop()
     assert len(seen) >= 3
+
+
+def test_history_and_scrapes_keep_separate_cpu_windows(registry: CollectorRegistry) -> None:
+    from collections import namedtuple
+
+    from exporter.collectors.system import HostCollector
+
+    times = namedtuple("times", "user idle")
+    readings = iter([times(0, 0), times(50, 50), times(50, 150), times(150, 150)])
+    clock = iter([0.0, 10.0, 11.0, 20.0])
+    HostCollector(
+        [], registry=registry, cpu_times=lambda: next(readings), clock=lambda: next(clock)
+    )
+    history = History(registry, interval=10, window=60)
+    assert history.record().cpu == pytest.approx(0.5)
+    assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.25)
+    # Since the history's own previous read: 100 busy of 200, whatever was scraped between.
+    assert history.record().cpu == pytest.approx(0.5)

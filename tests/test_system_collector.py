@@ -9,7 +9,7 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collectors.system import HostCollector
+from exporter.collectors.system import HostCollector, cpu_reader
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
 Memory = namedtuple("Memory", "total available")
@@ -113,3 +113,24 @@ def test_registering_does_not_collect() -> None:
     assert calls == []
     registry.get_sample_value("system_disk_usage_ratio", {"mountpoint": "/"})
     assert calls == ["/"]
+
+
+def test_each_reader_gets_the_busy_share_since_its_own_previous_read() -> None:
+    readings = iter(
+        [
+            CpuTimes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0),  # t=0, construction
+            CpuTimes(80, 0, 0, 20, 0, 0, 0, 0, 0, 0),  # t=10, history: 80 of 100 busy
+            CpuTimes(80, 0, 0, 120, 0, 0, 0, 0, 0, 0),  # t=11, scrape: 80 of 200 since t=0
+            CpuTimes(160, 0, 0, 140, 0, 0, 0, 0, 0, 0),  # t=20, history: 80 of 200 since t=10
+        ]
+    )
+    clock = iter([0.0, 10.0, 11.0, 20.0])
+    registry = CollectorRegistry()
+    HostCollector(
+        [], registry=registry, cpu_times=lambda: next(readings), clock=lambda: next(clock)
+    )
+    with cpu_reader("history"):
+        assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.8)
+    assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.4)
+    with cpu_reader("history"):
+        assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.4)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psutil
@@ -15,6 +17,20 @@ from prometheus_client.registry import Collector
 
 # The CPU ratio is the busy share between two reads; reads closer than this reuse the last value.
 _MIN_CPU_WINDOW = 0.05
+# Who reads the CPU ratio now. Each reader gets the busy share since its own previous read, so
+# the history sampler (whose samples feed HighCpuUsage's `for`) and Prometheus scrapes do not
+# cut each other's windows short. Readers are named by the code, so the set stays small.
+_reader: ContextVar[str] = ContextVar("exporter_cpu_reader", default="scrape")
+
+
+@contextmanager
+def cpu_reader(name: str) -> Iterator[None]:
+    """Within the block, `system_cpu_usage_ratio` covers the time since `name`'s previous read."""
+    token = _reader.set(name)
+    try:
+        yield
+    finally:
+        _reader.reset(token)
 
 
 def _busy_and_total(times: Any) -> tuple[float, float]:
@@ -51,13 +67,14 @@ class HostCollector(Collector):
         self._cpu_count = cpu_count
         self._clock = clock
         self._lock = threading.Lock()
-        self._cpu_ratio = 0.0
+        self._cpu_ratio: dict[str, float] = {}  # by reader
+        self._last_cpu: dict[str, tuple[float, float, float]] = {}  # by reader
         try:
-            self._last_cpu: tuple[float, float, float] | None = (
+            self._first_cpu: tuple[float, float, float] | None = (
                 clock(), *_busy_and_total(cpu_times())
             )
         except OSError:
-            self._last_cpu = None
+            self._first_cpu = None
         if registry is not None:
             registry.register(self)
 
@@ -77,21 +94,23 @@ class HostCollector(Collector):
             GaugeMetricFamily("system_load15", ""),
         ]
 
-    def cpu_ratio(self) -> float | None:
-        """Busy share of all CPUs since the previous read (0..1), or None when unreadable."""
+    def cpu_ratio(self, reader: str | None = None) -> float | None:
+        """Busy share of all CPUs since `reader`'s previous read (0..1; the reader set by
+        `cpu_reader`, else "scrape"), or None when unreadable."""
+        reader = reader or _reader.get()
         try:
             busy, total = _busy_and_total(self._cpu_times())
         except OSError:
             return None
         now = self._clock()
         with self._lock:
-            last = self._last_cpu
+            last = self._last_cpu.get(reader, self._first_cpu)
             if last is None or now - last[0] >= _MIN_CPU_WINDOW:
                 if last is not None and total > last[2]:
                     ratio = (busy - last[1]) / (total - last[2])
-                    self._cpu_ratio = min(1.0, max(0.0, ratio))
-                self._last_cpu = (now, busy, total)
-            return self._cpu_ratio
+                    self._cpu_ratio[reader] = min(1.0, max(0.0, ratio))
+                self._last_cpu[reader] = (now, busy, total)
+            return self._cpu_ratio.get(reader, 0.0)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         cpu = self.cpu_ratio()
