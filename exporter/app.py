@@ -123,7 +123,8 @@ def instrument(
         return PrometheusMiddleware(
             build_stack(),
             metrics=metrics,
-            excluded_paths=settings.excluded_paths,
+            # The scrape endpoint is never a request of the service, wherever it is mounted.
+            excluded_paths=(*settings.excluded_paths, settings.metrics_path),
             routes_from=app,
             observers=state.observers,
         )

@@ -34,6 +34,14 @@ class DemoConfig(BaseModel):
     rate: float = Field(ge=0.0, le=1000.0, description="background requests per second")
 
 
+class DemoConfigChange(BaseModel):
+    """A `PUT /demo/config` body: any of the knobs; those left out keep their value."""
+
+    error_ratio: float | None = Field(None, ge=0.0, le=1.0)
+    slow_seconds: float | None = Field(None, ge=0.0, le=30.0)
+    rate: float | None = Field(None, ge=0.0, le=1000.0)
+
+
 class DemoLoad:
     """Sends the demo mix through the app itself (in process), at `rate` requests per second."""
 
@@ -122,8 +130,8 @@ def demo_router(load: DemoLoad) -> APIRouter:
         return load.config
 
     @router.put("/config")
-    async def put_config(config: DemoConfig) -> DemoConfig:
-        load.config = config
-        return config
+    async def put_config(change: DemoConfigChange) -> DemoConfig:
+        load.config = load.config.model_copy(update=change.model_dump(exclude_none=True))
+        return load.config
 
     return router

@@ -69,8 +69,8 @@ def parse_traceparent(value: str) -> tuple[str, str] | None:
 
 def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceContext:
     """The request's trace context from its raw ASGI headers (lower-case names)."""
-    # dict() walks the headers in C; a repeated name keeps its last value (W3C: a request with
-    # several traceparent headers has no valid one anyway).
+    # dict() walks the headers in C; a repeated name keeps its last value, so of several
+    # traceparent headers (which W3C forbids) the last one is tried.
     found = dict(headers)
     traceparent = found.get(b"traceparent")
     if traceparent is not None:

@@ -79,6 +79,10 @@ def test_demo_config_can_be_changed_while_running(tmp_path: Path) -> None:
         bad = httpx.put(server.url + "/demo/config", json={"error_ratio": 2}, timeout=5)
         assert bad.status_code == 422
         assert "error_ratio" in bad.text
+        # One knob alone: the others keep their values.
+        partial = httpx.put(server.url + "/demo/config", json={"slow_seconds": 0.25}, timeout=5)
+        assert partial.json() == {"error_ratio": 1.0, "slow_seconds": 0.25, "rate": 0.0}
+        assert httpx.get(server.url + "/demo/config", timeout=5).json() == partial.json()
 
 
 def test_promtool_finds_no_problem_in_a_real_scrape(tmp_path: Path) -> None:

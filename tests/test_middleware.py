@@ -172,6 +172,13 @@ def test_excluded_paths_and_templates_are_not_counted(registry: CollectorRegistr
     assert route_values(registry) == {"/plain"}
 
 
+def test_a_moved_metrics_path_is_never_counted(registry: CollectorRegistry) -> None:
+    app = make_app(registry, metrics_path="/prom", excluded_paths=["/healthz"])
+    replies = requests(app, [("GET", "/prom"), ("GET", "/prom"), ("GET", "/plain")])
+    assert replies[0].status_code == 200 and "http_requests_total" in replies[1].text
+    assert route_values(registry) == {"/plain"}
+
+
 class Boom(RuntimeError):
     pass
 
