@@ -90,3 +90,23 @@ def test_several_processes_append_whole_lines_to_the_same_files(tmp_path: Path) 
         doc = json.loads(line)  # an interleaved write would break a line here
         seen.setdefault(doc["proc"], []).append(doc["n"])
     assert all(numbers == list(range(3000)) for numbers in seen.values())
+
+
+def test_lines_a_file_cannot_take_and_broken_renderers_are_counted_as_drops(
+    tmp_path: Path,
+) -> None:
+    drops: list[int] = []
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    (tmp_path / f"access_{day}.log").mkdir()  # the file cannot be opened
+    daily = DailyFiles(tmp_path, on_drop=drops.append)
+    daily.submit(files.ACCESS, '{"m":"lost"}')
+    daily.submit(files.APP, '{"m":"kept"}')
+
+    def broken() -> list[tuple[int, str]]:
+        raise ZeroDivisionError
+
+    daily.submit_deferred(broken)
+    assert daily.flush()
+    daily.stop()
+    assert sum(drops) == 2
+    assert (tmp_path / f"app_{day}.log").read_text() == '{"m":"kept"}\n'

@@ -100,3 +100,31 @@ def test_calling_setup_again_replaces_the_handlers(
     finally:
         second.close()
     assert not any(h in logging.getLogger().handlers for h in second.handlers)
+
+
+def test_a_request_whose_exception_cannot_be_printed_keeps_its_access_line(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False)
+    app = user_app(registry)
+
+    @app.get("/weird")
+    async def weird() -> None:
+        raise Weird()
+
+    sinks = setup_logging(settings, registry)
+    try:
+        enable_access_log(app)
+        with serving(app) as client:
+            assert client.get("/weird").status_code == 500
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+    assert [d["path"] for d in lines(tmp_path, "access_*.log")] == ["/weird"]
+    (failure,) = [d for d in lines(tmp_path, "errors/errors_*.jsonl") if d.get("path") == "/weird"]
+    assert failure["exc_message"] == "<unprintable Weird>" and "raise Weird()" in failure["stack"]
+    assert registry.get_sample_value("log_file_lines_dropped_total") == 0

@@ -81,8 +81,7 @@ class DailyFiles:
             self._queue.put_nowait(item)
             return True
         except queue.Full:
-            if self._on_drop is not None:
-                self._on_drop(1)
+            self._dropped(1)
             return False
 
     def listen(self, listener: Callable[[dict[int, list[str]]], None]) -> None:
@@ -138,7 +137,7 @@ class DailyFiles:
                         for kinds, line in item():
                             self._add(pending, kinds, line)
                     except Exception:  # a broken renderer loses its own line, not the thread
-                        pass
+                        self._dropped(1)
             self._write(pending)
             for listener in self._listeners:
                 try:
@@ -165,7 +164,8 @@ class DailyFiles:
             self._roll(day)
         for kind, lines in pending.items():
             fd = self._fd(kind)
-            if fd is None:
+            if fd is None:  # cannot be opened (permissions, no space, no descriptors left)
+                self._dropped(len(lines))
                 continue
             chunk: list[bytes] = []
             size = 0
@@ -185,8 +185,11 @@ class DailyFiles:
             while view:  # a regular file takes it all at once; loop only on a short write
                 view = view[os.write(fd, view):]
         except OSError:
-            if self._on_drop is not None:
-                self._on_drop(data.count(b"\n"))
+            self._dropped(data.count(b"\n"))
+
+    def _dropped(self, lines: int) -> None:
+        if self._on_drop is not None:
+            self._on_drop(lines)
 
     def _fd(self, kind: int) -> int | None:
         fd = self._fds.get(kind)

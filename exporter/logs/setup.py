@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from exporter.config import Settings, load_settings
 from exporter.logs import files
 from exporter.logs.files import DailyFiles
-from exporter.logs.formatter import JsonFormatter
+from exporter.logs.formatter import JsonFormatter, safe_str
 from exporter.logs.loki import LokiConfig, LokiShipper
 from exporter.middleware import CompletedRequest
 
@@ -109,15 +109,19 @@ class LogSinks:
         }
         line = self.formatter.render_fields(created, level, "exporter.access", fields)
         out = [(files.ACCESS | (files.SLOW if slow else 0), line)]
+        if self.shipper is not None:
+            self.shipper.enqueue_line(created, level, line)
         if done.exception is not None:
             exc = done.exception
             fields["exc_type"] = type(exc).__name__
-            fields["exc_message"] = str(exc)
-            fields["stack"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            fields["exc_message"] = safe_str(exc)  # a broken __str__ must not lose the lines
+            try:
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            except Exception:
+                stack = f"<traceback unavailable: {fields['exc_type']}>"
+            fields["stack"] = stack
             out.append((files.ERRORS, self.formatter.render_fields(
                 created, "error", "exporter.access", fields)))
-        if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line)
         return out
 
     def close(self) -> None:
