@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.logs.formatter import DEFAULT_REDACT_KEYS
@@ -185,6 +185,20 @@ class Settings(BaseSettings):
         for name, url in pairs.items():
             parse_dependency(name, url)
         return pairs
+
+    @field_validator("history_window_seconds")
+    @classmethod
+    def _history_ring_bounded(cls, value: float, info: ValidationInfo) -> float:
+        from exporter.history import MAX_SAMPLES, ring_length
+
+        interval = info.data.get("history_interval_seconds")
+        if interval is not None and ring_length(value, interval) > MAX_SAMPLES:
+            raise ValueError(
+                f"{ring_length(value, interval)} samples at EXPORTER_HISTORY_INTERVAL_SECONDS="
+                f"{interval:g}; the history keeps at most {MAX_SAMPLES}: shorten the window or "
+                "lengthen the interval"
+            )
+        return value
 
     @field_validator("queues", mode="before")
     @classmethod

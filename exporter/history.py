@@ -22,6 +22,15 @@ from exporter.collectors.system import cpu_reader
 
 log = logging.getLogger("exporter.history")
 
+# The most samples the ring keeps (a few kB each: about 80 MB at most). A day every 5 s or a
+# week every 31 s fits; a week every 50 ms (12 million samples, tens of GB) does not.
+MAX_SAMPLES = 20_000
+
+
+def ring_length(window: float, interval: float) -> int:
+    """Samples kept for `window` seconds at one per `interval` (both ends included)."""
+    return max(2, math.ceil(window / interval) + 1)
+
 
 @dataclass(frozen=True)
 class Totals:
@@ -36,7 +45,7 @@ class Totals:
 class Sample:
     """What the registry said at `ts`, with rates over the interval since the previous sample."""
 
-    ts: float
+    ts: float  # wall-clock time (time.time()), for people and the API
     cpu: float | None = None
     memory: float | None = None
     disk: dict[str, float] = field(default_factory=dict)
@@ -50,6 +59,14 @@ class Sample:
     dependency_kind: dict[str, str] = field(default_factory=dict)
     queue_depth: dict[str, float] = field(default_factory=dict)  # "backend/queue" -> depth
     totals: Totals = field(default_factory=Totals)
+    # time.monotonic() at the read: rates and windows use it, so a wall-clock step (NTP) does
+    # not distort them. None: use `ts`.
+    monotonic: float | None = None
+
+    @property
+    def steady(self) -> float:
+        """The time rates and windows are measured in."""
+        return self.ts if self.monotonic is None else self.monotonic
 
 
 def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
@@ -84,9 +101,13 @@ def delta_buckets(
 
 
 def read_registry(
-    registry: CollectorRegistry, ts: float, previous: Sample | None = None
+    registry: CollectorRegistry,
+    ts: float,
+    previous: Sample | None = None,
+    monotonic: float | None = None,
 ) -> Sample:
-    """One sample from `registry`; rates are computed against `previous` when given."""
+    """One sample from `registry`; rates are computed against `previous` when given, over the
+    `monotonic` time between the two (`ts` when not given)."""
     gauges: dict[str, float] = {}
     disk: dict[str, float] = {}
     dep_latency: dict[str, float] = {}
@@ -118,12 +139,13 @@ def read_registry(
                 depth[f"{labels['backend']}/{labels['queue']}"] = s.value
     totals = Totals(requests, errors, tuple(sorted(buckets.items())))
     qps = error_rate = p50 = p95 = p99 = None
-    if previous is not None and ts > previous.ts:
-        stats = interval_stats(previous.totals, totals, ts - previous.ts)
+    steady = ts if monotonic is None else monotonic
+    if previous is not None and steady > previous.steady:
+        stats = interval_stats(previous.totals, totals, steady - previous.steady)
         qps, error_rate, p50, p95, p99 = stats
     return Sample(
         ts, gauges.get("system_cpu_usage_ratio"), gauges.get("system_memory_usage_ratio"), disk,
-        qps, error_rate, p50, p95, p99, dep_latency, dep_up, dep_kind, depth, totals,
+        qps, error_rate, p50, p95, p99, dep_latency, dep_up, dep_kind, depth, totals, monotonic,
     )
 
 
@@ -153,12 +175,19 @@ class History:
         interval: float = 10.0,
         window: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        length = ring_length(window, interval)
+        if length > MAX_SAMPLES:
+            raise ValueError(
+                f"{length} samples for {window:g} s every {interval:g} s; at most {MAX_SAMPLES}"
+            )
         self.registry = registry
         self.interval = interval
         self.window = window
         self._clock = clock
-        self._ring: deque[Sample] = deque(maxlen=max(2, math.ceil(window / interval) + 1))
+        self._monotonic = monotonic
+        self._ring: deque[Sample] = deque(maxlen=length)
         self._lock = threading.Lock()
 
     def record(self) -> Sample:
@@ -166,7 +195,9 @@ class History:
         with self._lock:
             previous = self._ring[-1] if self._ring else None
             with cpu_reader("history"):  # its own CPU window, apart from the scrapes'
-                sample = read_registry(self.registry, self._clock(), previous)
+                sample = read_registry(
+                    self.registry, self._clock(), previous, self._monotonic()
+                )
             self._ring.append(sample)
             return sample
 
@@ -176,8 +207,8 @@ class History:
             ring = list(self._ring)
         if seconds is None or not ring:
             return ring
-        since = ring[-1].ts - seconds
-        return [s for s in ring if s.ts >= since]
+        since = ring[-1].steady - seconds
+        return [s for s in ring if s.steady >= since]
 
     def latest(self) -> Sample | None:
         """The newest sample, or None before the first one."""
@@ -191,7 +222,7 @@ class History:
         if len(window) < 2:
             return None
         first, last = window[0], window[-1]
-        return interval_stats(first.totals, last.totals, last.ts - first.ts)
+        return interval_stats(first.totals, last.totals, last.steady - first.steady)
 
 
 class HistorySampler:

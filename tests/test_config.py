@@ -91,3 +91,12 @@ def test_an_empty_api_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> N
     token = load_settings().api_token
     assert token is not None and token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(load_settings())
+
+
+def test_a_history_ring_too_long_is_refused_naming_both_variables() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(history_interval_seconds=0.05, history_window_seconds=604800)
+    message = str(caught.value)
+    assert message.startswith("EXPORTER_HISTORY_WINDOW_SECONDS: ")
+    assert "EXPORTER_HISTORY_INTERVAL_SECONDS" in message and "12096001 samples" in message
+    assert load_settings(history_interval_seconds=31, history_window_seconds=604800)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import instrument
 from exporter.config import load_settings
-from exporter.history import History, HistorySampler, bucket_quantile
+from exporter.history import MAX_SAMPLES, History, HistorySampler, bucket_quantile
 from tests.asgi import SyncClient, serve_in_process
 
 
@@ -59,7 +59,7 @@ def test_rates_come_from_counter_deltas(
 ) -> None:
     client = traffic
     clock = Clock()
-    history = History(registry, interval=10, window=60, clock=clock)
+    history = History(registry, interval=10, window=60, clock=clock, monotonic=clock)
     client.get("/ok")  # before the first sample: must not count in the interval
     first = history.record()
     assert first.qps is None and first.cpu is not None and "/" in first.disk
@@ -80,7 +80,7 @@ def test_an_idle_interval_has_no_error_rate_or_latency(
 ) -> None:
     traffic.get("/ok")
     clock = Clock()
-    history = History(registry, interval=10, window=60, clock=clock)
+    history = History(registry, interval=10, window=60, clock=clock, monotonic=clock)
     history.record()
     clock.now += 10
     idle = history.record()
@@ -92,7 +92,7 @@ def test_ring_keeps_the_window_and_aggregates_over_it(
 ) -> None:
     client = traffic
     clock = Clock()
-    history = History(registry, interval=10, window=30, clock=clock)
+    history = History(registry, interval=10, window=30, clock=clock, monotonic=clock)
     for _ in range(6):
         client.get("/ok")
         history.record()
@@ -147,3 +147,26 @@ def test_history_and_scrapes_keep_separate_cpu_windows(registry: CollectorRegist
     assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.25)
     # Since the history's own previous read: 100 busy of 200, whatever was scraped between.
     assert history.record().cpu == pytest.approx(0.5)
+
+
+def test_rates_and_windows_use_the_monotonic_clock(
+    registry: CollectorRegistry, traffic: SyncClient
+) -> None:
+    wall, steady = Clock(), Clock(50.0)
+    history = History(registry, interval=10, window=60, clock=wall, monotonic=steady)
+    history.record()
+    for _ in range(20):
+        traffic.get("/ok")
+    wall.now -= 3600  # an NTP step back between the samples
+    steady.now += 10
+    sample = history.record()
+    assert sample.qps == pytest.approx(2.0)
+    assert sample.ts == wall.now  # timestamps stay wall-clock, for people
+    assert len(history.samples(10)) == 2
+    stats = history.over(60)
+    assert stats is not None and stats[0] == pytest.approx(2.0)
+
+
+def test_the_ring_size_is_capped() -> None:
+    with pytest.raises(ValueError, match=f"at most {MAX_SAMPLES}"):
+        History(CollectorRegistry(), interval=0.05, window=7 * 86400)
