@@ -238,3 +238,18 @@ def test_redis_user_without_info_reads_up_without_the_server_gauges() -> None:
     assert result.up, result.reason
     assert result.latency is not None and result.latency > 0
     assert result.details == {}
+
+
+def test_probe_duration_buckets_reach_the_longest_timeout() -> None:
+    from exporter.config import Settings
+
+    registry = CollectorRegistry()
+    durations = ProbeDurations(registry)
+    longest = max(m.le for m in Settings.model_fields["probe_timeout_seconds"].metadata
+                  if hasattr(m, "le"))
+    dep = parse_dependency("slow", "redis://127.0.0.1:6379/0")
+    durations.observe(dep, longest - 1)
+    bucket = "dependency_probe_duration_seconds_bucket"
+    labels = {"name": "slow", "kind": "redis"}
+    assert registry.get_sample_value(bucket, {**labels, "le": f"{float(longest)}"}) == 1.0
+    assert registry.get_sample_value(bucket, {**labels, "le": "30.0"}) == 0.0

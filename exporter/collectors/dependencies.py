@@ -11,8 +11,12 @@ from prometheus_client.registry import Collector
 from exporter.probes.runner import ProbeRunner
 from exporter.probes.targets import Dependency
 
-# Probe latencies sit between a LAN round trip and the 2 s default timeout.
-PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# Probe latencies sit between a LAN round trip and the 2 s default timeout; the last buckets
+# reach the longest timeout allowed (EXPORTER_PROBE_TIMEOUT_SECONDS <= 60).
+PROBE_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+    60.0,
+)
 
 
 class DependencyCollector(Collector):
