@@ -115,7 +115,7 @@ def instrument(
     )
     app.add_route(settings.metrics_path, MetricsEndpoint(scrape).__call__, include_in_schema=False)
     if multiproc_dir:
-        _forget_process_at_exit(multiproc_dir)
+        _forget_process_at_exit(app, multiproc_dir)
 
     build_stack: Callable[[], Any] = app.build_middleware_stack
 
@@ -134,14 +134,30 @@ def instrument(
     return app
 
 
-def _forget_process_at_exit(directory: str) -> None:
-    pid = os.getpid()
+def _forget_process_at_exit(app: Starlette, directory: str) -> None:
+    """Drop this worker's live gauges (in-progress) when it stops, so they stop adding up.
+
+    At the end of the app's lifespan: uvicorn's workers re-raise SIGTERM after a graceful
+    shutdown, and `atexit` never runs then. `atexit` too, for servers without a lifespan. A
+    worker that is killed outright does neither (docs/multiprocess.md).
+    """
+    done = False
 
     def forget() -> None:
-        # Drops this worker's live gauges (in-progress) so dead workers stop adding to them.
-        if os.getpid() == pid:
-            mark_process_dead(pid, path=directory)  # type: ignore[no-untyped-call]
+        nonlocal done
+        if not done:
+            done = True
+            mark_process_dead(os.getpid(), path=directory)  # type: ignore[no-untyped-call]
 
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async with inner(served) as state:
+            yield state
+        forget()
+
+    app.router.lifespan_context = lifespan
     atexit.register(forget)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -68,15 +69,19 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if settings.workers > 1:
-        _prepare_multiprocess_dir()
-        uvicorn.run(
-            "exporter.app:create_app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level=settings.log_level,
-        )
+        created = _prepare_multiprocess_dir()
+        try:
+            uvicorn.run(
+                "exporter.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_level=settings.log_level,
+            )
+        finally:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
         return 0
     from exporter.app import create_app
 
@@ -125,16 +130,20 @@ def _preflight(settings: Settings, overrides: dict[str, Any]) -> None:
         ) from None
 
 
-def _prepare_multiprocess_dir() -> None:
-    """Workers share metric files in one directory; stale files from a previous run are removed."""
+def _prepare_multiprocess_dir() -> str | None:
+    """Workers share metric files in one directory; stale files from a previous run are removed.
+
+    Returns the directory when it was created here (a temporary one, removed at the end)."""
     directory = os.environ.get(MULTIPROC_ENV)
+    created = None
     if not directory:
-        directory = tempfile.mkdtemp(prefix="exporter-metrics-")
+        directory = created = tempfile.mkdtemp(prefix="exporter-metrics-")
         os.environ[MULTIPROC_ENV] = directory
         print(f"exporter: {MULTIPROC_ENV} not set; using {directory}", file=sys.stderr)
     os.makedirs(directory, exist_ok=True)
     for stale in glob.glob(os.path.join(directory, "*.db")):
         os.remove(stale)
+    return created
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,9 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
             with httpx.Client(timeout=10) as client:
                 scrapes.append(client.get(server.url + "/metrics").text)
         pids_with_counts = {path.name.split("_")[-1] for path in metrics_dir.glob("counter_*.db")}
+        assert len(list(metrics_dir.glob("gauge_livesum_*.db"))) >= 2
+    # Each worker dropped its in-progress gauge file when it stopped (SIGTERM, graceful).
+    assert list(metrics_dir.glob("gauge_livesum_*.db")) == []
     for text in scrapes:
         assert (
             sample(text, 'http_requests_total{method="GET",route="/demo/fast",status="200"}')
