@@ -253,3 +253,18 @@ def test_probe_duration_buckets_reach_the_longest_timeout() -> None:
     labels = {"name": "slow", "kind": "redis"}
     assert registry.get_sample_value(bucket, {**labels, "le": f"{float(longest)}"}) == 1.0
     assert registry.get_sample_value(bucket, {**labels, "le": "30.0"}) == 0.0
+
+
+def test_latency_is_absent_while_a_dependency_is_down(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "app.db").close()
+    registry = CollectorRegistry()
+    runner = ProbeRunner([parse_dependency("lite", f"sqlite://{tmp_path}/app.db")], [])
+    DependencyCollector(runner, registry)
+    labels = {"name": "lite", "kind": "sqlite"}
+    asyncio.run(runner.run_round())
+    assert registry.get_sample_value("dependency_latency_seconds", labels) is not None
+    (tmp_path / "app.db").unlink()
+    asyncio.run(runner.run_round())
+    assert registry.get_sample_value("dependency_up", labels) == 0.0
+    # Not the last successful value: a stale latency would read as a healthy one.
+    assert registry.get_sample_value("dependency_latency_seconds", labels) is None

@@ -40,7 +40,8 @@ class DependencyCollector(Collector):
             ),
             GaugeMetricFamily(
                 "dependency_latency_seconds",
-                "Round trip of the last successful probe (PING or SELECT 1).", labels=labels,
+                "Round trip of the last probe (PING or SELECT 1); absent while it is down.",
+                labels=labels,
             ),
             GaugeMetricFamily(
                 "dependency_last_probe_timestamp_seconds",
