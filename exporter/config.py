@@ -6,13 +6,16 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.logs.formatter import DEFAULT_REDACT_KEYS
+
+if TYPE_CHECKING:
+    from exporter.thresholds import Thresholds
 
 ENV_PREFIX = "EXPORTER_"
 
@@ -83,8 +86,10 @@ class Settings(BaseSettings):
     # --- logs ---
     log_stdout: bool = Field(True, description="also write the JSON log lines to stdout")
     log_retention_days: int = Field(30, ge=1, le=3650, description="days the daily files are kept")
-    slow_request_seconds: float = Field(
-        0.5, gt=0.0, le=3600.0, description="requests slower than this go to slow_requests_*.log"
+    slow_request_seconds: float | None = Field(
+        None, gt=0.0, le=3600.0,
+        description="requests at least this slow go to slow_requests_*.log; unset or empty: "
+        "the API latency threshold of thresholds.yaml (see effective_slow_request_seconds)",
     )
     log_redact_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_REDACT_KEYS),
@@ -148,13 +153,30 @@ class Settings(BaseSettings):
             raise ValueError("must be http(s)://host[:port][/path] without credentials")
         return value
 
-    @field_validator("api_token", mode="before")
+    @field_validator("api_token", "slow_request_seconds", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: Any) -> Any:
-        # EXPORTER_API_TOKEN= (empty) means "no token", not "a token nobody can send".
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # EXPORTER_API_TOKEN= (empty) means "no token", not "a token nobody can send";
+        # EXPORTER_SLOW_REQUEST_SECONDS= means "from thresholds.yaml".
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    def effective_slow_request_seconds(self, thresholds: Thresholds | None = None) -> float:
+        """Seconds from which a request is slow (slow_requests_*.log, /logs/slow-requests).
+
+        EXPORTER_SLOW_REQUEST_SECONDS when set; else the API latency threshold of `thresholds`
+        (when given: the ones in use), else of EXPORTER_THRESHOLDS_FILE or the packaged
+        thresholds.yaml (`api_latency.above`, read once per file). Raises `ThresholdsError`
+        when that file is bad.
+        """
+        if self.slow_request_seconds is not None:
+            return self.slow_request_seconds
+        from exporter.thresholds import api_latency_seconds, api_latency_seconds_of_file
+
+        if thresholds is not None:
+            return api_latency_seconds(thresholds)
+        return api_latency_seconds_of_file(self.thresholds_file)
     # --- health: probes, queues, thresholds, history, alerts, observability API ---
     dependencies: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import Enum
 from importlib import resources
@@ -15,6 +16,8 @@ from exporter.config import SettingsError
 
 PACKAGED_NAME = "thresholds.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Slow requests start here when the thresholds file has no API latency threshold.
+DEFAULT_SLOW_REQUEST_SECONDS = 0.5
 # The longest `for`: a condition held a week is an outage already; longer ones read as typos.
 MAX_FOR_SECONDS = 7 * 86400
 
@@ -201,3 +204,17 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
             f"EXPORTER_THRESHOLDS_FILE: cannot read {str(path)!r} ({exc.strerror})"
         ) from None
     return parse_thresholds(text, str(path))
+
+
+def api_latency_seconds(thresholds: Thresholds) -> float:
+    """The lowest threshold on the API latency (`api_latency.above` in the shipped file), or
+    `DEFAULT_SLOW_REQUEST_SECONDS` when there is none: where slow requests start."""
+    found = [t.above for t in thresholds.for_signal(Signal.http_latency_p95_seconds)]
+    return min(found) if found else DEFAULT_SLOW_REQUEST_SECONDS
+
+
+@functools.lru_cache(maxsize=16)
+def api_latency_seconds_of_file(path: Path | None = None) -> float:
+    """`api_latency_seconds` of the file at `path` (the packaged one when None), read once:
+    the access log asks for every request."""
+    return api_latency_seconds(load_thresholds(path))

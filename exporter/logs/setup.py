@@ -99,7 +99,7 @@ class LogSinks:
         self.files.submit_deferred(lambda: self._access_lines(created, done))
 
     def _access_lines(self, created: float, done: CompletedRequest) -> list[tuple[int, str]]:
-        slow = done.duration >= self.settings.slow_request_seconds
+        slow = done.duration >= self.settings.effective_slow_request_seconds()
         level = "error" if done.status >= 500 else "warning" if slow else "info"
         fields: dict[str, Any] = {
             "message": f"{done.method} {done.path} {done.status}",
