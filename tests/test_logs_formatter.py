@@ -91,9 +91,14 @@ def test_secret_keys_are_redacted_at_any_depth() -> None:
     assert doc["api_key"] == REDACTED and doc["user_token"] == REDACTED
 
 
-def test_redaction_keys_are_configurable() -> None:
-    doc = render(record(ssn="123-45-6789", password="kept"), redact_keys=["ssn"])
-    assert doc["ssn"] == REDACTED and doc["password"] == "kept"
+def test_configured_redaction_keys_add_to_the_built_in_ones() -> None:
+    doc = render(record("ssn=123-45-6789 given", ssn="123-45-6789", password="pw",
+                        db_pwd="p2", private_key="pk", session_id="s1", credentials="c1",
+                        ), redact_keys=["ssn"])
+    assert doc["ssn"] == REDACTED and doc["message"] == "ssn=[redacted] given"
+    # The error store's keys are secrets in the log lines too.
+    for key in ("password", "db_pwd", "private_key", "session_id", "credentials"):
+        assert doc[key] == REDACTED, key
 
 
 def test_secrets_inside_free_text_are_scrubbed() -> None:
@@ -201,3 +206,38 @@ def test_an_exception_with_a_broken_str_keeps_the_rest_of_the_record() -> None:
     assert doc["trace_id"] == "a" * 32
     assert doc["exc_type"] == "Broken" and doc["exc_message"] == "<unprintable Broken>"
     assert "raise Broken()" in doc["stack"]
+
+
+def test_secrets_deeper_than_any_limit_and_in_any_mapping_are_redacted() -> None:
+    from collections import ChainMap
+    from types import MappingProxyType
+
+    from starlette.datastructures import Headers
+
+    deep: dict[str, Any] = {"password": "DEEP-SECRET"}
+    for _ in range(30):
+        deep = {"a": deep}
+    headers = Headers(raw=[(b"cookie", b"sid=COOKIE-SECRET"), (b"x-api-key", b"HDR-SECRET"),
+                           (b"accept", b"json")])
+    line = JsonFormatter().format(record(
+        deep=deep, headers=headers, proxy=MappingProxyType({"token": "PROXY-SECRET"}),
+        chain=ChainMap({"secret": "CHAIN-SECRET"}),
+    ))
+    for secret in ("DEEP-SECRET", "COOKIE-SECRET", "HDR-SECRET", "PROXY-SECRET", "CHAIN-SECRET"):
+        assert secret not in line, secret
+    doc = json.loads(line)
+    assert doc["headers"] == {"cookie": REDACTED, "x-api-key": REDACTED, "accept": "json"}
+
+
+def test_free_text_is_scrubbed_for_every_secret_key_and_form() -> None:
+    text = scrub_text(
+        "connect postgres://bob:DBPASS-SECRET@db/x with password=PW2-SECRET and "
+        "Authorization: Bearer BEARER-SECRET-XYZ; api_key: AK2-SECRET; cookie: sid=COOKIE2-SECRET; "
+        'dsn=https://DSNKEY@sentry.io/1 secret="spaced secret words" '
+        "sentry at https://PUBLICKEY@o1.ingest.sentry.io/42 authorization=AUTH-SECRET"
+    )
+    for secret in ("DBPASS", "PW2", "BEARER-SECRET", "AK2", "COOKIE2", "DSNKEY", "spaced",
+                   "secret words", "PUBLICKEY", "AUTH-SECRET"):
+        assert secret not in text, secret
+    assert "postgres://bob:[redacted]@db/x" in text
+    assert 'secret="[redacted]"' in text and "https://[redacted]@o1.ingest.sentry.io/42" in text

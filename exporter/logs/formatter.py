@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
 from exporter.trace import current_trace
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
@@ -22,95 +21,29 @@ REDACTED = "[redacted]"
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName", "_exporter_json",
 }
-# Secrets that hide inside free text: URL credentials (DSNs), HTTP auth schemes, key=value pairs.
-_SECRET_TEXT = re.compile(
-    r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"
-    r"|(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken))\s+[A-Za-z0-9._~+/=-]{6,}"
-    # key=value, key: value, and quoted keys as in a repr: {'db_password': 'x'}.
-    r"|(?P<pair>[\w.-]*(?:password|passwd|pwd|secret|token|api_key|apikey)[\w.-]*"
-    r"[\"']?\s*[=:]\s*[\"']?)"
-    r"[^\s&,;\"'}]+",
-    re.IGNORECASE,
-)
-_MAX_DEPTH = 8
 
 
-def _text_repl(match: re.Match[str]) -> str:
-    if match.group("url") is not None:
-        return match.group("url") + REDACTED + "@"
-    if match.group("scheme") is not None:
-        return match.group("scheme") + " " + REDACTED
-    return match.group("pair") + REDACTED
+class Redactor(Scrubber):
+    """The log lines' scrubber: the values of keys naming a secret become `[redacted]` at any
+    depth, and free text is scrubbed, for the built-in secret keys (those of the error store)
+    and the configured ones, which add to them."""
+
+    def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
+        super().__init__((*SECRET_KEY_HINTS, *keys), REDACTED)
+
+
+_default = Redactor()
 
 
 def scrub_text(text: str) -> str:
-    """`text` with URL passwords, bearer/basic credentials and `password=...` pairs redacted."""
-    # Cheap pre-check: most lines hold none of the markers, and a regex scan costs far more.
-    lowered = text.lower()
-    if (":" in lowered or "=" in lowered or "bearer" in lowered or "basic" in lowered
-            or "token" in lowered):
-        return _SECRET_TEXT.sub(_text_repl, text)
-    return text
+    """`text` with URL credentials, Bearer/Basic/Token credentials and secret `key=value` pairs
+    (of the default keys) redacted."""
+    return _default.text(text)
 
 
-class Redactor:
-    """Replaces the values of keys that name secrets, at any depth, and scrubs free text."""
-
-    def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
-        self._needles = tuple(k.lower().replace("-", "_") for k in keys if k)
-        self._verdicts: dict[str, bool] = {}
-
-    def is_secret(self, key: str) -> bool:
-        """True when `key` names a secret (case-insensitive substring of a configured key)."""
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            norm = key.lower().replace("-", "_")
-            verdict = any(needle in norm for needle in self._needles)
-            if len(self._verdicts) < 10_000:  # bounded: keys may come from callers
-                self._verdicts[key] = verdict
-        return verdict
-
-    def value(self, value: Any, depth: int = 0) -> Any:
-        """A JSON-ready copy of `value` with secrets redacted; unknown types become `repr`."""
-        if isinstance(value, str):
-            return scrub_text(value)
-        if isinstance(value, float):
-            # NaN and ±Infinity are not JSON (Loki's `| json` refuses the line): null, as
-            # JavaScript's JSON.stringify writes them.
-            return value if math.isfinite(value) else None
-        if value is None or isinstance(value, (bool, int)):
-            return value
-        if depth >= _MAX_DEPTH:
-            return _safe_repr(value)
-        if isinstance(value, dict):
-            return {
-                str(k): REDACTED if self.is_secret(str(k)) else self.value(v, depth + 1)
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return [self.value(v, depth + 1) for v in value]
-        return scrub_text(_safe_repr(value))
-
-
-def safe_str(value: Any) -> str:
-    """`str(value)`, or a placeholder when its `__str__` raises."""
-    try:
-        return str(value)
-    except Exception:  # a broken __str__ must not crash the caller
-        return f"<unprintable {type(value).__name__}>"
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:  # a broken __repr__ must not crash the caller
-        return f"<unrepresentable {type(value).__name__}>"
-
-
-# Built once: json.dumps() with options builds a new encoder on every call.
 # allow_nan=False: a NaN that got past the redactor raises, and the line is rebuilt through it.
 _dumps = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), default=_safe_repr, allow_nan=False
+    ensure_ascii=False, separators=(",", ":"), default=safe_repr, allow_nan=False
 ).encode
 
 
@@ -163,7 +96,7 @@ class JsonFormatter(logging.Formatter):
         except Exception as exc:  # never crash the caller; say what went wrong instead
             line = _dumps({
                 "ts": self.timestamp(record.created), "level": record.levelname.lower(),
-                "logger": record.name, "message": scrub_text(_safe_repr(record.msg)),
+                "logger": record.name, "message": self.redactor.text(safe_repr(record.msg)),
                 "service": self.service, "env": self.env, "trace_id": None,
                 "format_error": f"{type(exc).__name__}: {exc}",
             })
@@ -174,7 +107,7 @@ class JsonFormatter(logging.Formatter):
         try:
             message = record.getMessage()
         except Exception:  # bad %-args: keep the template and the arguments
-            message = f"{_safe_repr(record.msg)} % {_safe_repr(record.args)}"
+            message = f"{safe_repr(record.msg)} % {safe_repr(record.args)}"
         redactor = self.redactor
         attrs = record.__dict__
         trace_id = attrs.get("trace_id")
@@ -187,7 +120,7 @@ class JsonFormatter(logging.Formatter):
             "ts": self._clock.rfc3339(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": scrub_text(message),
+            "message": redactor.text(message),
             "service": self._service(attrs.get("service")),
             "env": self.env,
             "trace_id": trace_id,
@@ -203,12 +136,12 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _tb = record.exc_info
             doc["exc_type"] = exc_type.__name__
-            doc["exc_message"] = scrub_text(safe_str(exc))
-            doc["stack"] = scrub_text("".join(traceback.format_exception(*record.exc_info)))
+            doc["exc_message"] = redactor.text(safe_str(exc))
+            doc["stack"] = redactor.text("".join(traceback.format_exception(*record.exc_info)))
         elif record.exc_text:
-            doc["stack"] = scrub_text(record.exc_text)
+            doc["stack"] = redactor.text(record.exc_text)
         if record.stack_info:
-            doc["stack_info"] = scrub_text(record.stack_info)
+            doc["stack_info"] = redactor.text(record.stack_info)
         try:
             return _dumps(doc)
         except (TypeError, ValueError):  # non-str keys, circular references...
@@ -218,7 +151,7 @@ class JsonFormatter(logging.Formatter):
         # `extra={"service": ...}` names another service; whatever it is, the field is text.
         if given is None or given == "":
             return self.service
-        return given if isinstance(given, str) else scrub_text(safe_str(given))
+        return given if isinstance(given, str) else self.redactor.text(safe_str(given))
 
     def render_fields(self, created: float, level: str, logger: str, fields: dict[str, Any]) -> str:
         """One line for an entry that did not come from `logging` (access log, ingestion API)."""

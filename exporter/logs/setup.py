@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
+from exporter.errors.scrub import safe_str
 from exporter.logs import files
 from exporter.logs.files import DailyFiles
-from exporter.logs.formatter import JsonFormatter, safe_str
+from exporter.logs.formatter import JsonFormatter
 from exporter.logs.loki import LokiConfig, LokiShipper
 from exporter.middleware import CompletedRequest
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from exporter.logs.formatter import safe_str, scrub_text
+from exporter.errors.scrub import safe_str
+from exporter.logs.formatter import scrub_text
 from exporter.logs.push import Labels
 
 MAX_SERVICES = 100  # distinct `service` label values one shipper sends
