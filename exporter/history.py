@@ -22,9 +22,10 @@ from exporter.collectors.system import cpu_reader
 
 log = logging.getLogger("exporter.history")
 
-# The most samples the ring keeps (a few kB each: about 80 MB at most). A day every 5 s or a
-# week every 31 s fits; a week every 50 ms (12 million samples, tens of GB) does not.
-MAX_SAMPLES = 20_000
+# The most samples the ring keeps (2-4 kB each: a few hundred MB at the very most). An hour at
+# the shortest interval (50 ms) or a week every 7 s fits; a week every 50 ms (12 million
+# samples, tens of GB) does not.
+MAX_SAMPLES = 100_000
 
 
 def ring_length(window: float, interval: float) -> int:

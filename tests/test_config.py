@@ -100,7 +100,8 @@ def test_a_history_ring_too_long_is_refused_naming_both_variables() -> None:
     message = str(caught.value)
     assert message.startswith("EXPORTER_HISTORY_WINDOW_SECONDS: ")
     assert "EXPORTER_HISTORY_INTERVAL_SECONDS" in message and "12096001 samples" in message
-    assert load_settings(history_interval_seconds=31, history_window_seconds=604800)
+    assert load_settings(history_interval_seconds=7, history_window_seconds=604800)
+    assert load_settings(history_interval_seconds=0.05, history_window_seconds=3600)
 
 
 def test_slow_requests_follow_the_api_latency_threshold_unless_overridden(
