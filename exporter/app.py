@@ -194,7 +194,7 @@ def create_app(
     app.state.health_monitor = monitor
     reply_to_invalid_input(app)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 

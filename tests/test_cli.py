@@ -42,6 +42,8 @@ def test_demo_sidecar_shows_live_numbers_and_stops_cleanly_on_sigterm(tmp_path: 
         health = httpx.get(server.url + "/healthz", timeout=5)
         assert health.json()["status"] == "ok"
         assert "x-trace-id" not in health.headers  # excluded paths bypass the middleware
+        for path in ("/healthz", "/"):  # uptime checkers often send HEAD
+            assert httpx.head(server.url + path, timeout=5).status_code == 200
         fast = httpx.get(server.url + "/demo/fast", timeout=5)
         assert len(fast.headers["x-trace-id"]) == 32
 

@@ -216,3 +216,19 @@ def check_live_tail(page: Any, server: RunningServer) -> None:
     assert page.locator(f"#tail li:has-text('{held}')").count() == 0
     page.click("#tail-pause")
     page.wait_for_selector(f"#tail li:has-text('{held}')")
+    # The page's own tail connection is not news in its own tail.
+    own = page.locator("#tail li:has-text('/api/v1/observability/logs/stream')")
+    assert own.count() == 0
+
+    # Lines held under one filter are dropped when Apply switches the view.
+    page.click("#tail-pause")
+    stale = "stale-" + uuid.uuid4().hex
+    httpx.post(server.url + "/api/v1/logs/write", headers=AUTH, timeout=5,
+               json={"message": stale})
+    page.wait_for_selector("#tail-pause:has-text('new')")
+    page.click("#tail-filters button[type='submit']")
+    page.wait_for_selector("#tail-pause:has-text('Resume')")
+    page.click("#tail-pause")
+    page.wait_for_selector("#tail-state:has-text('live')")
+    time.sleep(0.3)
+    assert page.locator(f"#tail li:has-text('{stale}')").count() == 0

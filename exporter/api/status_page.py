@@ -53,7 +53,9 @@ def status_page_router(settings: Settings) -> APIRouter:
         "Cache-Control": "no-cache",
     }
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.api_route(
+        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     async def status_page() -> HTMLResponse:
         return HTMLResponse(html, headers=headers)
 
