@@ -13,7 +13,12 @@ import yaml
 from exporter.cli import main
 from exporter.render import HEADER, render_files
 from exporter.render.links import anchor
-from exporter.thresholds import Signal, load_thresholds, parse_thresholds
+from exporter.thresholds import (
+    DEFAULT_SLOW_REQUEST_SECONDS,
+    Signal,
+    load_thresholds,
+    parse_thresholds,
+)
 from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +145,18 @@ def test_a_changed_threshold_reaches_rules_tests_and_dashboards() -> None:
     logs = json.loads(files["grafana/dashboards/logs.json"])
     slow = next(p for p in logs["panels"] if p["title"] == "Slow requests")
     assert slow["targets"][0]["expr"].endswith('kind="access"} | json | duration_ms >= 750')
+
+
+def test_without_an_api_latency_threshold_slow_requests_start_at_the_default() -> None:
+    text = (ROOT / "thresholds.yaml").read_text()
+    start = text.index("  api_latency:")
+    end = text.index("\n  ", text.index("summary:", start)) + 1
+    without = parse_thresholds(text[:start] + text[end:])
+    assert without.for_signal(Signal.http_latency_p95_seconds) == []
+    logs = json.loads(render_files(without)["grafana/dashboards/logs.json"])
+    slow = next(p for p in logs["panels"] if p["title"] == "Slow requests")
+    assert slow["targets"][0]["expr"].endswith(
+        f"duration_ms >= {DEFAULT_SLOW_REQUEST_SECONDS * 1000:g}")
 
 
 def test_stack_md_lists_each_dashboards_template_variables() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.config import Settings
 from exporter.probes.targets import DATABASE_KINDS
 from exporter.render.grafana import (
     dashboard,
@@ -17,7 +16,7 @@ from exporter.render.grafana import (
 )
 from exporter.render.links import DASHBOARDS
 from exporter.render.recording import RecordingNames
-from exporter.thresholds import Signal, Thresholds
+from exporter.thresholds import Signal, Thresholds, api_latency_seconds
 
 _S = 'service=~"$service"'
 _SI = 'service=~"$service", instance=~"$instance"'
@@ -152,11 +151,8 @@ def _dependencies(t: Thresholds, description: str) -> dict[str, Any]:
 
 
 def _slow_ms(t: Thresholds) -> str:
-    """The API latency threshold in milliseconds (access lines carry `duration_ms`)."""
-    seconds = _limit(t, Signal.http_latency_p95_seconds)
-    if seconds is None:
-        seconds = Settings.model_fields["slow_request_seconds"].default
-    return f"{seconds * 1000:g}"
+    """Where slow requests start, in milliseconds (access lines carry `duration_ms`)."""
+    return f"{api_latency_seconds(t) * 1000:g}"
 
 
 def _either(template: str, alloy: str, promtail: str) -> str:
