@@ -169,7 +169,11 @@ def create_app(
     if settings is None:
         settings = load_settings()
     registry = REGISTRY if registry is None else registry
-    monitor = HealthMonitor(settings, registry)  # probes, history, in-process alerts
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    monitor = HealthMonitor(  # probes, history, in-process alerts
+        settings, registry,
+        history_source=multiprocess_registry(multiproc_dir, registry) if multiproc_dir else None,
+    )
     log_tail = LogTail(settings.log_tail_queue_lines, settings.log_tail_max_clients, registry)
     demo_load = DemoLoad(settings) if settings.demo else None
 

@@ -34,6 +34,7 @@ class HealthMonitor:
         settings: Settings,
         registry: CollectorRegistry,
         thresholds: Thresholds | None = None,
+        history_source: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -57,8 +58,10 @@ class HealthMonitor:
                 QueueCollector(self.runner, registry),
             ]
             _by_registry[registry] = self
+        # With several workers, what `/metrics` serves (every worker's files added up), so the
+        # history, the alerts and the status page see the whole service, not one worker.
         self.history = History(
-            registry,
+            registry if history_source is None else history_source,
             interval=settings.history_interval_seconds,
             window=settings.history_window_seconds,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,7 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
         "EXPORTER_DEMO_RATE": "0",
         "EXPORTER_DEPENDENCIES": "cache=redis://127.0.0.1:6379/0",
         "EXPORTER_PROBE_INTERVAL_SECONDS": "0.2",
+        "EXPORTER_HISTORY_INTERVAL_SECONDS": "0.5",
     }
     with run_sidecar(tmp_path, ["--demo", "--workers", "4"], env=env) as server:
         for _ in range(REQUESTS):
@@ -39,6 +42,12 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
         for _ in range(8):
             with httpx.Client(timeout=10) as client:
                 scrapes.append(client.get(server.url + "/metrics").text)
+        time.sleep(1.5)  # a history sample or two after the last request
+        histories = []
+        for _ in range(4):  # whichever worker answers
+            with httpx.Client(timeout=10) as client:
+                reply = client.get(server.url + "/api/v1/observability/metrics?window=1h")
+                histories.append(reply.json()["history"])
         pids_with_counts = {path.name.split("_")[-1] for path in metrics_dir.glob("counter_*.db")}
         assert len(list(metrics_dir.glob("gauge_livesum_*.db"))) >= 2
     # Each worker dropped its in-progress gauge file when it stopped (SIGTERM, graceful).
@@ -58,5 +67,14 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
         assert text.count("python_info{") == 1
         # ...but not its per-process figures, which would pass for the whole service's.
         assert "process_resident_memory_bytes" not in text
+    # The history (status page, in-process alerts) sees every worker's requests, not one's.
+    for history in histories:
+        counted = sum(
+            (point["qps"] or 0.0) * (
+                datetime.fromisoformat(point["ts"]) - datetime.fromisoformat(before["ts"])
+            ).total_seconds()
+            for before, point in zip(history, history[1:])
+        )
+        assert abs(counted - REQUESTS) <= REQUESTS * 0.1, counted
     assert "999999.db" not in pids_with_counts  # the stale file was cleared at start
     assert len(pids_with_counts) >= 2, "requests were not spread over several workers"
