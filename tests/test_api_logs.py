@@ -295,3 +295,84 @@ def test_health_without_loki_has_the_same_keys(tmp_path: Path, registry: Collect
         health = client.get("/api/v1/logs/health").json()
     assert health["status"] == "ok" and health["loki"] == {"configured": False}
     assert {"queue_capacity", "spool_max_bytes", "reasons", "worker"} <= set(health)
+
+
+def test_the_whole_body_and_line_are_bounded_on_both_routes(
+    sidecar: httpx.Client, tmp_path: Path
+) -> None:
+    # The fixture allows 1024-byte messages: a line may hold 16 KiB more, a /write body 4x that.
+    blob = {"message": "bigmeta", "blob": "x" * 6_000_000}
+    huge = sidecar.post("/api/v1/logs/write", json=blob)
+    assert huge.status_code == 413 and "body larger than" in huge.json()["detail"]
+    line = sidecar.post("/api/v1/logs/write", json={"message": "wide", "blob": "y" * 20_000})
+    assert line.status_code == 413 and "line is longer than 17408 bytes" in line.json()["detail"]
+    batch = sidecar.post("/api/v1/logs/batch", json=[
+        {"message": "fine"}, {"message": "wide", "blob": "y" * 20_000}])
+    assert batch.status_code == 200
+    assert batch.json()["errors"] == [
+        {"index": 1, "reason": "entry: its line is longer than 17408 bytes (the message may "
+                               "take 1024, everything else 16384)"}]
+    whole = sidecar.post("/api/v1/logs/batch", json=[{"message": "z" * 1000}] * 50 + [
+        {"message": "over", "blob": "w" * 1_000_000}])
+    assert whole.status_code == 413 and "body larger than" in whole.json()["detail"]
+    ingested = [d for d in file_lines(tmp_path, "app") if d["logger"] == "exporter.ingest"]
+    assert [d["message"] for d in ingested] == ["fine"]
+
+
+def test_the_token_is_checked_before_the_body_is_read(tmp_path: Path) -> None:
+    settings = load_settings(api_token=TOKEN, log_dir=tmp_path / "logs",
+                             data_dir=tmp_path / "data", log_stdout=False)
+    with serving(create_app(settings, CollectorRegistry())) as client:
+        for route in ("/api/v1/logs/write", "/api/v1/logs/batch"):
+            torn = client.post(route, content=b'{"message":',
+                               headers={"content-type": "application/json"})
+            assert torn.status_code == 401, route  # not 422: the body is never parsed
+        big = client.post("/api/v1/logs/write", content=b"x" * 20_000_000)
+        assert big.status_code == 401
+
+
+def test_bodies_that_made_500s_get_the_same_422_on_both_routes(sidecar: httpx.Client) -> None:
+    json_type = {"content-type": "application/json"}
+    deep = b"[" * 30_000 + b"]" * 30_000  # deeper than Python's recursion limit
+    deep_entry = b'{"message": "m", "meta": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    surrogate = b'{"message": "a\\ud800b"}'
+    not_utf8 = b'{"message": "\xff\xfe"}'
+    for body in (deep, deep_entry, not_utf8):
+        for route in ("/api/v1/logs/write", "/api/v1/logs/batch"):
+            reply = sidecar.post(route, content=body, headers=json_type)
+            assert reply.status_code == 422, (route, body[:30], reply.text[:200])
+            (error,) = reply.json()["detail"]
+            assert error["loc"][0] == "body" and "input" not in error
+    reply = sidecar.post("/api/v1/logs/write", content=surrogate, headers=json_type)
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["loc"] == ["body", "message"]
+    in_batch = sidecar.post("/api/v1/logs/batch", content=b"[" + surrogate + b"]",
+                            headers=json_type)
+    assert in_batch.status_code == 200 and in_batch.json()["errors"][0]["reason"].startswith(
+        "message:")
+
+
+def test_a_large_batch_does_not_stall_other_requests(tmp_path: Path) -> None:
+    import threading
+
+    settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
+                             log_stdout=False)
+    # Every pair is a secret to scrub: each entry costs the worker real CPU.
+    entries = [{"message": "password=p " * 4000, "n": n} for n in range(1000)]
+    with serving(create_app(settings, CollectorRegistry())) as client:
+        ends: dict[str, float] = {}
+
+        def send_batch() -> None:
+            reply = client.post("/api/v1/logs/batch", json=entries, timeout=120)
+            assert reply.status_code == 200 and reply.json()["success"] == 1000
+            ends["batch"] = time.monotonic()
+
+        sender = threading.Thread(target=send_batch)
+        started = time.monotonic()
+        sender.start()
+        time.sleep(0.5)  # the batch is being taken
+        assert client.get("/healthz").status_code == 200
+        ends["healthz"] = time.monotonic()
+        sender.join(120)
+    assert ends["batch"] - started > 2.0, "the batch was too quick to tell"
+    assert ends["healthz"] < ends["batch"] - 1.0, "/healthz waited for the batch"

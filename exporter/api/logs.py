@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from exporter.api.auth import bearer_token_guard
 from exporter.api.validation import invalid
@@ -24,6 +26,7 @@ _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "tr
 _MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
 _MAX_AHEAD = 600
 _TOO_LARGE = 413
+METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 _ERROR: dict[str, Any] = {"description": "the request cannot be taken; `detail` says why"}
 _INVALID: dict[str, Any] = {
     "description": "Validation Error",
@@ -75,7 +78,7 @@ def _created(entry: LogEntry, now: float) -> float:
         return now
     when = entry.timestamp.timestamp()
     if when < now - _MAX_AGE or when > now + _MAX_AHEAD:
-        raise ValueError("timestamp: must be within the last 7 days and not in the future")
+        raise ValueError("timestamp: must be within the last 7 days and at most 10 minutes ahead")
     return when
 
 
@@ -94,21 +97,65 @@ def _fields(entry: LogEntry, settings: Settings) -> dict[str, Any]:
     return fields
 
 
+def _where(err: Any) -> str:
+    return ".".join(str(part) for part in err["loc"]) or "entry"
+
+
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "entry"
-    return f"{where}: {err['msg']}"
+    err = exc.errors(include_input=False)[0]
+    return f"{_where(err)}: {err['msg']}"
+
+
+def _invalid_entry(exc: ValidationError) -> RequestValidationError:
+    # FastAPI's shape, without `input`: it may hold what cannot be encoded (a lone surrogate).
+    return RequestValidationError([
+        {"type": err["type"], "loc": ("body", *err["loc"]), "msg": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ])
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise invalid("body", "", "body is nested too deeply") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_large = HTTPException(_TOO_LARGE, f"body larger than {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def logs_router(
     settings: Settings, sinks: Callable[[], LogSinks | None] = active_sinks
 ) -> APIRouter:
-    """The /api/v1/logs routes; entries go to the sinks `sinks()` returns at request time."""
+    """The /api/v1/logs routes; entries go to the sinks `sinks()` returns at request time.
+
+    Both routes read the body themselves, after the token check and up to a limit, and do the
+    parsing, validation and redaction in a worker thread, off the event loop.
+    """
     router = APIRouter(
         prefix="/api/v1/logs", tags=["logs"], dependencies=[Depends(bearer_token_guard(settings))]
     )
     max_entries = settings.log_batch_max_entries
     max_message = settings.log_entry_max_bytes
+    max_line = max_message + METADATA_BYTES
+    # JSON escapes (\uXXXX) may take six bytes for one character of a message.
+    write_limit = 4 * max_line
+    batch_limit = max_entries * max_line
 
     def current() -> LogSinks:
         found = sinks()
@@ -119,25 +166,74 @@ def logs_router(
             )
         return found
 
-    def accept(target: LogSinks, entry: LogEntry, now: float) -> None:
-        if len(entry.message.encode("utf-8")) > max_message:
+    def accept(target: LogSinks, item: Any, now: float) -> None:
+        """Validate, render and write one entry; ValidationError, ValueError or OverflowError."""
+        try:
+            entry = LogEntry.model_validate(item)
+        except RecursionError:
+            raise ValueError("entry: nested too deeply") from None
+        if len(entry.message.encode("utf-8", "replace")) > max_message:
             raise OverflowError(f"message: longer than {max_message} bytes")
         created = _created(entry, now)
-        target.write_entry(created, entry.level, _fields(entry, settings))
+        fields = _fields(entry, settings)
+        line = target.render_entry(created, entry.level, fields)
+        if len(line.encode("utf-8", "replace")) > max_line:
+            raise OverflowError(
+                f"entry: its line is longer than {max_line} bytes (the message may take "
+                f"{max_message}, everything else {METADATA_BYTES})"
+            )
+        target.write_line(created, entry.level, line, fields["service"])
 
-    @router.post(
-        "/write", status_code=status.HTTP_202_ACCEPTED,
-        responses={400: _ERROR, 413: _ERROR, 503: _ERROR},
-    )
-    def write(entry: LogEntry) -> dict[str, str]:
-        target = current()
+    def write_one(target: LogSinks, raw: bytes) -> None:
+        doc = _parse(raw)
+        if not isinstance(doc, dict):
+            raise invalid("body", "", "body must be one JSON object (an entry)")
         try:
-            accept(target, entry, time.time())
+            accept(target, doc, time.time())
+        except ValidationError as exc:
+            raise _invalid_entry(exc) from None
         except OverflowError as exc:
             raise HTTPException(_TOO_LARGE, str(exc)) from None
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise invalid("body", field, message or str(exc)) from None
+
+    def write_many(target: LogSinks, raw: bytes) -> BatchReply:
+        doc = _parse(raw)
+        entries = doc.get("entries") if isinstance(doc, dict) else doc
+        if not isinstance(entries, list):
+            raise invalid(
+                "body", "entries", 'body must be {"entries": [...]} or a JSON array of entries'
+            )
+        if len(entries) > max_entries:
+            raise HTTPException(
+                _TOO_LARGE,
+                f"entries: {len(entries)} entries, at most {max_entries} per batch",
+            )
+        errors: list[BatchError] = []
+        now = time.time()
+        for index, item in enumerate(entries):
+            try:
+                accept(target, item, now)
+            except ValidationError as exc:
+                errors.append(BatchError(index=index, reason=_first_error(exc)))
+            except (ValueError, OverflowError) as exc:
+                errors.append(BatchError(index=index, reason=str(exc)))
+        total = len(entries)
+        return BatchReply(total=total, success=total - len(errors), error=len(errors),
+                          errors=errors)
+
+    @router.post(
+        "/write", status_code=status.HTTP_202_ACCEPTED,
+        responses={413: _ERROR, 422: _INVALID, 503: _ERROR},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": LogEntry.model_json_schema(),
+        }}}},
+    )
+    async def write(request: Request) -> dict[str, str]:
+        target = current()
+        raw = await _read_body(request, write_limit)
+        await run_in_threadpool(write_one, target, raw)
         return {"status": "accepted"}
 
     @router.post(
@@ -155,43 +251,8 @@ def logs_router(
     )
     async def batch(request: Request) -> BatchReply:
         target = current()
-        limit = max_entries * (max_message + 4096)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise HTTPException(
-                _TOO_LARGE, f"body larger than {limit} bytes"
-            )
-        raw = await request.body()
-        if len(raw) > limit:
-            raise HTTPException(
-                _TOO_LARGE, f"body larger than {limit} bytes"
-            )
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise invalid("body", "entries", "body is not valid JSON") from None
-        entries = doc.get("entries") if isinstance(doc, dict) else doc
-        if not isinstance(entries, list):
-            raise invalid(
-                "body", "entries", 'body must be {"entries": [...]} or a JSON array of entries'
-            )
-        if len(entries) > max_entries:
-            raise HTTPException(
-                _TOO_LARGE,
-                f"entries: {len(entries)} entries, at most {max_entries} per batch",
-            )
-        errors: list[BatchError] = []
-        now = time.time()
-        for index, item in enumerate(entries):
-            try:
-                accept(target, LogEntry.model_validate(item), now)
-            except ValidationError as exc:
-                errors.append(BatchError(index=index, reason=_first_error(exc)))
-            except (ValueError, OverflowError) as exc:
-                errors.append(BatchError(index=index, reason=str(exc)))
-        total = len(entries)
-        return BatchReply(total=total, success=total - len(errors), error=len(errors),
-                          errors=errors)
+        raw = await _read_body(request, batch_limit)
+        return await run_in_threadpool(write_many, target, raw)
 
     @router.get("/health")
     def health() -> dict[str, Any]:

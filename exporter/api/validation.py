@@ -21,10 +21,13 @@ Since = Annotated[
 
 
 def invalid(where: str, name: str, message: str, value: Any = None) -> RequestValidationError:
-    """A 422 for `name` in `where` ("query", "path" or "body"), with a human message."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": (where, name), "msg": message, "input": value}]
-    )
+    """A 422 for `name` in `where` ("query", "path" or "body"; no name: the whole of it), with a
+    human message."""
+    error: dict[str, Any] = {
+        "type": "value_error", "loc": (where, name) if name else (where,), "msg": message}
+    if value is not None:
+        error["input"] = value
+    return RequestValidationError([error])
 
 
 def since_time(text: str, now: datetime) -> datetime:

@@ -86,13 +86,21 @@ class LogSinks:
 
     def write_entry(self, created: float, level: str, fields: dict[str, Any]) -> None:
         """Write one entry that did not come through `logging` (ingestion API) to files and Loki."""
-        line = self.formatter.render_fields(created, level, "exporter.ingest", fields)
+        self.write_line(created, level, self.render_entry(created, level, fields),
+                        fields.get("service"))
+
+    def render_entry(self, created: float, level: str, fields: dict[str, Any]) -> str:
+        """The JSON line of an ingested entry (secrets redacted), not yet written."""
+        return self.formatter.render_fields(created, level, "exporter.ingest", fields)
+
+    def write_line(self, created: float, level: str, line: str, service: object = None) -> None:
+        """Write a line from `render_entry` to the files and Loki."""
         kinds = files.APP
         if level in ("error", "critical"):
             kinds |= files.ERROR
         self.files.submit(kinds, line)
         if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line, fields.get("service"))
+            self.shipper.enqueue_line(created, level, line, service)
 
     def observe_request(self, done: CompletedRequest) -> None:
         """The access-log observer: hands the request to the writer thread, which formats it."""
