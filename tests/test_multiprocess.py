@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
             (point["qps"] or 0.0) * (
                 datetime.fromisoformat(point["ts"]) - datetime.fromisoformat(before["ts"])
             ).total_seconds()
-            for before, point in zip(history, history[1:])
+            for before, point in itertools.pairwise(history)
         )
         assert abs(counted - REQUESTS) <= REQUESTS * 0.1, counted
     assert "999999.db" not in pids_with_counts  # the stale file was cleared at start
