@@ -57,7 +57,13 @@ def _serve(args: argparse.Namespace) -> int:
         for name in ("host", "port", "workers", "demo", "demo_error_ratio", "log_level")
         if (value := getattr(args, name)) is not None
     }
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:  # name the flag the user typed, not only its variable
+        message = str(exc)
+        for name in overrides:
+            message = message.replace(f"{env_name(name)}:", f"{_setting(name, overrides)}:")
+        raise SettingsError(message) from None
     from exporter.thresholds import load_thresholds
 
     load_thresholds(settings.thresholds_file)  # a bad file stops start-up before any worker

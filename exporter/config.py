@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -61,18 +63,22 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="bind address of `exporter serve`")
     port: int = Field(9480, ge=1, le=65535, description="bind port of `exporter serve`")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="debug, info, warning, error or critical (any case)"
+    )
     metrics_path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9_./-]*$")
     excluded_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/metrics", "/healthz"],
-        description="raw paths or route templates that are not counted",
+        description="raw paths or route templates that are not counted (replaces the default "
+        "list: keep /metrics and /healthz in it; the metrics path is never counted anyway)",
     )
     histogram_buckets: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_BUCKETS),
         description="upper bounds, in seconds, of http_request_duration_seconds",
     )
     disk_paths: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["/"], description="mount points whose usage is reported"
+        default_factory=lambda: ["/"],
+        description="existing directories (mount points) whose disk usage is reported",
     )
     api_token: SecretStr | None = Field(
         None, description="when set, the /api/v1/... routes need `Authorization: Bearer <token>`"
@@ -288,7 +294,22 @@ class Settings(BaseSettings):
     def _paths_absolute(cls, value: list[str]) -> list[str]:
         for path in value:
             if not path.startswith("/"):
-                raise ValueError(f"each path must start with '/' (got {path!r})")
+                raise ValueError(f"each path must start with '/'; {path!r} does not")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("disk_paths")
+    @classmethod
+    def _disks_exist(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one directory (the default is /)")
+        for path in value:
+            if not os.path.isdir(path):
+                raise ValueError(f"{path!r} is not an existing directory")
         return value
 
     @field_validator("histogram_buckets")
@@ -296,6 +317,8 @@ class Settings(BaseSettings):
     def _buckets_increasing(cls, value: list[float]) -> list[float]:
         if not value:
             raise ValueError("needs at least one bucket")
+        if not all(math.isfinite(b) for b in value):
+            raise ValueError("buckets must be finite numbers (the +Inf bucket is always added)")
         if any(b <= 0 for b in value) or any(a >= b for a, b in itertools.pairwise(value)):
             raise ValueError("buckets must be positive and strictly increasing")
         return value
@@ -316,6 +339,13 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
+_FORMATS = {
+    "histogram_buckets": "; allowed: increasing seconds, comma-separated, e.g. 0.1,0.5,1",
+    "metrics_path": "; allowed: a path such as /metrics (letters, digits, _ . / -)",
+    "excluded_paths": "; allowed: paths or route templates, comma-separated, e.g. /healthz",
+}
+
+
 def _allowed(field: str) -> str:
     """A short phrase of the values `field` accepts, from its declared constraints."""
     info = Settings.model_fields.get(field)
@@ -329,12 +359,15 @@ def _allowed(field: str) -> str:
             return "; allowed: 1-64 letters, digits, '_', '.', ':' or '-'"
     if low is not None and high is not None:
         return f"; allowed: {low} to {high}"
-    return ""
+    return _FORMATS.get(field, "")
 
 
 def _describe(error: dict[str, Any]) -> str:
     field = str(error["loc"][0]) if error.get("loc") else "?"
-    message = str(error["msg"]).removeprefix("Value error, ") + _allowed(field)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("String should match pattern"):
+        message = "not in the expected form"  # the regex itself helps nobody
+    message += _allowed(field)
     if any(hint in field for hint in _SECRET_HINTS):
         return f"{env_name(field)}: {message}"
     return f"{env_name(field)}: {message} (got {error.get('input')!r})"

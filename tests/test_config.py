@@ -48,6 +48,12 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("EXPORTER_EXCLUDED_PATHS", "metrics", "must start with '/'"),
         ("EXPORTER_SERVICE_NAME", "my service", "allowed: 1-64 letters"),
         ("EXPORTER_WORKERS", "0", "allowed: 1 to 64"),
+        ("EXPORTER_HISTOGRAM_BUCKETS", "0.1,inf", "must be finite numbers"),
+        ("EXPORTER_HISTOGRAM_BUCKETS", "0.1,nan", "must be finite numbers"),
+        ("EXPORTER_HISTOGRAM_BUCKETS", "foo", "e.g. 0.1,0.5,1"),
+        ("EXPORTER_METRICS_PATH", "metrics", "a path such as /metrics"),
+        ("EXPORTER_DISK_PATHS", "/,/no/such/mount", "'/no/such/mount' is not an existing"),
+        ("EXPORTER_DISK_PATHS", "", "needs at least one directory"),
     ],
 )
 def test_bad_value_names_the_variable_and_what_is_allowed(
@@ -60,6 +66,18 @@ def test_bad_value_names_the_variable_and_what_is_allowed(
     assert message.startswith(variable + ":")
     assert expected in message
     assert "\n" not in message
+
+
+def test_no_message_shows_a_raw_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_METRICS_PATH", "metrics")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "pattern" not in str(caught.value) and "^/" not in str(caught.value)
+
+
+def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_LOG_LEVEL", "DEBUG")
+    assert load_settings().log_level == "debug"
 
 
 def test_a_secret_value_is_never_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +98,7 @@ def test_cli_stops_with_one_line_naming_the_variable() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("exporter: error: EXPORTER_PORT:")
+    assert lines[0].startswith("exporter: error: --port (EXPORTER_PORT):")
     assert "notaport" in lines[0]
     assert "Traceback" not in result.stderr
 
