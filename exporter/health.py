@@ -90,7 +90,10 @@ def http_check(monitor: HealthMonitor, alerts: list[Alert]) -> Check:
     stats = monitor.history.over(60.0)
     if stats is not None:
         qps, error_rate, _, p95, _ = stats
-        check.details = {"qps": qps, "error_rate": error_rate, "latency_p95_seconds": p95}
+        # Over the last minute; the alerts in the reason judge each history sample (10 s),
+        # as Prometheus judges each evaluation: the two figures may differ, and say so.
+        check.details = {"qps": qps, "error_rate": error_rate, "latency_p95_seconds": p95,
+                         "window_seconds": 60.0}
     _apply_alerts(check, alerts, _keys(monitor, _HTTP_SIGNALS))
     return check
 

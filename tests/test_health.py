@@ -11,7 +11,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from exporter.config import load_settings
-from exporter.health import queue_checks
+from exporter.health import http_check, queue_checks
 from exporter.monitor import HealthMonitor
 from tests.conftest import require_tcp
 
@@ -46,3 +46,13 @@ def test_a_redis_key_of_another_type_degrades_its_queue(key: str) -> None:
 def test_a_missing_redis_key_is_flagged_but_stays_healthy(key: str) -> None:
     status, reason = read_checks(f"{REDIS}/{key}")[f"redis/{key}"]
     assert status == "healthy" and "absent" in reason
+
+
+def test_the_http_check_says_over_which_window_its_figures_are() -> None:
+    registry = CollectorRegistry()
+    monitor = HealthMonitor(load_settings(), registry)
+    monitor.history.record()
+    monitor.history.record()
+    check = http_check(monitor, [])
+    assert check.details["window_seconds"] == 60.0
+    assert set(check.details) == {"qps", "error_rate", "latency_p95_seconds", "window_seconds"}
