@@ -3,21 +3,25 @@
 Local layout (written by the logs feature): `<log_dir>/<stream>_YYYY-MM-DD.log`, one JSON object
 per line with at least ts, level, logger, message, service, env, trace_id; access and slow-request
 lines add method, route, path, status, duration_ms, client. Streams: `app` (all records),
-`error` (ERROR and above), `access`, `slow_requests`.
+`error` (ERROR and above; searched together with the access lines at ERROR and above, the failed
+requests, as in Loki where they carry `level="error"`), `access`, `slow_requests`. Files are
+named by UTC date and read from the end; both sources give the same answer to the same query.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import os
 import re
-from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from exporter.logs.backwards import lines_backwards
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAMS = ("app", "error", "access", "slow_requests")
@@ -82,43 +86,103 @@ def matches(record: dict[str, Any], query: LogQuery) -> bool:
     return True
 
 
-def _files(log_dir: Path, stream: str, query: LogQuery) -> Iterator[Path]:
-    """The stream's daily files that can hold records of the query's range, newest first."""
-    day = query.until.date()
-    while day >= query.since.date():
-        path = log_dir / f"{stream}_{day.isoformat()}.log"
-        if path.is_file():
-            yield path
-        day -= timedelta(days=1)
+# Lines are appended as they are written, and a line's `ts` is at most this much later than
+# the moment it was written (ingested entries may be up to 10 minutes ahead): reading a file
+# backwards, once a line is older than what is wanted by more than this, so is the rest.
+_SLACK = timedelta(minutes=15)
+_TS_PREFIX = re.compile(r'^\{\s*"ts"\s*:\s*"([^"]{10,40})"')
+
+
+def _files(log_dir: Path, stream: str, query: LogQuery) -> list[tuple[date, Path]]:
+    """The stream's daily files that can hold records of the query's range, newest first.
+
+    Files are named by UTC date; only the files that exist are looked at.
+    """
+    first = query.since.astimezone(timezone.utc).date()
+    last = (query.until + _SLACK).astimezone(timezone.utc).date()
+    pattern = re.compile(rf"^{re.escape(stream)}_(\d{{4}}-\d{{2}}-\d{{2}})\.log$")
+    found: list[tuple[date, Path]] = []
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return []
+    for name in names:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        if first <= day <= last:
+            found.append((day, log_dir / name))
+    return sorted(found, reverse=True)
+
+
+def _line_ts(line: str) -> datetime | None:
+    match = _TS_PREFIX.match(line)  # the formatter writes `ts` first: no JSON parse needed
+    return parse_ts(match.group(1)) if match else None
 
 
 def search_files(log_dir: Path, stream: str, query: LogQuery) -> list[dict[str, Any]]:
-    """The newest `query.limit` matching records of a local stream, newest first."""
-    found: list[dict[str, Any]] = []
-    for path in _files(log_dir, stream, query):
-        # Keep the file's last matches only; a file is in time order.
-        tail: deque[dict[str, Any]] = deque(maxlen=query.limit - len(found))
+    """The newest `query.limit` matching records of a local stream, newest first.
+
+    Each file is read from its end and left as soon as its lines are older than the range or
+    than the newest `limit` matches already found. The `error` stream also takes the access
+    lines at ERROR and above (the requests that failed), as Loki's `level` label does.
+    """
+    sources = [(stream, query)]
+    if stream == "error":
+        sources.append(("access", replace(query, level=_at_least(query.level, "ERROR"))))
+    candidates = sorted(
+        ((day, path, where)
+         for name, where in sources for day, path in _files(log_dir, name, where)),
+        key=lambda item: item[0], reverse=True,
+    )
+    kept: list[tuple[datetime, int, dict[str, Any]]] = []  # a min-heap of the newest matches
+    order = 0
+    for day, path, where in candidates:
+        if len(kept) >= query.limit and _day_end(day) + _SLACK < kept[0][0]:
+            continue  # everything in it is older than what is kept
         try:
-            with path.open(encoding="utf-8", errors="replace") as lines:
-                for line in lines:
-                    # Cheap substring checks first: most lines are never parsed.
-                    if query.trace_id is not None and query.trace_id not in line:
-                        continue
-                    if query.contains is not None and query.contains not in line:
-                        continue
-                    try:
-                        record = json.loads(line, parse_constant=_no_constant)
-                    except ValueError:
-                        continue  # a torn last line while the writer appends
-                    if isinstance(record, dict) and matches(record, query):
-                        tail.append(record)
+            for line in lines_backwards(path):
+                ts = _line_ts(line)
+                if ts is not None and (ts < query.since - _SLACK or (
+                        len(kept) >= query.limit and ts < kept[0][0] - _SLACK)):
+                    break
+                record = _matching(line, where)
+                if record is None:
+                    continue
+                order -= 1  # of equal timestamps, the later line is the newer
+                item = (parse_ts(record.get("ts")) or query.since, order, record)
+                if len(kept) < query.limit:
+                    heapq.heappush(kept, item)
+                elif item[:2] > kept[0][:2]:
+                    heapq.heapreplace(kept, item)
         except OSError:
             continue
-        found.extend(reversed(tail))
-        if len(found) >= query.limit:
-            break
-    found.sort(key=lambda r: str(r.get("ts", "")), reverse=True)
-    return found[: query.limit]
+    return [record for _ts, _order, record in sorted(kept, key=lambda k: k[:2], reverse=True)]
+
+
+def _matching(line: str, query: LogQuery) -> dict[str, Any] | None:
+    # Cheap substring checks first: most lines are never parsed.
+    if query.trace_id is not None and query.trace_id not in line:
+        return None
+    if query.contains is not None and query.contains not in line:
+        return None
+    try:
+        record = json.loads(line, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) and matches(record, query) else None
+
+
+def _at_least(level: str | None, floor: str) -> str:
+    return floor if level is None or _level_rank(level) < _level_rank(floor) else level
+
+
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), timezone.utc)
 
 
 def _quote(text: str) -> str:
@@ -126,7 +190,13 @@ def _quote(text: str) -> str:
 
 
 def logql(service: str, environment: str, stream: str, query: LogQuery) -> str:
-    """The LogQL expression for `query` on the service's logs."""
+    """The LogQL expression for `query` on the service's logs.
+
+    It means what the file search means: `level` selects the stream label (which every shipper
+    sets from the line's JSON `level`), `trace_id` is the line's `trace_id` exactly and
+    `contains` is text in its `message` (case-sensitive). Line filters (`|=`) go first, so Loki
+    parses only the lines that hold the text at all.
+    """
     levels = LEVELS[_level_rank(query.level):] if query.level is not None else ()
     if stream == "error":
         levels = tuple(lv for lv in levels or LEVELS if _level_rank(lv) >= LEVELS.index("ERROR"))
@@ -140,9 +210,27 @@ def logql(service: str, environment: str, stream: str, query: LogQuery) -> str:
         expr += f" |= {_quote(query.trace_id)}"
     if query.contains is not None:
         expr += f" |= {_quote(query.contains)}"
+    if query.trace_id is None and query.contains is None and query.min_duration_ms is None:
+        return expr
+    expr += " | json"
+    if query.trace_id is not None:
+        expr += f" | trace_id = {_quote(query.trace_id)}"
+    if query.contains is not None:
+        expr += f" | message =~ {_quote('(?s).*' + _re2_literal(query.contains) + '.*')}"
     if query.min_duration_ms is not None:
-        expr += f" | json | duration_ms >= {query.min_duration_ms:g}"
+        expr += f" | duration_ms >= {_decimal(query.min_duration_ms)}"
     return expr
+
+
+def _re2_literal(text: str) -> str:
+    """`text` as an RE2 pattern matching exactly that text."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+def _decimal(value: float) -> str:
+    """A number as LogQL reads it: no exponent (`:g` gave 1.23457e+06 for 1234567.8)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
 
 
 def _nanos(moment: datetime) -> str:

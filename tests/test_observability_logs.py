@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -180,15 +181,26 @@ def test_loki_query_range_when_configured(loki: str, tmp_path: Path) -> None:
     assert slow.status_code == 200
     errors_query, slow_query = LokiStub.seen
     assert sorted(errors_query) == ["direction", "end", "limit", "query", "start"]
+    # The same meaning as the file search: the exact trace id, the text in the message.
     assert errors_query["query"] == [
         '{service="shop", env="test", level=~"error|critical"} |= "' + "c" * 32
-        + '" |= "say \\"hi\\""'
+        + '" |= "say \\"hi\\"" | json | trace_id = "' + "c" * 32
+        + '" | message =~ "(?s).*say \\"hi\\".*"'
     ]
     assert errors_query["limit"] == ["50"] and errors_query["direction"] == ["backward"]
     start, end = int(errors_query["start"][0]), int(errors_query["end"][0])
     assert end - start == pytest.approx(2 * 3600 * 1e9, rel=1e-3)
     assert abs(end / 1e9 - datetime.now(timezone.utc).timestamp()) < 60
     assert slow_query["query"] == ['{service="shop", env="test"} | json | duration_ms >= 500']
+
+
+def test_logql_numbers_never_use_an_exponent_and_text_is_a_literal() -> None:
+    from exporter.logquery import LogQuery, logql
+
+    query = LogQuery(since=NOW, until=NOW, contains="a.b (c)*", min_duration_ms=1234567.8)
+    expr = logql("shop", "test", "slow_requests", query)
+    assert expr.endswith('| message =~ "(?s).*a\\\\.b \\\\(c\\\\)\\\\*.*" '
+                         "| duration_ms >= 1234567.8")
 
 
 def test_loki_down_is_a_502_with_a_reason(tmp_path: Path) -> None:
@@ -199,3 +211,89 @@ def test_loki_down_is_a_502_with_a_reason(tmp_path: Path) -> None:
         reply = api.get(f"{API}/logs")
         assert reply.status_code == 502 and "Loki did not answer" in reply.text
         assert api.get(f"{API}/dashboard").status_code == 200
+
+
+def test_a_since_before_the_retention_is_capped_not_a_500(api: SyncClient, tmp_path: Path
+                                                          ) -> None:
+    write(tmp_path, "app", NOW - timedelta(days=3), [record(timedelta(days=3), "INFO", "3 days")])
+    reply = api.get(f"{API}/logs", params={"since": "0001-01-01T00:00:00Z"})
+    assert messages(reply) == ["3 days"]
+
+
+def test_since_with_a_positive_offset_reads_the_first_days_file(api: SyncClient, tmp_path: Path
+                                                                ) -> None:
+    moment = (NOW - timedelta(days=1)).replace(hour=10, minute=49, second=59, microsecond=0)
+    write(tmp_path, "app", moment, [record(NOW - moment, "INFO", "at ten")])
+    early = moment.replace(hour=9, minute=0)
+    same_instant = (early + timedelta(hours=15)).strftime("%Y-%m-%dT%H:%M:%S") + "+15:00"
+    for since in (stamp(early), same_instant):
+        assert messages(api.get(f"{API}/logs", params={"since": since})) == ["at ten"], since
+
+
+def test_errors_from_the_files_include_failed_requests_as_loki_does(
+    api: SyncClient, tmp_path: Path
+) -> None:
+    write(tmp_path, "error", NOW, [record(timedelta(minutes=3), "ERROR", "db down")])
+    write(tmp_path, "access", NOW, [
+        record(timedelta(minutes=2), "error", "GET /pay 500", status=500),
+        record(timedelta(minutes=1), "info", "GET /pay 200", status=200),
+    ])
+    assert messages(api.get(f"{API}/logs/errors")) == ["GET /pay 500", "db down"]
+
+
+def test_records_written_out_of_order_still_give_the_newest(api: SyncClient, tmp_path: Path
+                                                             ) -> None:
+    # An ingested entry carries its own, earlier timestamp, but is appended last.
+    write(tmp_path, "app", NOW, [
+        record(timedelta(minutes=3), "INFO", "three minutes ago"),
+        record(timedelta(minutes=2), "INFO", "two minutes ago"),
+        record(timedelta(minutes=10), "INFO", "ten minutes ago, ingested late"),
+    ])
+    assert messages(api.get(f"{API}/logs", params={"limit": 2})) == [
+        "two minutes ago", "three minutes ago"]
+
+
+def _big_day_file(tmp_path: Path, lines: int) -> None:
+    old = stamp(NOW - timedelta(hours=2))
+    filler = "".join(
+        f'{{"ts": "{old}", "level": "INFO", "logger": "app", "message": "filler {n}", '
+        f'"service": "shop", "env": "test", "trace_id": null}}\n' for n in range(lines))
+    (tmp_path / f"app_{NOW.date().isoformat()}.log").write_text(filler)
+    write(tmp_path, "app", NOW, [record(timedelta(minutes=1), "INFO", "recent")])
+
+
+def test_a_newest_first_search_stops_reading_where_the_range_ends(
+    api: SyncClient, tmp_path: Path
+) -> None:
+    if (NOW - timedelta(hours=2)).date() != NOW.date():
+        pytest.skip("too close to midnight UTC for one day's file")
+    _big_day_file(tmp_path, 200_000)
+    started = time.monotonic()
+    assert messages(api.get(f"{API}/logs", params={"since": "15m"})) == ["recent"]
+    recent = time.monotonic() - started
+    started = time.monotonic()
+    assert messages(api.get(f"{API}/logs", params={"level": "CRITICAL"})) == []
+    whole = time.monotonic() - started
+    assert whole > 5 * recent, (recent, whole)
+
+
+def test_a_long_file_search_does_not_stall_other_requests(api: SyncClient, tmp_path: Path
+                                                          ) -> None:
+    if (NOW - timedelta(hours=2)).date() != NOW.date():
+        pytest.skip("too close to midnight UTC for one day's file")
+    _big_day_file(tmp_path, 300_000)
+    ends: dict[str, float] = {}
+
+    def search() -> None:
+        assert api.get(f"{API}/logs", params={"level": "CRITICAL"}).status_code == 200
+        ends["search"] = time.monotonic()
+
+    searcher = threading.Thread(target=search)
+    started = time.monotonic()
+    searcher.start()
+    time.sleep(0.3)
+    assert api.get("/healthz").status_code == 200
+    ends["healthz"] = time.monotonic()
+    searcher.join(60)
+    assert ends["search"] - started > 1.0, "the search was too quick to tell"
+    assert ends["healthz"] < ends["search"] - 0.5, "/healthz waited for the file search"

@@ -147,6 +147,9 @@ def observability_router(
         since = (
             since_time(filters["since"], now) if filters["since"] else now - timedelta(hours=24)
         )
+        # Nothing older is kept (files are deleted, Loki's default max_query_length is 30 days):
+        # an earlier `since` (0001-01-01) means "all there is".
+        since = max(since, now - timedelta(days=settings.log_retention_days))
         query = LogQuery(
             since=since, until=now, level=filters["level"], trace_id=filters["trace_id"],
             contains=filters["contains"], limit=filters["limit"], min_duration_ms=min_ms,
@@ -157,7 +160,8 @@ def observability_router(
             except LogSourceError as exc:
                 raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
         else:
-            found = search_files(settings.log_dir, stream, query)
+            # Reading files is blocking I/O: off the event loop, or /metrics waits for it.
+            found = await run_in_threadpool(search_files, settings.log_dir, stream, query)
         records = [log_record(r) for r in found]
         return LogsReport(
             source="loki" if settings.loki_url else "files", count=len(records), records=records
