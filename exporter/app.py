@@ -25,6 +25,7 @@ from exporter.api.errors import errors_router
 from exporter.api.invalid_input import reply_to_invalid_input
 from exporter.api.log_stream import log_stream_router
 from exporter.api.logs import logs_router
+from exporter.api.observability import PREFIX as OBSERVABILITY_PREFIX
 from exporter.api.observability import observability_router
 from exporter.api.status_page import status_page_router
 from exporter.collectors.system import HostCollector
@@ -37,6 +38,7 @@ from exporter.logs.tail import LogTail
 from exporter.metrics import HttpMetrics, http_metrics_for
 from exporter.middleware import PrometheusMiddleware, RequestObserver
 from exporter.monitor import HealthMonitor
+from exporter.routes import route_templates
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -55,6 +57,8 @@ class Instrumentation:
         self.metrics = metrics
         # Shared with the middleware: observers added later still see every request.
         self.observers: list[RequestObserver] = []
+        # Paths and templates not counted beside the settings' (read when the app first serves).
+        self.excluded: list[str] = [settings.metrics_path]
 
     def add_observer(self, observer: RequestObserver) -> None:
         """Call `observer` with each completed request (access log, error capture...)."""
@@ -124,7 +128,7 @@ def instrument(
             build_stack(),
             metrics=metrics,
             # The scrape endpoint is never a request of the service, wherever it is mounted.
-            excluded_paths=(*settings.excluded_paths, settings.metrics_path),
+            excluded_paths=(*settings.excluded_paths, *state.excluded),
             routes_from=app,
             observers=state.observers,
         )
@@ -214,6 +218,14 @@ def create_app(
     app.include_router(observability_router(settings, monitor, errors.store, notifications))
     app.include_router(log_stream_router(settings, log_tail))
     app.include_router(status_page_router(settings))
+    # The status page and its API are the sidecar watching itself: counting their polling would
+    # put the page's own requests into the QPS, error rate and latency it shows. The log
+    # ingestion API is real work and stays counted.
+    state = instrumentation(app)
+    assert state is not None
+    state.excluded.extend(["/", *(
+        path for path in route_templates(app.routes) if path.startswith(OBSERVABILITY_PREFIX)
+    )])
     return app
 
 

@@ -25,6 +25,14 @@ def _flatten(routes: Sequence[Any]) -> list[Any]:
     return list(_iter_route_contexts(routes))
 
 
+def route_templates(routes: Sequence[Any]) -> list[str]:
+    """The path template of every route, routers included (FastAPI may nest them)."""
+    return [
+        template for route in _flatten(routes)
+        if (template := getattr(route, "path_format", None) or getattr(route, "path", None))
+    ]
+
+
 def _route_path(scope: Scope) -> str:
     """The path the router matches: the request path below the app's root_path."""
     path: str = scope["path"]
