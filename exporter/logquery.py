@@ -282,19 +282,44 @@ def _record(line: str, labels: dict[str, str]) -> dict[str, Any]:
     return record
 
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_LOOKBACK = re.compile(r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?$")
+_EPOCH = re.compile(r"^\d{1,12}(?:\.\d{1,9})?$")
+_MAX_LOOKBACK = 366 * 86400
+LOOKBACK_FORMS = "a look-back such as 30s, 15m, 2h, 1h30m or 1d"
+SINCE_FORMS = (
+    "an RFC 3339 or ISO 8601 time (2026-11-23T16:20:01Z; without a zone it is UTC, a date "
+    f"alone is midnight UTC), epoch seconds (1700000000), or {LOOKBACK_FORMS}"
+)
+
+
+def parse_lookback(text: str) -> float | None:
+    """Seconds of a look-back (`30s`, `15m`, `2h`, `1h30m`, `1d`), None when `text` is not one;
+    ValueError when it is one longer than a year."""
+    match = _LOOKBACK.match(text.strip().lower())
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total > _MAX_LOOKBACK:
+        raise ValueError("look-back longer than a year")
+    return float(total)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """`since` as an RFC 3339 time or a look-back like `15m`, `2h`, `1d`; ValueError otherwise."""
-    match = _DURATION.match(text.strip())
-    if match:
-        size = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-        seconds = int(match.group(1)) * size
-        if seconds > 366 * 86400:
-            raise ValueError("look-back longer than a year")
+    """The moment `since` names: see `SINCE_FORMS`; ValueError with a readable message."""
+    text = text.strip()
+    seconds = parse_lookback(text)
+    if seconds is not None:
         return now - timedelta(seconds=seconds)
-    parsed = parse_ts(text.strip())
+    if _EPOCH.match(text):
+        try:
+            return datetime.fromtimestamp(float(text), timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("epoch seconds out of range") from None
+    parsed = parse_ts(text.upper())  # RFC 3339 allows a lower-case t and z
     if parsed is None:
-        raise ValueError("expected an RFC 3339 time (2026-11-23T16:20:01Z) or 15m, 2h, 1d")
-    return parsed
+        raise ValueError(f"expected {SINCE_FORMS}")
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past what a datetime holds
+        raise ValueError("time out of range") from None

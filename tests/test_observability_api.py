@@ -163,10 +163,15 @@ def test_metrics_json_has_current_figures_and_history(sidecar: Any) -> None:
     assert 0 <= body["current"]["cpu_usage_ratio"] <= 1
     assert 0 < body["current"]["memory_usage_ratio"] < 1
     assert len(body["history"]) >= 3
-    short = client.get(f"{API}/metrics", params={"window": "0s"}).json()
-    assert len(short["history"]) == 1
-    bad = client.get(f"{API}/metrics", params={"window": "an hour"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]
+    short = client.get(f"{API}/metrics", params={"window": "1s"}).json()
+    assert short["window_seconds"] == 1 and len(short["history"]) <= 11  # every 0.1 s
+    day = client.get(f"{API}/metrics", params={"window": "1d"})  # the forms `since` takes
+    assert day.status_code == 200 and day.json()["window_seconds"] == 3600  # capped
+    for value in ("an hour", "90", "0s"):
+        bad = client.get(f"{API}/metrics", params={"window": value})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]
+        message = bad.json()["detail"][0]["msg"]
+        assert "look-back such as 30s, 15m, 2h, 1h30m or 1d" in message and "\\d" not in message
 
 
 def test_token_guards_every_route(sidecar: Any) -> None:

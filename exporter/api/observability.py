@@ -25,11 +25,12 @@ from exporter.api.observability_models import (
     MetricsReport,
     log_record,
 )
-from exporter.api.validation import Since, since_time
+from exporter.api.validation import Since, since_time, window_seconds
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 from exporter.health import database_checks, full_checks, redis_checks, system_check
 from exporter.logquery import (
+    LOOKBACK_FORMS,
     MAX_LIMIT,
     LogQuery,
     LogSourceError,
@@ -37,11 +38,10 @@ from exporter.logquery import (
     search_loki,
 )
 from exporter.monitor import HealthMonitor
-from exporter.thresholds import Signal, parse_duration
+from exporter.thresholds import Signal
 
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
-_WINDOW = r"^(\d{1,6}h(\d{1,6}m)?(\d{1,6}s)?|\d{1,6}m(\d{1,6}s)?|\d{1,6}s)$"
 _CURRENT_WINDOW = 60.0
 
 
@@ -126,12 +126,12 @@ def observability_router(
         window: Annotated[
             str,
             Query(
-                pattern=_WINDOW, description="history to return: 30s, 15m, 1h, 1h30m; "
-                "longer than the history window (EXPORTER_HISTORY_WINDOW_SECONDS) gives all",
+                max_length=64, description=f"history to return: {LOOKBACK_FORMS}; longer than "
+                "the history window (EXPORTER_HISTORY_WINDOW_SECONDS) gives all",
             ),
         ] = "1h",
     ) -> MetricsReport:
-        seconds = min(parse_duration(window), monitor.history.window)
+        seconds = min(window_seconds(window), monitor.history.window)
         return MetricsReport(
             window_seconds=seconds, interval_seconds=monitor.history.interval,
             current=current(),

@@ -8,15 +8,12 @@ from typing import Annotated, Any
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
-from exporter.logquery import parse_since
+from exporter.logquery import LOOKBACK_FORMS, SINCE_FORMS, parse_lookback, parse_since
 
-SINCE_PATTERN = (
-    r"^(\d{1,9}[smhd]|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))$"
-)
-# One `since` for every route that takes it: an RFC 3339 time or a look-back.
+# One `since` for every route that takes it; parsed (with a readable 422) by `since_time`.
 Since = Annotated[
     str | None,
-    Query(pattern=SINCE_PATTERN, description="RFC 3339 time, or a look-back: 15m, 2h, 1d"),
+    Query(max_length=64, description=f"from when: {SINCE_FORMS}"),
 ]
 
 
@@ -36,3 +33,14 @@ def since_time(text: str, now: datetime) -> datetime:
         return parse_since(text, now)
     except ValueError as exc:
         raise invalid("query", "since", str(exc), text) from None
+
+
+def window_seconds(text: str, name: str = "window") -> float:
+    """The seconds a look-back parameter (`window`) names; a readable 422 naming it otherwise."""
+    try:
+        seconds = parse_lookback(text)
+    except ValueError as exc:
+        raise invalid("query", name, str(exc), text) from None
+    if seconds is None or seconds <= 0:
+        raise invalid("query", name, f"expected {LOOKBACK_FORMS} (more than 0)", text)
+    return seconds
