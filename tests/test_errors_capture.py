@@ -238,7 +238,25 @@ def test_the_error_metrics_pass_promtool(
         client.get("/divide/0")
         scrape = client.get("/metrics").text
     assert 'exceptions_total{exception_type="ZeroDivisionError"} 1.0' in scrape
-    assert "errors_store_dropped_total 0.0" in scrape
+    assert 'errors_store_dropped_total{reason="write_failed"} 0.0' in scrape
     checked = subprocess.run([promtool, "check", "metrics"], input=scrape, text=True,
                              capture_output=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_writes_the_store_refuses_are_counted(
+    app_and_capture: tuple[FastAPI, ErrorCapture], registry: CollectorRegistry
+) -> None:
+    _app, capture = app_and_capture
+    assert capture.store is not None and capture.writer is not None
+    capture.store.close()  # as a full disk or a corrupt file would
+    for _ in range(5):
+        try:
+            charge(1)
+        except PaymentDeclined as exc:
+            capture.capture(exc)
+    assert capture.writer.flush()
+    assert registry.get_sample_value(
+        "errors_store_dropped_total", {"reason": "write_failed"}) == 5
+    assert registry.get_sample_value(
+        "errors_store_dropped_total", {"reason": "queue_full"}) == 0

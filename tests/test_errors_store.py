@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
 import textwrap
@@ -185,3 +187,27 @@ def test_two_processes_writing_at_once_lose_no_count(tmp_path: Path) -> None:
     assert detail is not None and detail["routes"] == {"/r": 2 * per_process}
     assert sum(point["count"] for point in detail["trend"]) == 2 * per_process
     store.close()
+
+
+def test_a_lone_surrogate_is_stored_replaced_and_the_batch_is_kept(
+    store: ErrorStore, clock: Clock
+) -> None:
+    name = os.fsdecode(b"report-\xff.csv")  # '\udcff', as a file name from a listing
+    try:
+        raise FileNotFoundError(f"bad {name}")
+    except FileNotFoundError as exc:
+        bad = event_from_exception(exc, route="/files/" + name, context={"file": name},
+                                   timestamp=clock.now)
+    assert store.record([_event(KeyError, clock), bad, _event(ValueError, clock)]) == 0
+    total, groups = store.groups()
+    assert total == 3
+    stored = next(g for g in groups if g["type"] == "FileNotFoundError")
+    assert stored["message"] == "bad report-?.csv"
+    detail = store.group(stored["id"])
+    assert detail is not None and detail["samples"][0]["context"] == {"file": "report-?.csv"}
+
+
+def test_an_event_sqlite_refuses_costs_only_itself(store: ErrorStore, clock: Clock) -> None:
+    broken = dataclasses.replace(_event(TypeError, clock), timestamp=float("nan"))
+    assert store.record([_event(KeyError, clock), broken, _event(ValueError, clock)]) == 1
+    assert {g["type"] for g in store.groups()[1]} == {"KeyError", "ValueError"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings
 from exporter.errors import sentry
-from exporter.errors.event import CAPTURED_MARK, event_from_exception
+from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
@@ -23,6 +24,7 @@ from exporter.trace import current_trace_id
 
 _log = logging.getLogger("exporter.errors")
 OTHER_TYPE = "other"
+STORE_DROP_REASONS = ("queue_full", "write_failed")
 
 _metrics_lock = threading.Lock()
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, ExceptionMetrics] = (
@@ -43,9 +45,13 @@ class ExceptionMetrics:
         )
         self.dropped = Counter(
             "errors_store_dropped_total",
-            "Captured errors not written to the local error store because its queue was full.",
+            "Captured errors not in the local error store: its queue was full (queue_full), or "
+            "SQLite refused the write (write_failed: locked past the busy timeout, disk full...).",
+            ("reason",),
             registry=registry,
         )
+        for reason in STORE_DROP_REASONS:  # present at 0: increase() sees the first drop
+            self.dropped.labels(reason)
         self.sentry_dropped = Counter(
             "errors_sentry_dropped_total",
             "Captured errors not reported to Sentry: over EXPORTER_SENTRY_EVENTS_PER_SECOND "
@@ -57,6 +63,10 @@ class ExceptionMetrics:
         self._children: dict[str, Any] = {}
         self._drop_children: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def store_drop(self, reason: str, events: int = 1) -> None:
+        """Count `events` not written to the store, by `reason` (one of STORE_DROP_REASONS)."""
+        self.dropped.labels(reason).inc(events)
 
     def sentry_drop(self, reason: str) -> None:
         """Count one event not reported to Sentry, by `reason`."""
@@ -97,12 +107,20 @@ class ErrorCapture:
         self.release = sentry.release_of(settings)
         self.metrics = ExceptionMetrics.on(registry)
         self.writer = (
-            BackgroundWorker(store.record, name="exporter-error-store", periodic=store.prune,
-                             on_drop=self.metrics.dropped.inc, linger=0.1)
+            BackgroundWorker(
+                functools.partial(self._write, store), name="exporter-error-store",
+                periodic=store.prune, on_drop=lambda: self.metrics.store_drop("queue_full"),
+                on_failure=lambda n: self.metrics.store_drop("write_failed", n), linger=0.1,
+            )
             if store is not None else None
         )
         self.log_handler = ErrorLogHandler(self)
         self.sentry_started = False
+
+    def _write(self, store: ErrorStore, events: list[ErrorEvent]) -> None:
+        refused = store.record(events)
+        if refused:
+            self.metrics.store_drop("write_failed", refused)
 
     def capture(
         self,

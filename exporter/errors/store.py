@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from exporter.errors.event import ErrorEvent
 from exporter.errors.schema import SCHEMA, SCHEMA_VERSION, UPSERT_GROUP
 
+_log = logging.getLogger("exporter.errors")
 Status = Literal["unresolved", "resolved", "ignored"]
 STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
 FILE_NAME = "errors.sqlite3"
@@ -22,6 +24,18 @@ _HOUR = 3600
 _GROUP_COLUMNS = (
     "fingerprint, type, message, culprit, status, regression, count, first_seen, last_seen"
 )
+
+
+def _text(value: str | None) -> str | None:
+    """`value` as SQLite can store it: a lone surrogate (a file name from os.fsdecode, say)
+    becomes `?`."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _group_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -100,28 +114,50 @@ class ErrorStore:
 
     # --- writes ---
 
-    def record(self, events: Sequence[ErrorEvent]) -> None:
-        """Add `events` in one transaction.
+    def record(self, events: Sequence[ErrorEvent]) -> int:
+        """Add `events` in one transaction; returns how many could not be written.
 
         Occurrences of one group in a batch are added up first (one upsert per group, hour and
         route; only the newest samples are inserted), so a storm of one error costs a few
-        statements per batch rather than several per occurrence.
+        statements per batch rather than several per occurrence. Each group is written under
+        its own savepoint: an event SQLite refuses costs its group (or only itself), never the
+        rest of the batch. An error that ends the transaction itself (a closed database, a full
+        disk) propagates.
         """
         if not events:
-            return
+            return 0
         by_group: dict[str, list[ErrorEvent]] = {}
         for event in events:
             by_group.setdefault(event.fingerprint, []).append(event)
+        lost = 0
         with self._lock, self._transaction():
             for group_events in by_group.values():
-                self._record_group(group_events)
+                if self._saved(group_events):
+                    continue
+                # Find the event that was refused: the others of its group are written.
+                lost += sum(not self._saved([event]) for event in group_events)
+        return lost
+
+    def _saved(self, events: list[ErrorEvent]) -> bool:
+        db = self._db
+        db.execute("SAVEPOINT error_group")
+        try:
+            self._record_group(events)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+                ValueError, TypeError, OverflowError) as exc:
+            db.execute("ROLLBACK TO error_group")
+            db.execute("RELEASE error_group")
+            _log.warning("error store refused an event of %s: %s", events[0].type, exc)
+            return False
+        db.execute("RELEASE error_group")
+        return True
 
     def _record_group(self, events: list[ErrorEvent]) -> None:
         db = self._db
         latest = max(events, key=lambda event: event.timestamp)
         first = min(event.timestamp for event in events)
-        db.execute(UPSERT_GROUP, (latest.fingerprint, latest.type, latest.message, latest.culprit,
-                                  len(events), first, latest.timestamp))
+        db.execute(UPSERT_GROUP, (latest.fingerprint, _text(latest.type), _text(latest.message),
+                                  _text(latest.culprit), len(events), first, latest.timestamp))
         group_id, count = db.execute(
             "SELECT id, count FROM error_groups WHERE fingerprint = ?", (latest.fingerprint,)
         ).fetchone()
@@ -131,7 +167,7 @@ class ErrorStore:
             "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
             [(group_id, hour, n) for hour, n in hours.items()],
         )
-        routes = Counter(event.route for event in events if event.route is not None)
+        routes = Counter(_text(event.route) for event in events if event.route is not None)
         db.executemany(
             "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
             "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
@@ -140,11 +176,12 @@ class ErrorStore:
         db.executemany(
             "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
             "release, environment, stack, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(group_id, event.timestamp, event.message, event.route, event.method,
-              event.trace_id, event.release, event.environment,
-              json.dumps([frame.as_dict() for frame in event.stack]),
-              json.dumps(event.context, default=str))
-             for event in events[-self.samples_per_group:]],
+            [(group_id, event.timestamp, *(_text(value) for value in (
+                event.message, event.route, event.method, event.trace_id, event.release,
+                event.environment,
+                json.dumps([frame.as_dict() for frame in event.stack], ensure_ascii=False),
+                json.dumps(event.context, default=str, ensure_ascii=False),
+             ))) for event in events[-self.samples_per_group:]],
         )
         # Keep the newest samples only.
         db.execute(

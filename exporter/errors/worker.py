@@ -31,8 +31,10 @@ _STOP = object()
 
 
 class BackgroundWorker:
-    """Bounded queue + one thread calling `handle(batch)`; counted drops; `stop()` drains
-    within a deadline; `periodic` runs every `period` seconds on the same thread."""
+    """Bounded queue + one thread calling `handle(batch)`; counted drops (`on_drop` when the
+    queue is full, `on_failure(n)` when `handle` raised on a batch of n); `stop()` drains within
+    a deadline; `periodic` runs on the same thread after a batch, at most every `period`
+    seconds."""
 
     def __init__(
         self,
@@ -41,6 +43,7 @@ class BackgroundWorker:
         name: str,
         max_queued: int = 10_000,
         on_drop: Callable[[], None] | None = None,
+        on_failure: Callable[[int], None] | None = None,
         periodic: Callable[[], object] | None = None,
         period: float = 600.0,
         linger: float = 0.0,
@@ -56,6 +59,7 @@ class BackgroundWorker:
         self.failed = 0
         self._queue: queue.Queue[object] = queue.Queue(max_queued)
         self._on_drop = on_drop
+        self._on_failure = on_failure
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._start_lock = threading.Lock()
@@ -151,6 +155,8 @@ class BackgroundWorker:
     def _write(self, batch: list[Any]) -> None:
         if batch and not self._guarded(lambda: self._handle(batch)):
             self.failed += len(batch)
+            if self._on_failure is not None:
+                self._on_failure(len(batch))
 
     def _guarded(self, action: Callable[[], object]) -> bool:
         # The thread must outlive a locked database or a broken consumer; each failure is logged.
