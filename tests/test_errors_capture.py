@@ -260,3 +260,24 @@ def test_writes_the_store_refuses_are_counted(
         "errors_store_dropped_total", {"reason": "write_failed"}) == 5
     assert registry.get_sample_value(
         "errors_store_dropped_total", {"reason": "queue_full"}) == 0
+
+
+def test_a_large_context_is_cut_to_about_8_kib_on_the_sample(
+    app_and_capture: tuple[FastAPI, ErrorCapture],
+) -> None:
+    import json
+
+    _app, capture = app_and_capture
+    try:
+        charge(2)
+    except PaymentDeclined as exc:
+        group = capture.capture(exc, context={
+            "order": 17, "payload": "x" * 100_000, **{f"k{n}": "v" * 150 for n in range(200)}})
+    assert group is not None and capture.store is not None
+    _groups(capture)
+    detail = capture.store.group(group)
+    assert detail is not None
+    context = detail["samples"][0]["context"]
+    assert len(json.dumps(context)) <= 8192
+    assert context["order"] == 17 and context["payload"].startswith("x" * 200)
+    assert context["_truncated"].endswith("more keys left out")

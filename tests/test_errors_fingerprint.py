@@ -101,3 +101,42 @@ def test_an_unprintable_exception_is_still_captured() -> None:
     event = event_from_exception(_raised(fail))
     assert event.message == "<unprintable>"
     assert event.type.endswith("Unprintable")
+
+
+def ping(depth: int) -> None:
+    if depth == 0:
+        raise RecursionError("bottom")
+    pong(depth - 1)
+
+
+def pong(depth: int) -> None:
+    if depth == 0:
+        raise RecursionError("bottom")
+    ping(depth - 1)
+
+
+def test_deep_direct_recursion_keeps_the_outer_frames_and_one_group() -> None:
+    groups = {event_from_exception(_raised(recurse, depth)).fingerprint for depth in (3, 40, 70)}
+    assert len(groups) == 1  # 70 frames: the stored stack (50) has lost _raised, the hash not
+    deep = event_from_exception(_raised(recurse, 70))
+    assert len(deep.stack) == 50 and deep.stack[0].function == "recurse"
+
+
+def test_mutual_recursion_at_any_depth_and_parity_is_one_group() -> None:
+    groups = {event_from_exception(_raised(ping, depth)).fingerprint
+              for depth in (3, 4, 41, 80, 81)}
+    assert len(groups) == 1
+
+
+def test_quoted_names_and_emails_in_the_message_do_not_split_a_group() -> None:
+    def lookup(key: str) -> None:
+        raise KeyError(key)
+
+    def notify(address: str) -> None:
+        raise ValueError(f"cannot mail {address}: mailbox \"{address.split('@')[0]}\" is full")
+
+    assert (event_from_exception(_raised(lookup, "alice")).fingerprint
+            == event_from_exception(_raised(lookup, "bob")).fingerprint)
+    assert (event_from_exception(_raised(notify, "ann@example.com")).fingerprint
+            == event_from_exception(_raised(notify, "bo.b+x@mail.example.org")).fingerprint)
+    assert normalise_message("no user 'alice' for ann@example.com") == "no user <str> for <email>"

@@ -21,6 +21,9 @@ _HEX_ADDRESS = re.compile(r"\b0x[0-9a-f]+\b", re.I)
 # Long hex runs (hashes, trace ids, object ids) that contain at least one digit.
 _HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# A quoted literal (a repr of user data: a key, a name, a path), up to 200 characters.
+_QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"")
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -67,8 +70,8 @@ def is_in_app(module: str, filename: str) -> bool:
     return not os.path.realpath(filename).startswith(_LIBRARY_ROOTS)
 
 
-def stack_of(tb: TracebackType | None) -> list[Frame]:
-    """The frames of a traceback, outermost first, at most the innermost 50."""
+def stack_of(tb: TracebackType | None, limit: int | None = _MAX_FRAMES) -> list[Frame]:
+    """The frames of a traceback, outermost first: the innermost `limit` (50; None: all)."""
     frames: list[Frame] = []
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -77,11 +80,14 @@ def stack_of(tb: TracebackType | None) -> list[Frame]:
         frames.append(Frame(module, function, code.co_filename, tb.tb_lineno,
                             is_in_app(module, code.co_filename)))
         tb = tb.tb_next
-    return frames[-_MAX_FRAMES:]
+    return frames if limit is None else frames[-limit:]
 
 
 def normalise_message(message: str) -> str:
-    """The message with uuids, addresses, ids and numbers replaced, so instances compare equal."""
+    """The message with e-mail addresses, quoted strings, uuids, addresses, ids and numbers
+    replaced, so instances compare equal: `KeyError('alice')` and `KeyError('bob')` are one."""
+    message = _EMAIL.sub("<email>", message)
+    message = _QUOTED.sub("<str>", message)
     message = _UUID.sub("<uuid>", message)
     message = _HEX_ADDRESS.sub("<addr>", message)
     message = _HEX_ID.sub("<id>", message)
@@ -99,15 +105,13 @@ def exception_type_name(exc: BaseException) -> str:
 def fingerprint(type_name: str, message: str, frames: list[Frame]) -> str:
     """32 hex digits naming the group: the type, the in-app frames and the normalised message.
 
-    Frames count by module and function only, so edits that move lines, and deploys, keep the
-    group. Repeated frames (recursion) count once, so depth does not split a group. With no
+    `frames` should be the whole traceback (`stack_of(tb, None)`): deep recursion must not push
+    the outer frames out. Frames count by module and function only, so edits that move lines,
+    and deploys, keep the group. Each frame counts once, where it first appears: recursion,
+    direct (f, f, f) or mutual (f, g, f, g, f), gives the same frames at any depth. With no
     in-app frame at all (a failure inside a library), the library frames are used instead.
     """
     chosen = [frame for frame in frames if frame.in_app] or frames
-    parts: list[str] = []
-    for frame in chosen[-_MAX_FINGERPRINT_FRAMES:]:
-        part = f"{frame.module}:{frame.function}"
-        if not parts or parts[-1] != part:
-            parts.append(part)
-    text = "\n".join([type_name, normalise_message(message), *parts])
+    parts = list(dict.fromkeys(f"{frame.module}:{frame.function}" for frame in chosen))
+    text = "\n".join([type_name, normalise_message(message), *parts[-_MAX_FINGERPRINT_FRAMES:]])
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
