@@ -281,3 +281,27 @@ def test_a_large_context_is_cut_to_about_8_kib_on_the_sample(
     assert len(json.dumps(context)) <= 8192
     assert context["order"] == 17 and context["payload"].startswith("x" * 200)
     assert context["_truncated"].endswith("more keys left out")
+
+
+def test_logged_and_reported_exceptions_carry_their_requests_route_and_method(
+    app_and_capture: tuple[FastAPI, ErrorCapture],
+) -> None:
+    app, capture = app_and_capture
+    with serve_in_process(app) as client:
+        client.get("/logged")
+        group = client.get("/explicit").json()["group"]
+        try:
+            charge(5)
+        except PaymentDeclined as exc:
+            outside = capture.capture(exc)  # outside any request: none
+        groups = {g["type"]: g for g in _groups(capture)}
+    assert capture.store is not None
+    for kind, route in (("KeyError", "/logged"), ("TimeoutError", "/explicit")):
+        detail = capture.store.group(str(groups[kind]["id"]))
+        assert detail is not None
+        assert (detail["samples"][0]["route"], detail["samples"][0]["method"]) == (route, "GET")
+        assert detail["routes"] == {route: 1}
+    assert groups["TimeoutError"]["id"] == group
+    detail = capture.store.group(str(outside))
+    assert detail is not None
+    assert (detail["samples"][0]["route"], detail["samples"][0]["method"]) == (None, None)

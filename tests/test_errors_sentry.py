@@ -80,6 +80,9 @@ def test_logged_and_explicit_errors_carry_the_store_fingerprint(
     assert by_type["KeyError"]["fingerprint"] == [groups["KeyError"]]
     assert by_type["KeyError"]["tags"]["trace_id"] == TRACE_ID
     assert by_type["TimeoutError"]["fingerprint"] == [groups["TimeoutError"]]
+    # Inside a request, the request's route is a tag, as for unhandled errors.
+    assert by_type["KeyError"]["tags"]["route"] == "/logged"
+    assert by_type["TimeoutError"]["tags"]["route"] == "/explicit"
     assert by_type["TimeoutError"]["contexts"]["exporter"] == {
         "order": 17, "api_token": "[Filtered]"}
 

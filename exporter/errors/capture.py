@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
+from exporter.errors.request import RequestContextMiddleware, current_request
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
@@ -140,6 +141,9 @@ class ErrorCapture:
                 setattr(exc, CAPTURED_MARK, True)
             except (AttributeError, TypeError):  # exceptions with __slots__
                 pass
+            if route is None and method is None:
+                # Logged or reported inside a request: the request's route and method.
+                route, method = current_request() or (None, None)
             event = event_from_exception(
                 exc, route=route, method=method, trace_id=trace_id or current_trace_id(),
                 release=self.release, environment=self.settings.environment, context=context,
@@ -241,6 +245,8 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     capture = ErrorCapture(settings, store, state.registry)
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
     state.add_observer(capture.observe)
+    # Exceptions logged or reported inside a request learn its route and method from here.
+    app.add_middleware(RequestContextMiddleware, routes_from=app)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop
