@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporter.api.auth import bearer_token_guard
-from exporter.api.validation import Since, since_time
+from exporter.api.validation import Since, protected, since_time
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 
@@ -116,9 +115,7 @@ def _not_found(group_id: str) -> HTTPException:
 def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
     """The errors API over `store`, behind the API token."""
     router = APIRouter(
-        prefix="/api/v1/observability/errors",
-        tags=["errors"],
-        dependencies=[Depends(bearer_token_guard(settings))],
+        prefix="/api/v1/observability/errors", tags=["errors"], **protected(settings)
     )
 
     # Plain `def` handlers: FastAPI runs them in its thread pool, off the event loop.

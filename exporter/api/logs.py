@@ -8,13 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from exporter.api.auth import bearer_token_guard
-from exporter.api.validation import invalid
+from exporter.api.validation import ErrorReply, invalid, protected
 from exporter.config import Settings
 from exporter.logs.setup import LogSinks, active_sinks
 from exporter.logs.shipper_health import shipper_health
@@ -27,7 +26,8 @@ _MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
 _MAX_AHEAD = 600
 _TOO_LARGE = 413
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
-_ERROR: dict[str, Any] = {"description": "the request cannot be taken; `detail` says why"}
+_ERROR: dict[str, Any] = {
+    "model": ErrorReply, "description": "the request cannot be taken; `detail` says why"}
 _INVALID: dict[str, Any] = {
     "description": "Validation Error",
     "content": {"application/json": {
@@ -147,9 +147,7 @@ def logs_router(
     Both routes read the body themselves, after the token check and up to a limit, and do the
     parsing, validation and redaction in a worker thread, off the event loop.
     """
-    router = APIRouter(
-        prefix="/api/v1/logs", tags=["logs"], dependencies=[Depends(bearer_token_guard(settings))]
-    )
+    router = APIRouter(prefix="/api/v1/logs", tags=["logs"], **protected(settings))
     max_entries = settings.log_batch_max_entries
     max_message = settings.log_entry_max_bytes
     max_line = max_message + METADATA_BYTES

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from exporter.alert_notifications import NotificationStore
-from exporter.api.auth import bearer_token_guard
 from exporter.api.dashboard_series import StatusDashboard, build_series
 from exporter.api.errors import TopErrorGroup
 from exporter.api.observability_models import (
@@ -25,7 +24,7 @@ from exporter.api.observability_models import (
     MetricsReport,
     log_record,
 )
-from exporter.api.validation import Since, since_time, window_seconds
+from exporter.api.validation import ErrorReply, Since, protected, since_time, window_seconds
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 from exporter.health import database_checks, full_checks, redis_checks, system_check
@@ -43,6 +42,9 @@ from exporter.thresholds import Signal
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
 _CURRENT_WINDOW = 60.0
+_LOKI_DOWN: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorReply, "description": "Loki (EXPORTER_LOKI_URL) could not be read"},
+}
 
 
 def log_filters(
@@ -72,11 +74,7 @@ def observability_router(
     """The router; mount it on the sidecar (or any app) with `include_router`. With
     `error_store`, the dashboard lists the top error groups; with `notifications`, the alerts
     list what Alertmanager sent to the webhook."""
-    router = APIRouter(
-        prefix=PREFIX, tags=["observability"],
-        dependencies=[Depends(bearer_token_guard(settings))],
-        responses={401: {"description": "missing or wrong bearer token"}},
-    )
+    router = APIRouter(prefix=PREFIX, tags=["observability"], **protected(settings))
     service, env = settings.service_name, settings.environment
     api_latency = monitor.thresholds.for_signal(Signal.http_latency_p95_seconds)
     slow_ms = (api_latency[0].above if api_latency else 0.5) * 1000.0
@@ -168,17 +166,19 @@ def observability_router(
         )
 
 
-    @router.get("/logs", response_model=LogsReport, summary="Log records, newest first")
+    @router.get("/logs", response_model=LogsReport, summary="Log records, newest first",
+                responses=_LOKI_DOWN)
     async def logs(f: Filters) -> LogsReport:
         return await search("app", f, None)
 
-    @router.get("/logs/errors", response_model=LogsReport, summary="ERROR and CRITICAL records")
+    @router.get("/logs/errors", response_model=LogsReport, summary="ERROR and CRITICAL records",
+                responses=_LOKI_DOWN)
     async def logs_errors(f: Filters) -> LogsReport:
         return await search("error", f, None)
 
     @router.get(
         "/logs/slow-requests", response_model=LogsReport,
-        summary="Requests slower than the API latency threshold",
+        summary="Requests slower than the API latency threshold", responses=_LOKI_DOWN,
     )
     async def logs_slow(f: Filters) -> LogsReport:
         return await search("slow_requests", f, slow_ms)

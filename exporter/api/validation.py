@@ -1,14 +1,45 @@
-"""422 replies shaped like FastAPI's own, so clients (and the OpenAPI schema) see one format."""
+"""Error replies and how the OpenAPI schema describes them: 422s shaped like FastAPI's own, so
+clients see one format, and the bearer token of the protected routes (so /docs has Authorize).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel
 
+from exporter.api.auth import bearer_token_guard
+from exporter.config import Settings
 from exporter.logquery import LOOKBACK_FORMS, SINCE_FORMS, parse_lookback, parse_since
+
+
+class ErrorReply(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+# Declares the scheme only: bearer_token_guard does the check (constant-time, with a message).
+_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="bearerAuth",
+    description="EXPORTER_API_TOKEN: send `Authorization: Bearer <token>`",
+)
+
+
+def protected(settings: Settings) -> dict[str, Any]:
+    """`dependencies` and `responses` for a router behind `EXPORTER_API_TOKEN`: the check, and
+    when a token is set, the bearer scheme and the 401 in the OpenAPI schema."""
+    if settings.api_token is None:
+        return {"dependencies": [Depends(bearer_token_guard(settings))], "responses": {}}
+    return {
+        "dependencies": [Depends(bearer_token_guard(settings)), Security(_BEARER)],
+        "responses": {401: {"model": ErrorReply, "description": "missing or wrong bearer token"}},
+    }
+
 
 # One `since` for every route that takes it; parsed (with a readable 422) by `since_time`.
 Since = Annotated[
