@@ -60,3 +60,14 @@ def test_a_bad_sentry_dsn_is_named_but_never_echoed() -> None:
 def test_a_good_dsn_is_kept_secret() -> None:
     settings = load_settings(sentry_dsn="https://abc123@o1.ingest.sentry.io/42")
     assert "abc123" not in repr(settings) and "abc123" not in str(settings.model_dump())
+
+
+def test_the_periodic_task_runs_while_no_error_comes(tmp_path: Path) -> None:
+    import time
+
+    runs: list[float] = []
+    writer = BackgroundWorker(lambda batch: None, name="test-prune",
+                              periodic=lambda: runs.append(time.monotonic()), period=0.05)
+    time.sleep(0.4)
+    writer.stop()
+    assert len(runs) >= 3, "pruning waited for an error to be captured"

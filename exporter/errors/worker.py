@@ -33,8 +33,8 @@ _STOP = object()
 class BackgroundWorker:
     """Bounded queue + one thread calling `handle(batch)`; counted drops (`on_drop` when the
     queue is full, `on_failure(n)` when `handle` raised on a batch of n); `stop()` drains within
-    a deadline; `periodic` runs on the same thread after a batch, at most every `period`
-    seconds."""
+    a deadline; `periodic` runs on the same thread every `period` seconds, idle or not (the
+    thread then starts at once; otherwise at the first `submit`)."""
 
     def __init__(
         self,
@@ -64,6 +64,8 @@ class BackgroundWorker:
         self._pid = 0
         self._start_lock = threading.Lock()
         self._stopped = False
+        if periodic is not None:
+            self._ensure_thread()  # the periodic task runs from the start, errors or not
 
     def _ensure_thread(self) -> None:
         # Started on first use, and again in a forked child (threads do not survive fork).
@@ -126,7 +128,15 @@ class BackgroundWorker:
         while True:
             batch: list[Any] = []
             markers: list[_Flush] = []
-            item = self._queue.get()
+            if self._periodic is not None and time.monotonic() - last_periodic >= self._period:
+                last_periodic = time.monotonic()
+                self._guarded(self._periodic)
+            try:
+                # With a periodic task the wait ends when it is due, so it runs while idle too.
+                item = self._queue.get(timeout=None if self._periodic is None else max(
+                    0.0, last_periodic + self._period - time.monotonic()))
+            except queue.Empty:
+                continue
             if self._linger > 0 and not isinstance(item, _Flush) and item is not _STOP:
                 time.sleep(self._linger)
             stop = False
@@ -148,9 +158,6 @@ class BackgroundWorker:
                 marker.done.set()
             if stop:
                 return
-            if self._periodic is not None and time.monotonic() - last_periodic > self._period:
-                last_periodic = time.monotonic()
-                self._guarded(self._periodic)
 
     def _write(self, batch: list[Any]) -> None:
         if batch and not self._guarded(lambda: self._handle(batch)):
