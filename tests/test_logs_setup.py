@@ -128,3 +128,27 @@ def test_a_request_whose_exception_cannot_be_printed_keeps_its_access_line(
     (failure,) = [d for d in lines(tmp_path, "errors/errors_*.jsonl") if d.get("path") == "/weird"]
     assert failure["exc_message"] == "<unprintable Weird>" and "raise Weird()" in failure["stack"]
     assert registry.get_sample_value("log_file_lines_dropped_total") == 0
+
+
+def test_a_critical_log_level_still_lets_logged_exceptions_reach_error_capture(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from exporter import enable_error_capture
+
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False,
+                             log_level="critical")
+    app = user_app(registry)
+    capture = enable_error_capture(app, settings)
+    sinks = setup_logging(settings, registry)
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            logging.getLogger("shop").exception("lookup failed")
+        logging.getLogger("shop").critical("still written")
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+        capture.stop()
+    assert registry.get_sample_value("exceptions_total", {"exception_type": "KeyError"}) == 1
+    assert [d["message"] for d in lines(tmp_path, "app_*.log")] == ["still written"]

@@ -218,7 +218,12 @@ def setup_logging(
             root.removeHandler(handler)
     for handler in sinks.handlers:
         root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
+    # The level filters our sinks, not the root logger: with EXPORTER_LOG_LEVEL=critical a
+    # logger.exception(...) must still reach the error capture's handler (level ERROR).
+    level = logging.getLevelName(settings.log_level.upper())
+    for handler in sinks.handlers:
+        handler.setLevel(level)
+    root.setLevel(min(level, logging.ERROR))
     route_uvicorn_loggers(access=False)
     with _lock:
         _active = sinks
