@@ -122,6 +122,17 @@ def test_unknown_ids_get_404_with_a_message(sidecar: tuple[SyncClient, ErrorStor
     assert response.json() == {"detail": "no error group with id '0123456789abcdef'"}
     patched = client.patch(f"{BASE}/nope", json={"status": "ignored"}, headers=AUTH)
     assert patched.status_code == 404 and "nope" in patched.json()["detail"]
+    long = client.get(f"{BASE}/{'x' * 5000}", headers=AUTH)
+    assert long.status_code == 404 and len(long.json()["detail"]) < 120  # not echoed whole
+
+
+def test_the_schema_declares_what_patch_answers(sidecar: tuple[SyncClient, ErrorStore]) -> None:
+    client, _ = sidecar
+    responses = client.get("/openapi.json").json()["paths"][f"{BASE}/{{group_id}}"]["patch"][
+        "responses"]
+    assert "400" not in responses and {"404", "422"} <= set(responses)
+    assert client.patch(f"{BASE}/x", content=b"{nope", headers={
+        **AUTH, "content-type": "application/json"}).status_code == 422
 
 
 def test_summary_and_top(sidecar: tuple[SyncClient, ErrorStore]) -> None:

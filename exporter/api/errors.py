@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporter.api.validation import Since, protected, since_time
+from exporter.api.validation import ErrorReply, Since, protected, since_time
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 
@@ -104,12 +104,12 @@ class StatusChange(BaseModel):
     status: StatusName
 
 
-_UNKNOWN: dict[str, Any] = {"description": "no error group with that id"}
-_BAD_BODY: dict[str, Any] = {"description": "the body is not JSON"}
+_UNKNOWN: dict[str, Any] = {"model": ErrorReply, "description": "no error group with that id"}
 
 
 def _not_found(group_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no error group with id {group_id!r}")
+    shown = group_id if len(group_id) <= 64 else group_id[:64] + "..."  # ids are 32 hex digits
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no error group with id {shown!r}")
 
 
 def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
@@ -153,9 +153,7 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
             raise _not_found(group_id)
         return group
 
-    @router.patch(
-        "/{group_id}", response_model=ErrorGroup, responses={400: _BAD_BODY, 404: _UNKNOWN}
-    )
+    @router.patch("/{group_id}", response_model=ErrorGroup, responses={404: _UNKNOWN})
     def set_status(group_id: str, change: StatusChange) -> dict[str, Any]:
         group = store.set_status(group_id, change.status)
         if group is None:
