@@ -130,9 +130,11 @@ def test_the_schema_declares_what_patch_answers(sidecar: tuple[SyncClient, Error
     client, _ = sidecar
     responses = client.get("/openapi.json").json()["paths"][f"{BASE}/{{group_id}}"]["patch"][
         "responses"]
-    assert "400" not in responses and {"404", "422"} <= set(responses)
-    assert client.patch(f"{BASE}/x", content=b"{nope", headers={
-        **AUTH, "content-type": "application/json"}).status_code == 422
+    assert responses["400"]["description"] == "the body is not UTF-8"
+    assert {"404", "422"} <= set(responses)
+    json_type = {**AUTH, "content-type": "application/json"}
+    assert client.patch(f"{BASE}/x", content=b"{nope", headers=json_type).status_code == 422
+    assert client.patch(f"{BASE}/x", content=b"\r\x02\xff%", headers=json_type).status_code == 400
 
 
 def test_summary_and_top(sidecar: tuple[SyncClient, ErrorStore]) -> None:

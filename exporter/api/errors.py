@@ -105,6 +105,9 @@ class StatusChange(BaseModel):
 
 
 _UNKNOWN: dict[str, Any] = {"model": ErrorReply, "description": "no error group with that id"}
+# FastAPI answers 400 to a body it cannot decode at all (not UTF-8); JSON it can decode but that
+# is not a valid change is a 422.
+_UNDECODABLE: dict[str, Any] = {"model": ErrorReply, "description": "the body is not UTF-8"}
 
 
 def _not_found(group_id: str) -> HTTPException:
@@ -153,7 +156,9 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
             raise _not_found(group_id)
         return group
 
-    @router.patch("/{group_id}", response_model=ErrorGroup, responses={404: _UNKNOWN})
+    @router.patch(
+        "/{group_id}", response_model=ErrorGroup, responses={400: _UNDECODABLE, 404: _UNKNOWN}
+    )
     def set_status(group_id: str, change: StatusChange) -> dict[str, Any]:
         group = store.set_status(group_id, change.status)
         if group is None:
