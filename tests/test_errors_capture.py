@@ -305,3 +305,27 @@ def test_logged_and_reported_exceptions_carry_their_requests_route_and_method(
     detail = capture.store.group(str(outside))
     assert detail is not None
     assert (detail["samples"][0]["route"], detail["samples"][0]["method"]) == (None, None)
+
+
+def test_enabling_on_an_app_that_already_serves_still_captures(
+    tmp_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    app = FastAPI()
+
+    @app.get("/late")
+    async def late() -> dict[str, str | None]:
+        try:
+            raise LookupError("gone")
+        except LookupError as exc:
+            return {"group": exporter.capture_exception(exc)}
+
+    instrument(app, settings, registry)
+    with serve_in_process(app, lifespan=False) as client:
+        client.get("/docs")  # the middleware stack is built
+        capture = enable_error_capture(app, settings)
+        try:
+            assert client.get("/late").json()["group"] is not None
+        finally:
+            capture.stop()
+    assert "after the app started" in caplog.text

@@ -246,7 +246,11 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
     state.add_observer(capture.observe)
     # Exceptions logged or reported inside a request learn its route and method from here.
-    app.add_middleware(RequestContextMiddleware, routes_from=app)
+    try:
+        app.add_middleware(RequestContextMiddleware, routes_from=app)
+    except RuntimeError:  # the app already serves: errors inside requests go without a route
+        _log.warning("enable_error_capture after the app started: logged and reported errors "
+                     "will not carry their request's route and method")
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop
