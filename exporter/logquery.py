@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from exporter.logs.backwards import lines_backwards
+from exporter.logs.formatter import as_in_line
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAMS = ("app", "error", "access", "slow_requests")
@@ -168,7 +169,7 @@ def _matching(line: str, query: LogQuery) -> dict[str, Any] | None:
     # Cheap substring checks first: most lines are never parsed.
     if query.trace_id is not None and query.trace_id not in line:
         return None
-    if query.contains is not None and query.contains not in line:
+    if query.contains is not None and as_in_line(query.contains) not in line:
         return None
     try:
         record = json.loads(line, parse_constant=_no_constant)
@@ -208,8 +209,8 @@ def logql(service: str, environment: str, stream: str, query: LogQuery) -> str:
     expr = "{" + selector + "}"
     if query.trace_id is not None:
         expr += f" |= {_quote(query.trace_id)}"
-    if query.contains is not None:
-        expr += f" |= {_quote(query.contains)}"
+    if query.contains is not None:  # the raw line holds the text JSON-escaped
+        expr += f" |= {_quote(as_in_line(query.contains))}"
     if query.trace_id is None and query.contains is None and query.min_duration_ms is None:
         return expr
     expr += " | json"

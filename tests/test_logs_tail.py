@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.logs import files
 from exporter.logs.files import DailyFiles
+from exporter.logs.formatter import JsonFormatter
 from exporter.logs.tail import LogTail, TailFilter, TooManySubscribers
 
 
@@ -31,6 +32,14 @@ def test_filters_follow_the_logs_api() -> None:
     assert TailFilter(contains="paid").matches(line("order paid"))
     assert not TailFilter(contains="paid").matches(json.dumps({"message": "x", "note": "paid"}))
     assert not TailFilter(level="info").matches("not json")
+
+
+@pytest.mark.parametrize("text", ['say "quoted" word', "path a\\b", "tab\there", "café"])
+def test_contains_finds_text_the_line_holds_escaped(text: str) -> None:
+    written = JsonFormatter("svc", "test").render_fields(
+        1.7e9, "info", "app", {"message": f"before {text} after"})
+    assert TailFilter(contains=text).matches(written)
+    assert not TailFilter(contains=text + "!").matches(written)
 
 
 def test_a_subscriber_holds_at_most_its_bound_and_counts_the_rest(

@@ -90,6 +90,14 @@ def test_logs_newest_first_across_days_with_filters(api: SyncClient, tmp_path: P
     assert reply["source"] == "files" and reply["count"] == 1
 
 
+def test_contains_finds_quotes_and_backslashes(api: SyncClient, tmp_path: Path) -> None:
+    said = 'said "hi" in C:\\tmp\tthen café'
+    write(tmp_path, "app", NOW, [json.dumps(  # as the formatter writes: only escapes
+        record(timedelta(minutes=1), "INFO", said), ensure_ascii=False)])
+    assert messages(api.get(f"{API}/logs", params={"contains": '"hi" in C:\\tmp\tthen'})) == [
+        said]
+
+
 def test_errors_and_slow_requests_read_their_own_files(api: SyncClient, tmp_path: Path) -> None:
     write(tmp_path, "error", NOW, [record(timedelta(minutes=1), "ERROR", "db down")])
     write(tmp_path, "slow_requests", NOW, [
@@ -184,7 +192,7 @@ def test_loki_query_range_when_configured(loki: str, tmp_path: Path) -> None:
     # The same meaning as the file search: the exact trace id, the text in the message.
     assert errors_query["query"] == [
         '{service="shop", env="test", level=~"error|critical"} |= "' + "c" * 32
-        + '" |= "say \\"hi\\"" | json | trace_id = "' + "c" * 32
+        + '" |= ' + r'"say \\\"hi\\\""' + ' | json | trace_id = "' + "c" * 32
         + '" | message =~ "(?s).*say \\"hi\\".*"'
     ]
     assert errors_query["limit"] == ["50"] and errors_query["direction"] == ["backward"]

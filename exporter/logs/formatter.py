@@ -47,6 +47,13 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
+def as_in_line(text: str) -> str:
+    """`text` as it appears inside a string of one of our JSON lines (quotes, backslashes and
+    control characters escaped, other characters as they are): what a substring search of the
+    raw line must look for."""
+    return _dumps(text)[1:-1]
+
+
 class _Clock:
     """RFC 3339 UTC timestamps with milliseconds; the seconds part is computed once a second."""
 

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter.logquery import LEVELS
+from exporter.logs.formatter import as_in_line
 
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 _lock = threading.Lock()
@@ -42,7 +43,7 @@ class TailFilter:
         # Cheap substring checks first: most lines are never parsed (as the file search does).
         if self.trace_id is not None and self.trace_id not in line:
             return False
-        if self.contains is not None and self.contains not in line:
+        if self.contains is not None and as_in_line(self.contains) not in line:
             return False
         try:
             record = json.loads(line)
