@@ -35,6 +35,13 @@ def test_a_line_has_the_documented_fields() -> None:
     assert doc["order_id"] == 42
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    doc = render(record("Uvicorn running on %s", "http://x",
+                        color_message="Uvicorn running on \x1b[1m%s\x1b[0m"))
+    assert doc["message"] == "Uvicorn running on http://x"
+    assert "color_message" not in doc
+
+
 def test_the_current_request_trace_id_is_included() -> None:
     token = _current.set(TraceContext("a" * 32, "b" * 16))
     try:

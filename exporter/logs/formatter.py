@@ -20,6 +20,7 @@ REDACTED = "[redacted]"
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName", "_exporter_json",
+    "color_message",  # uvicorn's copy of the message with terminal colour codes
 }
 
 
