@@ -196,9 +196,6 @@ def create_app(
             monitor.stop()
             if demo_load is not None:
                 await demo_load.stop()
-            errors.stop()  # drains the store writer and Sentry
-            if errors.store is not None:
-                errors.store.close()  # the last close folds the WAL back into the file
             log_sinks.close()
 
     app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)

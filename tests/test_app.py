@@ -32,13 +32,3 @@ def test_the_status_page_and_its_api_are_not_counted_the_log_api_is(tmp_path: Pa
         assert reply.status_code == 202
         assert "x-trace-id" in reply.headers
     assert counted_routes(registry) == {"/api/v1/logs/write"}
-
-
-def test_a_stopped_sidecar_leaves_its_error_store_closed(tmp_path: Path) -> None:
-    settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
-                             log_stdout=False, demo=True, demo_rate=0)
-    with serve_in_process(create_app(settings, CollectorRegistry())) as client:
-        assert client.get("/demo/boom").status_code == 500
-        assert client.get("/api/v1/observability/errors").json()["total"] >= 0
-    data = sorted(path.name for path in (tmp_path / "data").iterdir() if "errors" in path.name)
-    assert data == ["errors.sqlite3"]  # no -wal or -shm left: the store was closed
