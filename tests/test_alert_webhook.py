@@ -159,3 +159,11 @@ def test_the_webhook_is_in_the_openapi_schema(sidecar: Any) -> None:
     schema = sidecar().get("/openapi.json").json()
     assert "post" in schema["paths"][WEBHOOK]
     assert "notifications" in schema["components"]["schemas"]["AlertsReport"]["properties"]
+
+
+def test_with_a_token_the_schema_declares_the_bearer_scheme_and_401(sidecar: Any) -> None:
+    schema = sidecar(api_token=TOKEN).get("/openapi.json").json()
+    post = schema["paths"][WEBHOOK]["post"]
+    assert post["security"] == [{"bearerAuth": []}]
+    assert "401" in post["responses"]
+    assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from exporter.alert_notifications import NotificationStore, NotifiedAlert, ReceivedNotification
-from exporter.api.auth import bearer_token_guard
+from exporter.api.validation import protected
 from exporter.config import Settings
 
 PATH = "/api/v1/observability/alerts/webhook"
@@ -88,9 +88,7 @@ class WebhookAccepted(BaseModel):
 
 def alert_webhook_router(settings: Settings, store: NotificationStore) -> APIRouter:
     """The receiver route, guarded by the API token like every /api/v1 route."""
-    router = APIRouter(tags=["observability"],
-                       dependencies=[Depends(bearer_token_guard(settings))],
-                       responses={401: {"description": "missing or wrong bearer token"}})
+    router = APIRouter(tags=["observability"], **protected(settings))
 
     @router.post(
         PATH, response_model=WebhookAccepted, summary="Alertmanager webhook receiver",
