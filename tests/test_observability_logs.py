@@ -202,6 +202,15 @@ def test_loki_query_range_when_configured(loki: str, tmp_path: Path) -> None:
     assert slow_query["query"] == ['{service="shop", env="test"} | json | duration_ms >= 500']
 
 
+def test_slow_requests_start_where_the_access_log_starts_them(loki: str, tmp_path: Path) -> None:
+    settings = load_settings(log_dir=tmp_path, service_name="shop", environment="test",
+                             loki_url=loki, slow_request_seconds=0.25)
+    with serve_in_process(create_app(settings, CollectorRegistry()), lifespan=False) as api:
+        assert api.get(f"{API}/logs/slow-requests").status_code == 200
+    (query,) = LokiStub.seen
+    assert query["query"] == ['{service="shop", env="test"} | json | duration_ms >= 250']
+
+
 def test_logql_numbers_never_use_an_exponent_and_text_is_a_literal() -> None:
     from exporter.logquery import LogQuery, logql
 

@@ -37,7 +37,6 @@ from exporter.logquery import (
     search_loki,
 )
 from exporter.monitor import HealthMonitor
-from exporter.thresholds import Signal
 
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
@@ -76,8 +75,8 @@ def observability_router(
     list what Alertmanager sent to the webhook."""
     router = APIRouter(prefix=PREFIX, tags=["observability"], **protected(settings))
     service, env = settings.service_name, settings.environment
-    api_latency = monitor.thresholds.for_signal(Signal.http_latency_p95_seconds)
-    slow_ms = (api_latency[0].above if api_latency else 0.5) * 1000.0
+    # Where the access log starts writing slow_requests_*.log: the same number here.
+    slow_ms = settings.effective_slow_request_seconds(monitor.thresholds) * 1000.0
 
     def current() -> CurrentMetrics:
         sample = monitor.history.latest()
