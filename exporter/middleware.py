@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -18,6 +19,14 @@ STANDARD_METHODS = frozenset(
 )
 TRACE_HEADER = b"x-trace-id"
 _log = logging.getLogger(__name__)
+# (route template, method) of the request being handled: errors logged or reported inside it
+# are filed under its route.
+_request: ContextVar[tuple[str, str] | None] = ContextVar("exporter_request", default=None)
+
+
+def current_request() -> tuple[str, str] | None:
+    """`(route template, method)` of the counted request being handled, or None outside one."""
+    return _request.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,7 @@ class PrometheusMiddleware:
         trace = trace_from_headers(scope.get("headers") or ())
         trace_header = (TRACE_HEADER, trace.trace_id.encode("latin-1"))
         token = _current.set(trace)
+        request_token = _request.set((route, method))
         series = self._metrics.series(method, route)
         series.start()
         start = perf_counter()
@@ -158,6 +168,7 @@ class PrometheusMiddleware:
                 self._notify(scope, method, route, status, elapsed, trace, error)
             if error is None:
                 _current.reset(token)
+                _request.reset(request_token)
             # else: the server logs the exception after it leaves the app ("Exception in ASGI
             # application"), still in this request's task; keeping the trace set lets that log
             # line carry the trace id the client got in X-Trace-Id. The task ends right after.

@@ -308,7 +308,7 @@ def test_logged_and_reported_exceptions_carry_their_requests_route_and_method(
 
 
 def test_enabling_on_an_app_that_already_serves_still_captures(
-    tmp_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, registry: CollectorRegistry
 ) -> None:
     settings = load_settings(data_dir=tmp_path / "data")
     app = FastAPI()
@@ -325,7 +325,11 @@ def test_enabling_on_an_app_that_already_serves_still_captures(
         client.get("/docs")  # the middleware stack is built
         capture = enable_error_capture(app, settings)
         try:
-            assert client.get("/late").json()["group"] is not None
+            group = client.get("/late").json()["group"]
+            assert group is not None
         finally:
             capture.stop()
-    assert "after the app started" in caplog.text
+    assert capture.store is not None
+    detail = capture.store.group(str(group))
+    assert detail is not None  # and it knows the request it came from
+    assert (detail["samples"][0]["route"], detail["samples"][0]["method"]) == ("/late", "GET")

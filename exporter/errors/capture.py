@@ -16,11 +16,10 @@ from starlette.applications import Starlette
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
-from exporter.errors.request import RequestContextMiddleware, current_request
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
-from exporter.middleware import CompletedRequest
+from exporter.middleware import CompletedRequest, current_request
 from exporter.trace import current_trace_id
 
 _log = logging.getLogger("exporter.errors")
@@ -245,12 +244,6 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     capture = ErrorCapture(settings, store, state.registry)
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
     state.add_observer(capture.observe)
-    # Exceptions logged or reported inside a request learn its route and method from here.
-    try:
-        app.add_middleware(RequestContextMiddleware, routes_from=app)
-    except RuntimeError:  # the app already serves: errors inside requests go without a route
-        _log.warning("enable_error_capture after the app started: logged and reported errors "
-                     "will not carry their request's route and method")
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop
