@@ -4,7 +4,8 @@ prometheus-fastapi-instrumentator, with wrk on loopback against one uvicorn work
     .venv/bin/python bench/http_overhead.py [--rounds 3] [--duration 8] [--connections 50]
 
 The server runs on core 0 and wrk on core 1 (taskset). Variants alternate inside each round so
-slow drift on a shared machine hits all of them alike. Before measuring, each server is checked
+slow drift on a shared machine hits all of them alike, and the order rotates from round to
+round. Before measuring, each server is checked
 to really be the variant it claims (its /metrics, its X-Trace-Id header); afterwards, its
 request counter must account for every request wrk made, so a broken server cannot pass for a
 fast one. Goal: ours >= 0.95 of bare, and above the instrumentator.
@@ -13,6 +14,7 @@ fast one. Goal: ours >= 0.95 of bare, and above the instrumentator.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -63,10 +65,16 @@ class Measurement:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_seconds: float = 0.0  # the server process's user + system time during the run
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU per request: what the variant costs, whatever wrk's scheduling did."""
+        return self.cpu_seconds / self.requests * 1e6
 
 
 class BenchError(Exception):
@@ -100,6 +108,12 @@ def _start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     _stop_server(server)
     raise BenchError(f"{variant} server did not answer /ping within 20 s")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -174,7 +188,9 @@ def _measure(
         _check_variant(variant, base)
         _run_wrk(base, script, WARMUP_SECONDS, connections, id_range)
         before = _route_count(variant, base) if variant != "bare" else 0.0
+        cpu_before = _cpu_seconds(server.pid)  # taskset execs the server: the same pid
         result = _run_wrk(base, script, seconds, connections, id_range)
+        result = dataclasses.replace(result, cpu_seconds=_cpu_seconds(server.pid) - cpu_before)
         if variant != "bare":
             counted = _route_count(variant, base) - before
             # wrk does not count requests in flight when it (or the warm-up) stops; the server does.
@@ -190,17 +206,20 @@ def _measure(
 def _table(results: dict[str, list[Measurement]]) -> str:
     bare = results["bare"]
     rows = [
-        "| variant | req/s (median) | req/s per round | ratio to bare | p50 ms | p99 ms |",
-        "| --- | ---: | --- | ---: | ---: | ---: |",
+        "| variant | req/s (median) | req/s per round | ratio to bare | p50 ms | p99 ms "
+        "| server CPU µs/request | CPU ratio (bare / variant) |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for variant in VARIANTS:
         runs = results[variant]
         ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, bare, strict=True))
+        cpu_ratio = statistics.median(b.cpu_us / r.cpu_us for r, b in zip(runs, bare, strict=True))
         rows.append(
             f"| {variant} | {statistics.median(r.rps for r in runs):,.0f} | "
             + ", ".join(f"{r.rps:,.0f}" for r in runs)
             + f" | {ratio:.3f} | {statistics.median(r.p50_ms for r in runs):.2f} | "
-            f"{statistics.median(r.p99_ms for r in runs):.2f} |"
+            f"{statistics.median(r.p99_ms for r in runs):.2f} | "
+            f"{statistics.median(r.cpu_us for r in runs):.0f} | {cpu_ratio:.3f} |"
         )
     return "\n".join(rows)
 
@@ -238,14 +257,17 @@ def main() -> None:
         script = Path(tmp, "items.lua")
         script.write_text(WRK_SCRIPT)
         for round_no in range(1, args.rounds + 1):
-            for variant in VARIANTS:
+            # Each round starts with another variant, so no variant always runs first or last.
+            shift = (round_no - 1) % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                 try:
                     m = _measure(variant, script, args.duration, args.connections, args.id_range)
                 except BenchError as exc:
                     sys.exit(f"http_overhead: {exc}")
                 results[variant].append(m)
                 print(f"round {round_no} {variant:>14}: {m.rps:9,.0f} req/s  "
-                      f"p50 {m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms", flush=True)
+                      f"p50 {m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms  "
+                      f"server CPU {m.cpu_us:.0f} µs/request", flush=True)
 
     print(f"\nGET /items/{{1..{args.id_range}}}, wrk -t1 -c{args.connections} "
           f"-d{args.duration}s, {args.rounds} rounds, one uvicorn worker on core {SERVER_CORE}, "
@@ -258,6 +280,8 @@ def main() -> None:
         i.rps / b.rps for i, b in zip(results["instrumentator"], results["bare"], strict=True))
     print(f"\ngoal ours >= 0.95 of bare: {'met' if ours >= 0.95 else 'NOT met'} ({ours:.3f}); "
           f"above instrumentator: {'met' if ours > rival else 'NOT met'} ({rival:.3f})")
+    print("The CPU ratio (server CPU per request, bare / variant) does not depend on how wrk and "
+          "the server shared the machine; bench/http_instructions.py counts instructions.")
 
 
 if __name__ == "__main__":
