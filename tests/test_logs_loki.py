@@ -354,7 +354,12 @@ def test_a_failure_in_the_worker_is_counted_logged_and_survived(
     logger.info("kept", extra={"seq": 1})
     assert receiver.wait_for(1, timeout=5)
     assert sequence_numbers(receiver) == [1]
-    assert shipper.worker_alive and not shipper.worker_failing
+    # The receiver counts the line before the shipper has read its answer: wait for that.
+    deadline = time.monotonic() + 5
+    while shipper.worker_failing:
+        assert time.monotonic() < deadline, "a successful push did not clear the failure"
+        time.sleep(0.01)
+    assert shipper.worker_alive
     shipper.close()
 
 
