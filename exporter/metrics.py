@@ -62,6 +62,9 @@ class HttpMetrics(Protocol):
     def series(self, method: str, route: str) -> RouteSeries:
         """The series of this method and route, created on first use."""
 
+    def begin(self, method: str, route: str) -> RouteSeries:
+        """`series(method, route)` with one request of it started (one call per request)."""
+
 
 class _Series:
     __slots__ = (
@@ -128,6 +131,13 @@ class HttpCollector(Collector):
                 series = self._series.setdefault(
                     (method, route), _Series(self._bounds, method, route)
                 )
+        return series
+
+    def begin(self, method: str, route: str) -> _Series:
+        """`series(method, route)` with one request of it started."""
+        series = self._series.get((method, route)) or self.series(method, route)
+        with series.lock:
+            series.in_progress += 1
         return series
 
     def describe(self) -> Iterable[Metric]:
@@ -206,6 +216,12 @@ class MultiprocessHttpMetrics:
                 series = self._series.setdefault(
                     (method, route), _ClientSeries(self, method, route)
                 )
+        return series
+
+    def begin(self, method: str, route: str) -> _ClientSeries:
+        """`series(method, route)` with one request of it started."""
+        series = self.series(method, route)
+        series.start()
         return series
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -19,14 +18,13 @@ STANDARD_METHODS = frozenset(
 )
 TRACE_HEADER = b"x-trace-id"
 _log = logging.getLogger(__name__)
-# (route template, method) of the request being handled: errors logged or reported inside it
-# are filed under its route.
-_request: ContextVar[tuple[str, str] | None] = ContextVar("exporter_request", default=None)
-
-
 def current_request() -> tuple[str, str] | None:
-    """`(route template, method)` of the counted request being handled, or None outside one."""
-    return _request.get()
+    """`(route template, method)` of the counted request being handled, or None outside one:
+    errors logged or reported inside a request are filed under its route."""
+    trace = _current.get()
+    if trace is None or trace.route is None or trace.method is None:
+        return None
+    return trace.route, trace.method
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +74,7 @@ class PrometheusMiddleware:
         # The app whose routes give templates; else the Starlette app found in the scope.
         self._routes_from = routes_from
         self._resolver = RouteResolver()
+        self._route_list: Any = None
         # Called in the request's task after the metrics are recorded (access log, error store);
         # they must be cheap and must not raise.
         self.observers: list[RequestObserver] = (
@@ -106,7 +105,12 @@ class PrometheusMiddleware:
         if scope["type"] != "http" or scope["path"] in self._excluded:
             await self.app(scope, receive, send)
             return
-        route = self._resolver.resolve(scope, self._routes(scope))
+        routes = self._route_list
+        if routes is None:
+            routes = self._routes(scope)
+            if self._routes_from is not None:  # the app's own list: routes added later land
+                self._route_list = routes      # in it, and the resolver notices them
+        route = self._resolver.resolve(scope, routes)
         if route in self._excluded:
             await self.app(scope, receive, send)
             return
@@ -114,37 +118,30 @@ class PrometheusMiddleware:
         if method not in STANDARD_METHODS:
             method = "OTHER"
 
-        trace = trace_from_headers(scope.get("headers") or ())
+        trace = trace_from_headers(scope.get("headers") or (), route, method)
         trace_header = (TRACE_HEADER, trace.trace_id.encode("latin-1"))
         token = _current.set(trace)
-        request_token = _request.set((route, method))
-        series = self._metrics.series(method, route)
-        series.start()
+        series = self._metrics.begin(method, route)
         start = perf_counter()
         status = 500
         elapsed = 0.0
         finished = False
 
-        def finish() -> None:
-            nonlocal finished, elapsed
-            finished = True
-            elapsed = perf_counter() - start
-            series.finish(status, elapsed, trace.trace_id)
-
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, finished, elapsed
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers") or ())
-                headers.append(trace_header)
-                message["headers"] = headers
+                message["headers"] = [*(message.get("headers") or ()), trace_header]
                 await send(message)
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
+            elif kind == "http.response.body" and not message.get("more_body"):
                 try:
                     await send(message)
                 finally:
-                    if not finished:
-                        finish()
+                    if not finished:  # the response is complete: stop the clock here
+                        finished = True
+                        elapsed = perf_counter() - start
+                        series.finish(status, elapsed, trace.trace_id)
             else:
                 await send(message)
 
@@ -155,11 +152,12 @@ class PrometheusMiddleware:
             error = exc
             if not finished:
                 status = 500
-                finish()
             raise
         finally:
-            if not finished:  # the app returned without completing its response
-                finish()
+            if not finished:  # an exception, or the app returned without completing its response
+                finished = True
+                elapsed = perf_counter() - start
+                series.finish(status, elapsed, trace.trace_id)
             if self.observers:
                 # Told once the app has returned, not at the last byte: Starlette's error
                 # middleware sends its 500 first and re-raises afterwards, and observers (error
@@ -168,7 +166,6 @@ class PrometheusMiddleware:
                 self._notify(scope, method, route, status, elapsed, trace, error)
             if error is None:
                 _current.reset(token)
-                _request.reset(request_token)
             # else: the server logs the exception after it leaves the app ("Exception in ASGI
             # application"), still in this request's task; keeping the trace set lets that log
             # line carry the trace id the client got in X-Trace-Id. The task ends right after.

@@ -20,6 +20,10 @@ class TraceContext(NamedTuple):
     span_id: str
     parent_span_id: str | None = None
     source: str = "generated"  # "traceparent", "x-request-id" or "generated"
+    # The counted HTTP request it belongs to (the middleware sets them): errors logged or
+    # reported inside the request are filed under its route.
+    route: str | None = None
+    method: str | None = None
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("exporter_trace", default=None)
@@ -67,8 +71,16 @@ def parse_traceparent(value: str) -> tuple[str, str] | None:
     return trace_id, parent_id
 
 
-def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceContext:
-    """The request's trace context from its raw ASGI headers (lower-case names)."""
+_new = tuple.__new__  # NamedTuple's own __new__ is a Python function: one frame per request
+
+
+def trace_from_headers(
+    headers: list[tuple[bytes, bytes]] | tuple[()],
+    route: str | None = None,
+    method: str | None = None,
+) -> TraceContext:
+    """The trace context of a request from its raw ASGI headers (lower-case names), with the
+    request's route template and method."""
     # dict() walks the headers in C; a repeated name keeps its last value, so of several
     # traceparent headers (which W3C forbids) the last one is tried.
     found = dict(headers)
@@ -76,11 +88,12 @@ def trace_from_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> TraceC
     if traceparent is not None:
         parsed = parse_traceparent(traceparent.decode("latin-1"))
         if parsed is not None:
-            return TraceContext(parsed[0], new_span_id(), parsed[1], "traceparent")
+            return _new(TraceContext, (parsed[0], new_span_id(), parsed[1], "traceparent",
+                                       route, method))
     request_id = found.get(b"x-request-id")
     if request_id is not None:
         text = request_id.decode("latin-1").strip()
         if _REQUEST_ID.fullmatch(text):
-            return TraceContext(text, new_span_id(), None, "x-request-id")
+            return _new(TraceContext, (text, new_span_id(), None, "x-request-id", route, method))
     ids = f"{getrandbits(192):048x}"  # one draw for both ids
-    return TraceContext(ids[:32], ids[32:])
+    return _new(TraceContext, (ids[:32], ids[32:], None, "generated", route, method))
