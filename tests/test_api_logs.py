@@ -376,3 +376,46 @@ def test_a_large_batch_does_not_stall_other_requests(tmp_path: Path) -> None:
         sender.join(120)
     assert ends["batch"] - started > 2.0, "the batch was too quick to tell"
     assert ends["healthz"] < ends["batch"] - 1.0, "/healthz waited for the batch"
+
+
+def test_a_backed_up_shipper_makes_the_api_answer_429_and_lose_nothing(
+    tmp_path: Path, receiver: LokiReceiver, registry: CollectorRegistry
+) -> None:
+    # Loki answers each push after 2 s: the shipper's worker waits on its first batch of 10
+    # while the rest of the first 80 entries fill more than half of its 100-line queue.
+    settings = load_settings(
+        service_name="sidecar", environment="test", log_dir=tmp_path / "logs",
+        data_dir=tmp_path / "data", loki_url=receiver.url, loki_batch_wait_seconds=0.05,
+        loki_batch_lines=10, loki_queue_lines=100, log_stdout=False, log_batch_max_entries=100,
+    )
+    receiver.delay = 2.0
+    with serving(create_app(settings, registry)) as client:
+        first = client.post("/api/v1/logs/batch",
+                            json=[{"message": f"kept {n}"} for n in range(80)])
+        assert first.status_code == 200 and first.json()["success"] == 80
+        refused = client.post("/api/v1/logs/batch",
+                              json=[{"message": f"refused {n}"} for n in range(5)])
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert "behind" in refused.json()["detail"]
+        one = client.post("/api/v1/logs/write", json={"message": "refused single"})
+        assert one.status_code == 429
+        receiver.delay = 0.0
+        deadline = time.monotonic() + 20
+        while True:  # what a client does with the 429: wait and send the batch again
+            again = client.post("/api/v1/logs/batch",
+                                json=[{"message": f"retried {n}"} for n in range(5)])
+            if again.status_code != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert again.status_code == 200 and again.json()["success"] == 5
+        wanted = {f"kept {n}" for n in range(80)} | {f"retried {n}" for n in range(5)}
+        assert receiver.wait_for(85)
+        written = [r["message"] for r in file_lines(tmp_path, "app")
+                   if r.get("logger") == "exporter.ingest"]
+        scrape = client.get("/metrics").text
+    shipped = {json.loads(line)["message"] for line in receiver.lines()
+               if '"exporter.ingest"' in line}
+    assert shipped == wanted
+    assert sorted(written) == sorted(wanted), "refused entries must not be written either"
+    assert 'loki_shipper_lines_dropped_total{reason="queue_full"} 0.0' in scrape

@@ -26,6 +26,7 @@ _MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
 _MAX_AHEAD = 600
 _TOO_LARGE = 413
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
+RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
 _ERROR: dict[str, Any] = {
     "model": ErrorReply, "description": "the request cannot be taken; `detail` says why"}
 _INVALID: dict[str, Any] = {
@@ -164,6 +165,17 @@ def logs_router(
             )
         return found
 
+    def ready(target: LogSinks) -> None:
+        """Refuse the request (429, before its body is read) while the pipeline is behind."""
+        behind = target.backlog()
+        if behind is not None:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"the log pipeline is behind ({behind}): nothing was written; retry in "
+                f"{RETRY_AFTER_SECONDS} s",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
     def accept(target: LogSinks, item: Any, now: float) -> None:
         """Validate, render and write one entry; ValidationError, ValueError or OverflowError."""
         try:
@@ -223,20 +235,21 @@ def logs_router(
 
     @router.post(
         "/write", status_code=status.HTTP_202_ACCEPTED,
-        responses={413: _ERROR, 422: _INVALID, 503: _ERROR},
+        responses={413: _ERROR, 422: _INVALID, 429: _ERROR, 503: _ERROR},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": LogEntry.model_json_schema(),
         }}}},
     )
     async def write(request: Request) -> dict[str, str]:
         target = current()
+        ready(target)
         raw = await _read_body(request, write_limit)
         await run_in_threadpool(write_one, target, raw)
         return {"status": "accepted"}
 
     @router.post(
         "/batch",
-        responses={413: _ERROR, 422: _INVALID, 503: _ERROR},
+        responses={413: _ERROR, 422: _INVALID, 429: _ERROR, 503: _ERROR},
         # Each entry is validated on its own (a bad one is reported by index, the others are
         # taken), so the schema says "a list", and LogEntry describes what each should be.
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
@@ -249,6 +262,7 @@ def logs_router(
     )
     async def batch(request: Request) -> BatchReply:
         target = current()
+        ready(target)
         raw = await _read_body(request, batch_limit)
         return await run_in_threadpool(write_many, target, raw)
 

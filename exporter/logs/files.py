@@ -69,6 +69,16 @@ class DailyFiles:
         self._thread.start()
         atexit.register(self.stop)
 
+    @property
+    def queued(self) -> int:
+        """Lines (and deferred renders) waiting for the writer thread."""
+        return self._queue.qsize()
+
+    @property
+    def capacity(self) -> int:
+        """How many items the queue takes before a new one is dropped."""
+        return self._queue.maxsize
+
     def submit(self, kinds: int, line: str) -> bool:
         """Queue `line` (no newline) for the files in `kinds`; False when it was dropped."""
         return self._put((kinds, line))

@@ -152,6 +152,11 @@ class LokiShipper(logging.Handler):
         return self._queue.qsize()
 
     @property
+    def queue_capacity(self) -> int:
+        """Lines the queue takes before a new one is dropped (`queue_full`)."""
+        return self._capacity
+
+    @property
     def spool_bytes(self) -> int:
         """Bytes waiting in the slots this shipper holds (its own, and one it adopted)."""
         return self._spool.held_bytes

@@ -84,6 +84,21 @@ class LogSinks:
             setattr(handler, _OURS, True)
         self._closed = False
 
+    def backlog(self) -> str | None:
+        """Why ingested entries should wait (None: they can be taken now).
+
+        The files' and the shipper's queues drop what does not fit, which is right for a
+        process's own logging (it must never wait) but not for entries a client sent us: the
+        ingestion API refuses a batch with 429 once either queue is half full, so the client
+        retries it later and the other half stays free for concurrent batches and our own lines.
+        """
+        if self.files.queued * 2 > self.files.capacity:
+            return f"{self.files.queued} lines wait for the log files"
+        shipper = self.shipper
+        if shipper is not None and shipper.queue_lines * 2 > shipper.queue_capacity:
+            return f"{shipper.queue_lines} lines wait to be shipped to Loki"
+        return None
+
     def write_entry(self, created: float, level: str, fields: dict[str, Any]) -> None:
         """Write one entry that did not come through `logging` (ingestion API) to files and Loki."""
         self.write_line(created, level, self.render_entry(created, level, fields),
