@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,21 +31,19 @@ from pathlib import Path
 import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+from tests.conftest import free_port  # noqa: E402
+
 VARIANTS = ("bare", "ours", "instrumentator")
 FACTORIES = {"bare": "apps:bare_app", "ours": "apps:ours_app",
              "instrumentator": "apps:instrumentator_app"}
 WARMUP = 1000  # every one of the 1000 paths once: the route caches are warm, as in a steady state
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _instructions(valgrind: str, variant: str, requests: int) -> int:
     """Instructions the variant's server process ran, answering the warm-up and `requests`."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
