@@ -18,6 +18,8 @@ STANDARD_METHODS = frozenset(
 )
 TRACE_HEADER = b"x-trace-id"
 _log = logging.getLogger(__name__)
+
+
 def current_request() -> tuple[str, str] | None:
     """`(route template, method)` of the counted request being handled, or None outside one:
     errors logged or reported inside a request are filed under its route."""
