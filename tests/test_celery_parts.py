@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
+import pytest
 from celery import Celery
 from kombu import Queue
 from prometheus_client import CollectorRegistry
@@ -17,6 +20,7 @@ from exporter.celery.context import (
 )
 from exporter.celery.metrics import OTHER, BoundedLabel, CeleryMetrics
 from exporter.celery.queues import celery_queues, queue_names, queue_url
+from exporter.logs.formatter import JsonFormatter
 from exporter.trace import TraceContext, _current, current_trace_id
 
 
@@ -63,8 +67,70 @@ def test_counts_use_the_bounded_labels(registry: CollectorRegistry) -> None:
     def total(task: str) -> float | None:
         return registry.get_sample_value(
             "celery_tasks_total", {"task": task, "queue": "q", "state": "received"})
+    assert total("tasks.a") is None  # gathered in memory until the flush
+    metrics.flush()
     assert (total("tasks.a"), total("tasks.b"), total(OTHER)) == (1.0, 1.0, 2.0)
     assert total("tasks.c") is None
+
+
+def test_a_flush_writes_each_task_once_with_its_duration_and_the_running_ones(
+    registry: CollectorRegistry,
+) -> None:
+    metrics = CeleryMetrics(registry, max_task_names=5, task_names=["tasks.a"])
+    labels = metrics.labels("tasks.a", "q")
+    for _ in range(3):
+        metrics.started(labels)
+    metrics.finished(labels, 0.003, succeeded=True)
+    metrics.finished(labels, 0.7, succeeded=False)
+    metrics.count("tasks.a", "q", "failed")
+    metrics.flush()
+    metrics.flush()  # nothing new: nothing added twice
+
+    def sample(name: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, {"task": "tasks.a", "queue": "q", **extra})
+
+    assert [sample("celery_tasks_total", state=s) for s in ("started", "succeeded", "failed")] \
+        == [3.0, 1.0, 1.0]
+    assert sample("celery_tasks_in_progress") == 1.0
+    assert sample("celery_task_duration_seconds_count") == 2.0
+    assert sample("celery_task_duration_seconds_sum") == pytest.approx(0.703)
+    assert sample("celery_task_duration_seconds_bucket", le="0.005") == 1.0
+    assert sample("celery_task_duration_seconds_bucket", le="0.5") == 1.0
+    assert sample("celery_task_duration_seconds_bucket", le="1.0") == 2.0
+    metrics.finished(labels, 0.01, succeeded=True)
+    metrics.flush()
+    assert sample("celery_tasks_in_progress") == 0.0
+    assert sample("celery_tasks_total", state="succeeded") == 2.0
+
+
+def test_a_forked_pool_process_does_not_write_its_parents_gathered_counts(
+    registry: CollectorRegistry,
+) -> None:
+    metrics = CeleryMetrics(registry, max_task_names=5, task_names=["tasks.a"])
+    metrics.count("tasks.a", "q", "received")
+    metrics.flush()
+    for _ in range(3):
+        metrics.count("tasks.a", "q", "received")  # gathered, not yet written, at the fork
+
+    def total() -> float | None:
+        return registry.get_sample_value(
+            "celery_tasks_total", {"task": "tasks.a", "queue": "q", "state": "received"})
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's 3 are not its own
+        try:
+            metrics.count("tasks.a", "q", "received")
+            metrics.flush()
+            os.write(write, str(total()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "2.0"  # 1 inherited from the files' copy + its own 1
+    metrics.flush()
+    assert total() == 4.0
 
 
 def test_the_current_trace_goes_into_the_task_headers() -> None:
@@ -126,8 +192,11 @@ def test_log_records_in_a_task_carry_its_fields_and_scrubbed_arguments() -> None
         assert record.task_id == "abc-1"
         assert record.task_name == "tasks.charge"
         assert record.queue == "payments"
-        assert "pw-123456" not in record.data["kwargs"]
-        assert record.data["id"] == "abc-1"
+        line = json.loads(JsonFormatter().format(record))
+        assert "pw-123456" not in line["data"]["kwargs"]
+        assert line["data"]["kwargs"] == "{'password': '[redacted]', 'n': 1}"
+        assert (line["data"]["id"], line["task_id"], line["queue"]) == (
+            "abc-1", "abc-1", "payments")
     finally:
         leave_task(scope)
     assert current_trace_id() is None

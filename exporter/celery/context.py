@@ -11,13 +11,11 @@ import logging
 from contextvars import ContextVar, Token
 from typing import Any, NamedTuple
 
-from exporter.errors.scrub import scrub_text
 from exporter.trace import TraceContext, _current, current_trace, trace_from_headers
 
 TRACEPARENT = "traceparent"
 TRACE_ID_HEADER = "x-trace-id"
 _HEX32 = frozenset("0123456789abcdef")
-_ARGUMENTS = frozenset({"args", "kwargs", "exc", "description"})
 
 
 class TaskFields(NamedTuple):
@@ -92,9 +90,12 @@ def current_task_fields() -> TaskFields | None:
 
 
 class TaskLogFilter(logging.Filter):
-    """Adds `task_id`, `task_name` and `queue` to records logged while a task runs, and scrubs
-    the task arguments Celery's own lines carry (`data.args`, `data.kwargs`: reprs of the
-    arguments, where `'password': '...'` hides from key-based redaction)."""
+    """Adds `task_id`, `task_name` and `queue` to records logged while a task runs.
+
+    The task arguments Celery's own lines carry (`data.args`, `data.kwargs`: reprs, where
+    `'password': '...'` hides from key-based redaction) are scrubbed by the JSON formatter,
+    which scrubs every string of a line as free text.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -106,12 +107,6 @@ class TaskLogFilter(logging.Filter):
     @staticmethod
     def _add_fields(record: logging.LogRecord) -> None:
         attrs = record.__dict__
-        data = attrs.get("data")
-        if isinstance(data, dict) and ("args" in data or "kwargs" in data):
-            attrs["data"] = {
-                key: scrub_text(str(item)) if key in _ARGUMENTS and item is not None else item
-                for key, item in data.items()
-            }
         fields = _task.get()
         if fields is not None:
             for key, value in zip(TaskFields._fields, fields, strict=True):

@@ -75,9 +75,6 @@ class TaskSignals:
         self.metrics = metrics
         self.errors = errors
         self._runs: dict[str, _Run] = {}
-        self._gauges: dict[tuple[str, str], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
-        self._successes: dict[tuple[str, str], Any] = {}
 
     # --- main process ---
 
@@ -112,8 +109,7 @@ class TaskSignals:
         run = _Run(labels, enter_task(request, name, queue))
         if task_id is not None:
             self._runs[task_id] = run
-        self.metrics.count(name, queue, "started")
-        self._gauge(labels).inc()
+        self.metrics.started(labels)
 
     @guarded
     def on_postrun(self, sender: Any = None, task_id: str | None = None,
@@ -123,14 +119,8 @@ class TaskSignals:
             return
         try:
             # Success is counted here rather than on `task_success`: one signal less per task.
-            if state == "SUCCESS":
-                self._succeeded(run.labels).inc()
-            histogram = self._histograms.get(run.labels)
-            if histogram is None:
-                histogram = self._histograms[run.labels] = self.metrics.duration.labels(
-                    *run.labels)
-            histogram.observe(time.perf_counter() - run.started)
-            self._gauge(run.labels).dec()
+            self.metrics.finished(run.labels, time.perf_counter() - run.started,
+                                  state == "SUCCESS")
         finally:
             leave_task(run.scope)
 
@@ -148,15 +138,3 @@ class TaskSignals:
     @guarded
     def on_retry(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         self.metrics.count(name_of(sender, request), queue_of(request), "retried")
-
-    def _succeeded(self, labels: tuple[str, str]) -> Any:
-        counter = self._successes.get(labels)
-        if counter is None:
-            counter = self._successes[labels] = self.metrics.tasks.labels(*labels, "succeeded")
-        return counter
-
-    def _gauge(self, labels: tuple[str, str]) -> Any:
-        gauge = self._gauges.get(labels)
-        if gauge is None:
-            gauge = self._gauges[labels] = self.metrics.in_progress.labels(*labels)
-        return gauge

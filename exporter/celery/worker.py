@@ -82,6 +82,7 @@ class WorkerInstrumentation:
     def ready(self) -> None:
         """The pool is up: count this worker, read queues, serve /metrics."""
         self.metrics.workers.set(1)
+        self.metrics.start_flushing()
         self.errors.capture()  # logger.exception() and capture_exception() report from now on
         self.prober.start()
         if self.server is not None:
@@ -93,6 +94,7 @@ class WorkerInstrumentation:
             return
         self._stopped = True
         self.metrics.workers.set(0)
+        self.metrics.stop_flushing()
         self.prober.stop()
         if self.server is not None:
             self.server.stop()
@@ -110,10 +112,13 @@ class WorkerInstrumentation:
         if self.settings.celery_setup_logging:
             level = logging.getLogger().level
             self.setup_logging(level)
+        self.metrics.start_flushing()
         self.errors.capture()
 
     def process_exiting(self) -> None:
-        """A pool child about to exit: flush its errors and logs; drop its live gauges."""
+        """A pool child about to exit: flush its metrics, errors and logs; drop its live
+        gauges."""
+        self.metrics.stop_flushing()
         self.errors.stop()
         if self.log_sinks is not None:
             self.log_sinks.close()
