@@ -152,3 +152,84 @@ def test_a_critical_log_level_still_lets_logged_exceptions_reach_error_capture(
         capture.stop()
     assert registry.get_sample_value("exceptions_total", {"exception_type": "KeyError"}) == 1
     assert [d["message"] for d in lines(tmp_path, "app_*.log")] == ["still written"]
+
+
+class _CountingStream:
+    """A stdout that records each write() and flush()."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_stdout_gets_every_line_in_order_in_batches_and_still_after_close(
+    tmp_path: Path, registry: CollectorRegistry, monkeypatch: Any
+) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr("sys.stdout", stream)
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=True)
+    sinks = setup_logging(settings, registry)
+    log = logging.getLogger("shop.stdout")
+    try:
+        for n in range(500):
+            log.info("line %d", n, extra={"password": "hunter2"})
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+    try:
+        log.warning("after close")  # the server's last words still show
+    finally:
+        if sinks.stdout is not None:
+            logging.getLogger().removeHandler(sinks.stdout)
+    text = "".join(stream.writes)
+    assert "hunter2" not in text
+    shown = [json.loads(line) for line in text.splitlines()]
+    assert [d["message"] for d in shown] == [f"line {n}" for n in range(500)] + ["after close"]
+    assert shown[0]["password"] == "[redacted]"
+    # One write and one flush per batch of the writer thread, not per line.
+    assert len(stream.writes) < 50 and stream.flushes < 50
+    app_file = lines(tmp_path, "app_*.log")
+    assert [d["message"] for d in app_file] == [f"line {n}" for n in range(500)]
+
+
+def test_lines_made_on_the_writer_thread_show_the_moment_they_were_logged(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from exporter.trace import TraceContext, _current
+
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False)
+    sinks = setup_logging(settings, registry)
+    log = logging.getLogger("shop.later")
+    cart = ["apple"]
+    flat = {"size": 1, "token": "s3cret-value"}
+    nested = {"items": ["apple"]}
+    token = _current.set(TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"))
+    try:
+        log.info("cart %s", cart, extra={"flat": flat, "n": 3})
+        log.info("nested", extra={"nested": nested})
+    finally:
+        _current.reset(token)
+    cart.append("pear")  # changed after the call, before the writer thread makes the line
+    flat["size"] = 2
+    nested["items"].append("pear")
+    log.info("outside")
+    try:
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+    first, second, third = lines(tmp_path, "app_*.log")
+    assert first["message"] == "cart ['apple']"
+    assert first["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert first["span_id"] == "00f067aa0ba902b7"
+    assert first["flat"] == {"size": 1, "token": "[redacted]"}
+    assert first["n"] == 3
+    assert second["nested"] == {"items": ["apple"]}  # not flat: formatted in the caller
+    assert second["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert third["message"] == "outside" and third["trace_id"] is None

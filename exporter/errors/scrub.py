@@ -94,12 +94,19 @@ class Scrubber:
         """A JSON-ready copy of `value`: secret keys replaced, every string scrubbed, mappings
         as dicts, sequences and sets as lists, NaN and ±Infinity as None, other objects as their
         scrubbed `repr`. Deeper than 20 levels, a container is replaced whole."""
+        kind = type(value)  # the exact built-in types first: log lines are made of them
+        if kind is str:
+            return self.text(value)
+        if kind is int or kind is bool or value is None:
+            return value
+        if kind is dict:
+            return self._dict(value, depth)
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, float):
             # Not JSON (Loki's `| json` refuses the line): null, as JSON.stringify writes them.
             return value if math.isfinite(value) else None
-        if value is None or isinstance(value, (bool, int)):
+        if isinstance(value, (bool, int)):
             return value
         if depth >= _MAX_DEPTH:
             return self.replacement
@@ -117,6 +124,24 @@ class Scrubber:
             return [self.value(item, depth + 1) for item in value]
         return self.text(safe_repr(value))
 
+    def _dict(self, mapping: dict[Any, Any], depth: int) -> Any:
+        if depth >= _MAX_DEPTH:
+            return self.replacement
+        out: dict[str, Any] = {}
+        verdicts, text, replacement = self._verdicts, self.text, self.replacement
+        for key, item in list(mapping.items()):  # a copy: another thread may add to it
+            if type(key) is not str:
+                key = str(key)
+            secret = verdicts.get(key)
+            if secret is None:
+                secret = self.is_secret(key)
+            if secret:
+                out[key] = replacement
+            elif type(item) is str:
+                out[key] = text(item)
+            else:
+                out[key] = self.value(item, depth + 1)
+        return out
 
 def safe_str(value: Any) -> str:
     """`str(value)`, or a placeholder when its `__str__` raises."""

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 # What a line is: a bit set, so one record can land in several files.
 APP = 1
@@ -18,6 +19,8 @@ ERROR = 2
 ERRORS = 4
 ACCESS = 8
 SLOW = 16
+# Not a file: the line is echoed to the stream given as `echo` (stdout), in the same batches.
+STDOUT = 32
 _FILES: tuple[tuple[int, str, str], ...] = (
     (APP, "app_{day}.log", "app"),
     (ERROR, "error_{day}.log", "error"),
@@ -43,6 +46,9 @@ class DailyFiles:
     full. Each file is opened with O_APPEND and every write() carries whole lines only, so several
     worker processes can share one directory without interleaving. Files are named by date, so
     nothing is ever renamed; files older than `retention_days` are deleted.
+
+    Lines submitted with the `STDOUT` bit are also written to `echo` (stdout), one write and
+    one flush per batch: a write and a flush per line cost more than formatting the line did.
     """
 
     def __init__(
@@ -52,8 +58,10 @@ class DailyFiles:
         max_queue: int = 100_000,
         on_drop: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.time,
+        echo: TextIO | None = None,
     ) -> None:
         self.log_dir = Path(log_dir)
+        self.echo = echo
         self.retention_days = retention_days
         self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
         self._on_drop = on_drop
@@ -169,6 +177,8 @@ class DailyFiles:
         for kind, _pattern, _name in _FILES:
             if kinds & kind:
                 pending.setdefault(kind, []).append(line)
+        if kinds & STDOUT:
+            pending.setdefault(STDOUT, []).append(line)
 
     def _today(self) -> str:
         return time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
@@ -178,6 +188,9 @@ class DailyFiles:
         if day != self._day:
             self._roll(day)
         for kind, lines in pending.items():
+            if kind == STDOUT:
+                self._echo(lines)
+                continue
             fd = self._fd(kind)
             if fd is None:  # cannot be opened (permissions, no space, no descriptors left)
                 self._dropped(len(lines))
@@ -193,6 +206,16 @@ class DailyFiles:
                 size += len(data)
             if chunk:
                 self._write_all(fd, b"".join(chunk))
+
+    def _echo(self, lines: list[str]) -> None:
+        stream = self.echo
+        if stream is None:
+            return
+        try:
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # stdout closed or gone (a broken pipe): the files go on
+            pass
 
     def _write_all(self, fd: int, data: bytes) -> None:
         try:

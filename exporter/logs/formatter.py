@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
 from exporter.trace import current_trace
@@ -53,6 +53,35 @@ def as_in_line(text: str) -> str:
     control characters escaped, other characters as they are): what a substring search of the
     raw line must look for."""
     return _dumps(text)[1:-1]
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class Snapshot(NamedTuple):
+    """A record's message, trace and `extra=` fields as they were when it was logged."""
+
+    message: str
+    trace: tuple[str | None, str | None]
+    extras: dict[str, Any]
+
+
+def _message_of(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # bad %-args: keep the template and the arguments
+        return f"{safe_repr(record.msg)} % {safe_repr(record.args)}"
+
+
+def _trace_of(attrs: dict[str, Any]) -> tuple[str | None, str | None]:
+    """`(trace_id, span_id)`: the record's own (`extra=`), else the current request's or task's."""
+    trace_id = attrs.get("trace_id")
+    if trace_id is not None:
+        return trace_id, attrs.get("span_id")
+    trace = current_trace()
+    if trace is not None:
+        return trace.trace_id, trace.span_id
+    return None, attrs.get("span_id")
 
 
 class _Clock:
@@ -102,44 +131,77 @@ class JsonFormatter(logging.Formatter):
         try:
             line = self._render(record)
         except Exception as exc:  # never crash the caller; say what went wrong instead
-            line = _dumps({
-                "ts": self.timestamp(record.created), "level": record.levelname.lower(),
-                "logger": record.name, "message": self.redactor.text(safe_repr(record.msg)),
-                "service": self.service, "env": self.env, "trace_id": None,
-                "format_error": f"{type(exc).__name__}: {exc}",
-            })
+            line = self._format_error(record, exc)
         record._exporter_json = (self, line)
         return line
 
-    def _render(self, record: logging.LogRecord) -> str:
-        try:
-            message = record.getMessage()
-        except Exception:  # bad %-args: keep the template and the arguments
-            message = f"{safe_repr(record.msg)} % {safe_repr(record.args)}"
-        redactor = self.redactor
+    def _format_error(self, record: logging.LogRecord, exc: Exception) -> str:
+        return _dumps({
+            "ts": self.timestamp(record.created), "level": record.levelname.lower(),
+            "logger": record.name, "message": self.redactor.text(safe_repr(record.msg)),
+            "service": self.service, "env": self.env, "trace_id": None,
+            "format_error": f"{type(exc).__name__}: {exc}",
+        })
+
+    def snapshot(self, record: logging.LogRecord) -> Snapshot | None:
+        """What the line of `record` needs from the moment it was logged (its message, the
+        current trace, copies of its `extra=` fields), so that `render_snapshot` can make the
+        line later on another thread; None when the record is not suited (it carries an
+        exception or a stack, or an `extra=` value that could change and is not a flat dict)."""
+        if record.exc_info or record.exc_text or record.stack_info:
+            return None
         attrs = record.__dict__
-        trace_id = attrs.get("trace_id")
-        span_id = attrs.get("span_id")
-        if trace_id is None:
-            trace = current_trace()
-            if trace is not None:
-                trace_id, span_id = trace.trace_id, trace.span_id
+        extras: dict[str, Any] = {}
+        names = attrs.keys() - _RECORD_FIELDS
+        if names:
+            for key in names:
+                value = attrs[key]
+                kind = type(value)
+                if kind is dict:
+                    for item in value.values():
+                        if type(item) not in _SCALARS:
+                            return None
+                    value = value.copy()
+                elif kind not in _SCALARS:
+                    return None
+                extras[key] = value
+        return Snapshot(_message_of(record), _trace_of(attrs), extras)
+
+    def render_snapshot(self, record: logging.LogRecord, snapshot: Snapshot) -> str:
+        """The line of a record from its `snapshot()`."""
+        try:
+            return self._render_parts(record, *snapshot)
+        except Exception as exc:
+            return self._format_error(record, exc)
+
+    def _render(self, record: logging.LogRecord) -> str:
+        attrs = record.__dict__
+        extras = attrs.keys() - _RECORD_FIELDS  # a set operation in C beats a Python loop
+        return self._render_parts(
+            record, _message_of(record), _trace_of(attrs), {key: attrs[key] for key in extras}
+        )
+
+    def _render_parts(
+        self, record: logging.LogRecord, message: str, trace: tuple[str | None, str | None],
+        extras: dict[str, Any],
+    ) -> str:
+        redactor = self.redactor
+        trace_id, span_id = trace
         doc: dict[str, Any] = {
             "ts": self._clock.rfc3339(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": redactor.text(message),
-            "service": self._service(attrs.get("service")),
+            "service": self._service(extras.get("service")),
             "env": self.env,
             "trace_id": trace_id,
         }
         if span_id is not None:
             doc["span_id"] = span_id
-        extras = attrs.keys() - _RECORD_FIELDS  # a set operation in C beats a Python loop
         if extras:
             for key in sorted(extras):
                 if key not in doc:
-                    value = attrs[key]
+                    value = extras[key]
                     doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _tb = record.exc_info

@@ -105,8 +105,13 @@ class LokiShipper(logging.Handler):
         atexit.register(self.close)
 
     # ---- caller side -------------------------------------------------------------------
+    def takes(self, logger: str) -> bool:
+        """False for the shipper's own loggers: shipping what it says about shipping could
+        feed on itself."""
+        return not logger.startswith(_IGNORED_LOGGERS)
+
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_IGNORED_LOGGERS):
+        if not self.takes(record.name):
             return
         try:
             line = self.format(record)
