@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
-import queue
 import re
 import threading
 import time
@@ -63,7 +63,12 @@ class DailyFiles:
         self.log_dir = Path(log_dir)
         self.echo = echo
         self.retention_days = retention_days
-        self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
+        # A deque, not a queue.Queue: append() takes no lock and wakes nobody, and the thread is
+        # woken (an Event) only when it sleeps with nothing to do.
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._max_queue = max_queue
+        self._wake = threading.Event()
+        self._idle = False
         self._on_drop = on_drop
         self._clock = clock
         self._fds: dict[int, int] = {}
@@ -80,12 +85,12 @@ class DailyFiles:
     @property
     def queued(self) -> int:
         """Lines (and deferred renders) waiting for the writer thread."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def capacity(self) -> int:
         """How many items the queue takes before a new one is dropped."""
-        return self._queue.maxsize
+        return self._max_queue
 
     def submit(self, kinds: int, line: str) -> bool:
         """Queue `line` (no newline) for the files in `kinds`; False when it was dropped."""
@@ -96,12 +101,13 @@ class DailyFiles:
         return self._put(render)
 
     def _put(self, item: _Item) -> bool:
-        try:
-            self._queue.put_nowait(item)
-            return True
-        except queue.Full:
+        if len(self._queue) >= self._max_queue:
             self._dropped(1)
             return False
+        self._queue.append(item)
+        if self._idle:  # read after the append: the thread either sees the item or is woken
+            self._wake.set()
+        return True
 
     def listen(self, listener: Callable[[dict[int, list[str]]], None]) -> None:
         """Call `listener({kind: lines})` on the writer thread after each batch is written.
@@ -115,10 +121,8 @@ class DailyFiles:
         if self._stopped or not self._thread.is_alive():
             return True
         done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return False
+        self._queue.append(done)  # past the bound: a marker is not a line
+        self._wake.set()
         return done.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -127,8 +131,8 @@ class DailyFiles:
             if self._stopped:
                 return
             self._stopped = True
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+        self._queue.append(None)  # behind every line queued so far
+        self._wake.set()
         self._thread.join(timeout)
         atexit.unregister(self.stop)
 
@@ -136,17 +140,22 @@ class DailyFiles:
         self._roll(self._today())
         pending: dict[int, list[str]] = {}
         running = True
+        waiting = self._queue
         while running:
-            items = [self._queue.get()]
+            if not waiting:
+                self._idle = True  # set before looking again: see _put
+                if not waiting:
+                    self._wake.wait(1.0)
+                self._wake.clear()
+                self._idle = False
+                continue
+            items = [waiting.popleft()]
             if items[0] is not None and not isinstance(items[0], threading.Event):  # a line
                 # Let lines gather: at a few hundred lines a second, waking this thread (and
                 # handing the GIL over) once per line cost more than writing the line did.
                 time.sleep(_LINGER_SECONDS)
-            while len(items) < 5000:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            while len(items) < 5000 and waiting:
+                items.append(waiting.popleft())
             events: list[threading.Event] = []
             for item in items:
                 if item is None:

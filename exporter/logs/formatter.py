@@ -151,20 +151,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info or record.exc_text or record.stack_info:
             return None
         attrs = record.__dict__
-        extras: dict[str, Any] = {}
-        names = attrs.keys() - _RECORD_FIELDS
-        if names:
-            for key in names:
-                value = attrs[key]
-                kind = type(value)
-                if kind is dict:
-                    for item in value.values():
-                        if type(item) not in _SCALARS:
-                            return None
-                    value = value.copy()
-                elif kind not in _SCALARS:
+        extras = {key: attrs[key] for key in attrs.keys() - _RECORD_FIELDS}
+        if not _SCALARS.issuperset(map(type, extras.values())):  # the type checks run in C
+            for key, value in extras.items():
+                if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
+                    extras[key] = value.copy()
+                elif type(value) not in _SCALARS:
                     return None
-                extras[key] = value
         return Snapshot(_message_of(record), _trace_of(attrs), extras)
 
     def render_snapshot(self, record: logging.LogRecord, snapshot: Snapshot) -> str:

@@ -60,6 +60,15 @@ class _FileHandler(logging.Handler):
         self._shipper = shipper
         self._base = files.APP | (files.STDOUT if echo else 0)
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Without the handler's lock: emit() only reads and enqueues (thread-safe as it is).
+        rv: object = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = rv
+        if rv:
+            self.emit(record)
+        return bool(rv)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             kinds = self._base
