@@ -203,3 +203,21 @@ def test_log_records_in_a_task_carry_its_fields_and_scrubbed_arguments() -> None
     outside = logging.LogRecord("x", logging.INFO, "", 0, "m", None, None)
     TaskLogFilter().filter(outside)
     assert not hasattr(outside, "task_id")
+
+
+def test_a_handler_that_fails_never_fails_the_task_and_says_so_once(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    from exporter.celery.signals import TaskSignals
+
+    signals = TaskSignals(CeleryMetrics(registry, 5), None)
+    with caplog.at_level(logging.WARNING, logger="exporter.celery"):
+        for _ in range(3):
+            signals.on_prerun(sender=object(), task_id="t-1")  # no .request: AttributeError
+            signals.on_received(request=None)  # no name, no delivery info: counted as unknown
+    warnings = [r.getMessage() for r in caplog.records if "on_prerun failed" in r.getMessage()]
+    assert len(warnings) == 1 and "AttributeError" in warnings[0]
+    metrics = signals.metrics
+    metrics.flush()
+    assert registry.get_sample_value(
+        "celery_tasks_total", {"task": "unknown", "queue": "unknown", "state": "received"}) == 3.0
