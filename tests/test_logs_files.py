@@ -102,10 +102,10 @@ def test_lines_a_file_cannot_take_and_broken_renderers_are_counted_as_drops(
     daily.submit(files.ACCESS, '{"m":"lost"}')
     daily.submit(files.APP, '{"m":"kept"}')
 
-    def broken() -> list[tuple[int, str]]:
+    def broken(payload: object) -> list[tuple[int, str]]:
         raise ZeroDivisionError
 
-    daily.submit_deferred(broken)
+    daily.submit_deferred(broken, ())
     assert daily.flush()
     daily.stop()
     assert sum(drops) == 2

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 # What a line is: a bit set, so one record can land in several files.
 APP = 1
@@ -33,10 +33,18 @@ _DATED = re.compile(
 )
 # One write() per file per drain keeps whole lines together; bound it so it stays a single write.
 _LINGER_SECONDS = 0.05  # lines reach the files at most this much later
+# ...or sooner, once this many items wait: an item (a line still to be made from its record,
+# an access line's request) holds a few objects the cyclic GC tracks, and with hundreds of them
+# waiting a busy process ran a generation-0 collection every ~60 requests, and a full one every
+# ~10,000, although nothing was garbage.
+_BATCH_ITEMS = 64
 _MAX_WRITE = 1 << 20
 
-Deferred = Callable[[], "list[tuple[int, str]]"]
-_Item = tuple[int, str] | Deferred | threading.Event | None
+Deferred = Callable[[Any], "list[tuple[int, str]]"]
+# A line `(kinds, line)`, or `(render, payload)` to run on the writer thread; plain tuples both:
+# the interpreter reuses freed tuples without counting them as new objects, so the items waiting
+# here do not move the cyclic GC's count (see submit_deferred).
+_Item = tuple[int, str] | tuple[Deferred, Any] | threading.Event | None
 
 
 class DailyFiles:
@@ -69,6 +77,7 @@ class DailyFiles:
         self._max_queue = max_queue
         self._wake = threading.Event()
         self._idle = False
+        self._lingering = False
         self._on_drop = on_drop
         self._clock = clock
         self._fds: dict[int, int] = {}
@@ -96,16 +105,24 @@ class DailyFiles:
         """Queue `line` (no newline) for the files in `kinds`; False when it was dropped."""
         return self._put((kinds, line))
 
-    def submit_deferred(self, render: Deferred) -> bool:
-        """Queue a callable run on the writer thread; it returns `(kinds, line)` pairs."""
-        return self._put(render)
+    def submit_deferred(self, render: Deferred, payload: Any = None) -> bool:
+        """Queue `render(payload)`, run on the writer thread; it returns `(kinds, line)` pairs.
+
+        `render` should live long (a function, or a bound method kept in an attribute) and
+        `payload` be a plain tuple of values: objects made for the item and freed by the writer
+        thread, in bursts, made a busy app's cyclic GC run a collection every ~60 requests
+        (nothing was garbage: frees past zero do not lower the interpreter's count).
+        """
+        return self._put((render, payload))
 
     def _put(self, item: _Item) -> bool:
         if len(self._queue) >= self._max_queue:
             self._dropped(1)
             return False
         self._queue.append(item)
-        if self._idle:  # read after the append: the thread either sees the item or is woken
+        # Read after the append: the thread either sees the item or is woken.
+        if self._idle or (self._lingering and len(self._queue) >= _BATCH_ITEMS):
+            self._lingering = False
             self._wake.set()
         return True
 
@@ -149,11 +166,16 @@ class DailyFiles:
                 self._wake.clear()
                 self._idle = False
                 continue
-            items = [waiting.popleft()]
-            if items[0] is not None and not isinstance(items[0], threading.Event):  # a line
+            first = waiting[0]
+            if first is not None and not isinstance(first, threading.Event):  # a line
                 # Let lines gather: at a few hundred lines a second, waking this thread (and
                 # handing the GIL over) once per line cost more than writing the line did.
-                time.sleep(_LINGER_SECONDS)
+                self._lingering = True  # set before looking: see _put
+                if len(waiting) < _BATCH_ITEMS:
+                    self._wake.wait(_LINGER_SECONDS)
+                self._lingering = False
+                self._wake.clear()
+            items = [waiting.popleft()]
             while len(items) < 5000 and waiting:
                 items.append(waiting.popleft())
             events: list[threading.Event] = []
@@ -162,11 +184,12 @@ class DailyFiles:
                     running = False
                 elif isinstance(item, threading.Event):
                     events.append(item)
-                elif isinstance(item, tuple):
+                elif isinstance(item[0], int):
                     self._add(pending, item[0], item[1])
                 else:
+                    render, payload = item
                     try:
-                        for kinds, line in item():
+                        for kinds, line in render(payload):
                             self._add(pending, kinds, line)
                     except Exception:  # a broken renderer loses its own line, not the thread
                         self._dropped(1)

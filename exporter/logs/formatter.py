@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
 from exporter.trace import current_trace
@@ -58,12 +58,11 @@ def as_in_line(text: str) -> str:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-class Snapshot(NamedTuple):
-    """A record's message, trace and `extra=` fields as they were when it was logged."""
-
-    message: str
-    trace: tuple[str | None, str | None]
-    extras: dict[str, Any]
+# What a record's line is made of, as it was when the record was logged: (created, levelname,
+# logger, message, trace_id, span_id, extras). Plain tuples only, not the record nor dicts:
+# see DailyFiles.submit_deferred. `extras` is None or a tuple of (key, value) pairs, where a flat
+# dict value is a tuple of its pairs (a user's tuple never gets here: it is not a scalar).
+Snapshot = tuple[float, str, str, str, "str | None", "str | None", "tuple[Any, ...] | None"]
 
 
 def _message_of(record: logging.LogRecord) -> str:
@@ -155,37 +154,50 @@ class JsonFormatter(logging.Formatter):
         if not _SCALARS.issuperset(map(type, extras.values())):  # the type checks run in C
             for key, value in extras.items():
                 if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
-                    extras[key] = value.copy()
+                    extras[key] = tuple(value.items())  # a copy, as pairs
                 elif type(value) not in _SCALARS:
                     return None
-        return Snapshot(_message_of(record), _trace_of(attrs), extras)
+        trace_id, span_id = _trace_of(attrs)
+        return (record.created, record.levelname, record.name, _message_of(record), trace_id,
+                span_id, tuple(extras.items()) if extras else None)
 
-    def render_snapshot(self, record: logging.LogRecord, snapshot: Snapshot) -> str:
+    def render_snapshot(self, snapshot: Snapshot) -> str:
         """The line of a record from its `snapshot()`."""
         try:
-            return self._render_parts(record, *snapshot)
+            return self._render_parts(snapshot)
         except Exception as exc:
-            return self._format_error(record, exc)
+            created, levelname, logger, message = snapshot[:4]
+            return _dumps({
+                "ts": self.timestamp(created), "level": levelname.lower(), "logger": logger,
+                "message": self.redactor.text(message), "service": self.service,
+                "env": self.env, "trace_id": None,
+                "format_error": f"{type(exc).__name__}: {exc}",
+            })
 
     def _render(self, record: logging.LogRecord) -> str:
         attrs = record.__dict__
         extras = attrs.keys() - _RECORD_FIELDS  # a set operation in C beats a Python loop
+        trace_id, span_id = _trace_of(attrs)
         return self._render_parts(
-            record, _message_of(record), _trace_of(attrs), {key: attrs[key] for key in extras}
-        )
+            (record.created, record.levelname, record.name, _message_of(record), trace_id,
+             span_id, None), {key: attrs[key] for key in extras}, record)
 
     def _render_parts(
-        self, record: logging.LogRecord, message: str, trace: tuple[str | None, str | None],
-        extras: dict[str, Any],
+        self, snapshot: Snapshot, extras: dict[str, Any] | None = None,
+        record: logging.LogRecord | None = None,
     ) -> str:
+        """The line of a snapshot, or of a record (`extras` and `record` given: its exception
+        and stack too)."""
         redactor = self.redactor
-        trace_id, span_id = trace
+        created, levelname, logger, message, trace_id, span_id, pairs = snapshot
+        if pairs is not None:
+            extras = {key: dict(value) if type(value) is tuple else value for key, value in pairs}
         doc: dict[str, Any] = {
-            "ts": self._clock.rfc3339(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
+            "ts": self._clock.rfc3339(created),
+            "level": levelname.lower(),
+            "logger": logger,
             "message": redactor.text(message),
-            "service": self._service(extras.get("service")),
+            "service": self._service(extras.get("service") if extras else None),
             "env": self.env,
             "trace_id": trace_id,
         }
@@ -196,14 +208,16 @@ class JsonFormatter(logging.Formatter):
                 if key not in doc:
                     value = extras[key]
                     doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
-        if record.exc_info and record.exc_info[0] is not None:
+        if record is None:
+            pass
+        elif record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _tb = record.exc_info
             doc["exc_type"] = exc_type.__name__
             doc["exc_message"] = redactor.text(safe_str(exc))
             doc["stack"] = redactor.text("".join(traceback.format_exception(*record.exc_info)))
         elif record.exc_text:
             doc["stack"] = redactor.text(record.exc_text)
-        if record.stack_info:
+        if record is not None and record.stack_info:
             doc["stack_info"] = redactor.text(record.stack_info)
         try:
             return _dumps(doc)

@@ -59,6 +59,7 @@ class _FileHandler(logging.Handler):
         self._daily = daily
         self._shipper = shipper
         self._base = files.APP | (files.STDOUT if echo else 0)
+        self._render_later = self._render  # one bound method for every waiting line
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Without the handler's lock: emit() only reads and enqueues (thread-safe as it is).
@@ -79,37 +80,30 @@ class _FileHandler(logging.Handler):
             if "_exporter_json" not in record.__dict__:  # not formatted by an earlier handler
                 snapshot = self._json.snapshot(record)
                 if snapshot is not None:
-                    self._daily.submit_deferred(_Render(self, record, kinds, snapshot))
+                    self._daily.submit_deferred(self._render_later, (kinds, snapshot))
                     return
             line = self.format(record)
             self._daily.submit(kinds, line)
-            self.ship(record, line)
+            self.ship(record.created, record.levelname, record.name, line,
+                      record.__dict__.get("service"))
         except Exception:
             self.handleError(record)
 
-    def ship(self, record: logging.LogRecord, line: str) -> None:
+    def _render(self, item: tuple[int, Snapshot]) -> list[tuple[int, str]]:
+        """The line of a deferred record (on the writer thread), handed to Loki too."""
+        kinds, snapshot = item
+        line = self._json.render_snapshot(snapshot)
+        if self._shipper is not None:
+            service = next((value for key, value in snapshot[6] or () if key == "service"), None)
+            self.ship(snapshot[0], snapshot[1], snapshot[2], line, service)
+        return [(kinds, line)]
+
+    def ship(self, created: float, levelname: str, logger: str, line: str,
+             service: object) -> None:
         """Hand a record's line to the Loki shipper, if any."""
         shipper = self._shipper
-        if shipper is not None and shipper.takes(record.name):
-            shipper.enqueue_line(
-                record.created, record.levelname.lower(), line, record.__dict__.get("service")
-            )
-
-
-class _Render:
-    """A record whose line the writer thread makes: a deferred item of the daily files."""
-
-    __slots__ = ("handler", "kinds", "record", "snapshot")
-
-    def __init__(
-        self, handler: _FileHandler, record: logging.LogRecord, kinds: int, snapshot: Snapshot
-    ) -> None:
-        self.handler, self.record, self.kinds, self.snapshot = handler, record, kinds, snapshot
-
-    def __call__(self) -> list[tuple[int, str]]:
-        line = self.handler._json.render_snapshot(self.record, self.snapshot)
-        self.handler.ship(self.record, line)
-        return [(self.kinds, line)]
+        if shipper is not None and shipper.takes(logger):
+            shipper.enqueue_line(created, levelname.lower(), line, service)
 
 
 class LogSinks:
@@ -137,6 +131,7 @@ class LogSinks:
         self.stdout: logging.Handler | None = None
         for handler in self.handlers:
             setattr(handler, _OURS, True)
+        self._access_later = self._access_lines  # one bound method for every waiting request
         self._closed = False
 
     def backlog(self) -> str | None:
@@ -174,24 +169,29 @@ class LogSinks:
 
     def observe_request(self, done: CompletedRequest) -> None:
         """The access-log observer: hands the request to the writer thread, which formats it."""
-        created = time.time()
-        self.files.submit_deferred(lambda: self._access_lines(created, done))
+        # A plain tuple of the request's values (not the request, which holds its headers):
+        # see DailyFiles.submit_deferred.
+        self.files.submit_deferred(self._access_later, (
+            time.time(), done.method, done.route, done.path, done.status, done.duration,
+            done.client, done.trace_id, done.span_id, done.exception))
 
-    def _access_lines(self, created: float, done: CompletedRequest) -> list[tuple[int, str]]:
-        slow = done.duration >= self.settings.effective_slow_request_seconds()
-        level = "error" if done.status >= 500 else "warning" if slow else "info"
+    def _access_lines(self, request: _AccessItem) -> list[tuple[int, str]]:
+        (created, method, route, path, status, duration, client, trace_id, span_id,
+         exception) = request
+        slow = duration >= self.settings.effective_slow_request_seconds()
+        level = "error" if status >= 500 else "warning" if slow else "info"
         fields: dict[str, Any] = {
-            "message": f"{done.method} {done.path} {done.status}",
-            "method": done.method, "route": done.route, "path": done.path,
-            "status": done.status, "duration_ms": round(done.duration * 1000, 3),
-            "client": done.client, "trace_id": done.trace_id, "span_id": done.span_id,
+            "message": f"{method} {path} {status}",
+            "method": method, "route": route, "path": path,
+            "status": status, "duration_ms": round(duration * 1000, 3),
+            "client": client, "trace_id": trace_id, "span_id": span_id,
         }
         line = self.formatter.render_fields(created, level, "exporter.access", fields)
         out = [(files.ACCESS | (files.SLOW if slow else 0), line)]
         if self.shipper is not None:
             self.shipper.enqueue_line(created, level, line)
-        if done.exception is not None:
-            exc = done.exception
+        if exception is not None:
+            exc = exception
             fields["exc_type"] = type(exc).__name__
             fields["exc_message"] = safe_str(exc)  # a broken __str__ must not lose the lines
             try:
@@ -230,6 +230,10 @@ class LogSinks:
             self.shipper.close()
         atexit.unregister(self.close)
 
+
+# (created, method, route, path, status, duration, client, trace_id, span_id, exception)
+_AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
+                    "BaseException | None"]
 
 _OURS = "_exporter_log_sink"  # marks the handlers setup_logging added to the root logger
 
