@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -221,3 +222,60 @@ def test_a_handler_that_fails_never_fails_the_task_and_says_so_once(
     metrics.flush()
     assert registry.get_sample_value(
         "celery_tasks_total", {"task": "unknown", "queue": "unknown", "state": "received"}) == 3.0
+
+
+class _FakeTask:
+    def __init__(self, name: str, tracer: Any) -> None:
+        self.name = name
+        self.__trace__ = tracer
+
+
+def test_wrapped_tracers_count_and_carry_the_trace_without_signals(
+    registry: CollectorRegistry,
+) -> None:
+    from exporter.celery.context import current_task_fields
+    from exporter.celery.signals import TaskSignals
+
+    seen: list[object] = []
+
+    def ok_tracer(uuid: str, args: Any, kwargs: Any, request: Any = None) -> tuple[Any, ...]:
+        seen.append((current_trace_id(), current_task_fields()))
+        return (1, None, 0.001, "1")  # Celery's (retval, info, runtime, repr): info None = ok
+
+    def failing_tracer(uuid: str, args: Any, kwargs: Any, request: Any = None) -> tuple[Any, ...]:
+        return (ValueError("x"), object(), None, None)
+
+    metrics = CeleryMetrics(registry, 5, ["t.ok", "t.fails"])
+    signals = TaskSignals(metrics, None)
+    tasks = {"t.ok": _FakeTask("t.ok", ok_tracer), "t.fails": _FakeTask("t.fails", failing_tracer)}
+    assert signals.wrap_tracers(tasks)
+    assert signals.wrap_tracers(tasks)  # idempotent: not wrapped twice
+    request = {"delivery_info": {"routing_key": "q"},
+               "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    assert tasks["t.ok"].__trace__("id-1", (), {}, request) == (1, None, 0.001, "1")
+    tasks["t.fails"].__trace__("id-2", (), {}, {"delivery_info": {"routing_key": "q"}})
+    assert seen == [("4bf92f3577b34da6a3ce929d0e0e4736", ("id-1", "t.ok", "q"))]
+    assert current_trace_id() is None and current_task_fields() is None  # left as found
+    metrics.flush()
+
+    def sample(name: str, task: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, {"task": task, "queue": "q", **extra})
+
+    assert sample("celery_tasks_total", "t.ok", state="started") == 1.0
+    assert sample("celery_tasks_total", "t.ok", state="succeeded") == 1.0
+    assert sample("celery_tasks_total", "t.fails", state="started") == 1.0
+    assert sample("celery_tasks_total", "t.fails", state="succeeded") is None
+    assert not sample("celery_tasks_in_progress", "t.fails")  # none left running
+    assert sample("celery_task_duration_seconds_count", "t.ok") == 1.0
+
+
+def test_tracers_are_wrapped_all_or_nothing(registry: CollectorRegistry) -> None:
+    from exporter.celery.signals import TaskSignals
+
+    def tracer(*args: Any) -> None:
+        return None
+
+    ready, missing = _FakeTask("t.a", tracer), _FakeTask("t.b", None)
+    signals = TaskSignals(CeleryMetrics(registry, 5), None)
+    assert not signals.wrap_tracers({"t.a": ready, "t.b": missing})
+    assert ready.__trace__ is tracer  # the signal handlers keep doing the work

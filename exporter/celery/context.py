@@ -43,15 +43,18 @@ def inject_trace(headers: dict[str, Any]) -> None:
 
 
 def trace_of(request: Any) -> TraceContext:
-    """The task's trace: continued from its headers, else a new one for this run."""
+    """The task's trace: continued from its headers, else a new one for this run. `request` is
+    the task's request context, or the request dict a worker hands to the task's tracer."""
     raw: list[tuple[bytes, bytes]] = []
     headers = None
+    is_dict = isinstance(request, dict)
     # A custom header is an attribute of the request (protocol 2) or in `request.headers`.
     for name, as_http in _TRACE_HEADERS:
-        value = getattr(request, name, None)
+        value = request.get(name) if is_dict else getattr(request, name, None)
         if value is None:
             if headers is None:
-                headers = getattr(request, "headers", None) or {}
+                headers = (request.get("headers") if is_dict
+                           else getattr(request, "headers", None)) or {}
             if isinstance(headers, dict):
                 value = headers.get(name)
         if isinstance(value, str):
@@ -66,10 +69,14 @@ class TaskScope(NamedTuple):
     task: Token[TaskFields | None]
 
 
-def enter_task(request: Any, task_name: str | None, queue: str | None) -> TaskScope:
+def enter_task(
+    request: Any, task_name: str | None, queue: str | None, task_id: str | None = None
+) -> TaskScope:
     """Set the task's trace and log fields for the code that runs it."""
+    if task_id is None:
+        task_id = getattr(request, "id", None)
     # tuple.__new__: a NamedTuple's own __new__ is one more Python call per task.
-    fields = _tuple_new(TaskFields, (getattr(request, "id", None), task_name, queue))
+    fields = _tuple_new(TaskFields, (task_id, task_name, queue))
     return _tuple_new(TaskScope, (_current.set(trace_of(request)), _task.set(fields)))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from exporter.celery.context import TaskScope, enter_task, leave_task
@@ -55,6 +55,9 @@ def name_of(task: Any, request: Any = None) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+_WRAPPED = "_exporter_traced"
 
 
 class _Run:
@@ -142,6 +145,67 @@ class TaskSignals:
                 leave_task(run.scope)
         except Exception as exc:
             self._failed("on_postrun", exc)
+
+    # --- pool process, without the two signals (prefork) ---
+
+    def wrap_tracers(self, tasks: Mapping[str, Any]) -> bool:
+        """Run each task's Celery tracer (`task.__trace__`, which a prefork pool process builds
+        for every task before `worker_process_init`) between our own start and finish, so that
+        `task_prerun` and `task_postrun` need no receiver of ours: Celery's dispatch of each
+        cost about as much as the handler did. Wraps all or nothing; False (nothing wrapped)
+        when a task has no tracer yet, and the signal handlers keep doing the work."""
+        tracers = {name: getattr(task, "__trace__", None) for name, task in tasks.items()}
+        if not tracers or not all(callable(tracer) for tracer in tracers.values()):
+            return False
+        for name, task in tasks.items():
+            tracer = tracers[name]
+            if tracer is not None and not getattr(tracer, _WRAPPED, False):
+                task.__trace__ = self._traced(name_of(task), tracer)
+        return True
+
+    def _traced(self, name: str | None, tracer: Callable[..., Any]) -> Callable[..., Any]:
+        start, finish = self._start, self._finish
+
+        def traced(uuid: str, args: Any, kwargs: Any, request: Any = None,
+                   *more: Any, **options: Any) -> Any:
+            run = start(name, uuid, request)
+            try:
+                result = tracer(uuid, args, kwargs, request, *more, **options)
+            except BaseException:
+                finish(run, False)
+                raise
+            # Celery's tracer returns (retval, info, runtime, retval repr): no info on success.
+            finish(run, isinstance(result, tuple) and len(result) > 1 and result[1] is None)
+            return result
+
+        setattr(traced, _WRAPPED, True)
+        return traced
+
+    def _start(self, name: str | None, task_id: str, request: Any) -> _Run | None:
+        try:
+            info = request.get("delivery_info") if isinstance(request, dict) else None
+            queue = None
+            if isinstance(info, dict):
+                key = info.get("routing_key") or info.get("exchange")
+                queue = str(key) if key else None
+            labels = self.metrics.labels(name, queue)
+            run = _Run(labels, enter_task(request, name, queue, task_id), time.perf_counter())
+            self.metrics.started(labels)
+            return run
+        except Exception as exc:
+            self._failed("task start", exc)
+            return None
+
+    def _finish(self, run: _Run | None, succeeded: bool) -> None:
+        if run is None:
+            return
+        try:
+            try:
+                self.metrics.finished(run.labels, time.perf_counter() - run.started, succeeded)
+            finally:
+                leave_task(run.scope)
+        except Exception as exc:
+            self._failed("task finish", exc)
 
     @guarded
     def on_failure(self, sender: Any = None, task_id: str | None = None,

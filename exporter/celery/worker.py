@@ -114,6 +114,12 @@ class WorkerInstrumentation:
             self.setup_logging(level)
         self.metrics.start_flushing()
         self.errors.capture()
+        if self.signals.wrap_tracers(self.app.tasks):
+            from celery import signals
+
+            # This process's copies of the receivers only: the main process keeps its own.
+            signals.task_prerun.disconnect(self.signals.on_prerun)
+            signals.task_postrun.disconnect(self.signals.on_postrun)
 
     def process_exiting(self) -> None:
         """A pool child about to exit: flush its metrics, errors and logs; drop its live
