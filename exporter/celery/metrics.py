@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
@@ -113,9 +114,12 @@ class CeleryMetrics:
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self._flush_lock.acquire,
-                                after_in_parent=self._flush_lock.release,
-                                after_in_child=self._after_fork)
+            # Through a weak reference, and the lock looked up at each fork: a pool process
+            # replaces its copy (held during the fork) and may fork again.
+            ref = weakref.ref(self)
+            os.register_at_fork(before=lambda: _call(ref, "_before_fork"),
+                                after_in_parent=lambda: _call(ref, "_after_fork_in_parent"),
+                                after_in_child=lambda: _call(ref, "_after_fork"))
 
     def labels(self, task: str | None, queue: str | None) -> tuple[str, str]:
         """The bounded (task, queue) label values."""
@@ -203,6 +207,13 @@ class CeleryMetrics:
             except Exception:  # a full disk must not end the thread: the numbers wait
                 pass
 
+    def _before_fork(self) -> None:
+        self._held = self._flush_lock
+        self._held.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._held.release()
+
     def _after_fork(self) -> None:
         # A pool child: its parent's gathered numbers are the parent's to write, its thread
         # did not survive the fork, and a lock held by that thread would stay held.
@@ -211,6 +222,12 @@ class CeleryMetrics:
         self._pending = {}
         self._flusher = None
         self._stop = threading.Event()
+
+
+def _call(ref: weakref.ref[CeleryMetrics], method: str) -> None:
+    metrics = ref()
+    if metrics is not None:
+        getattr(metrics, method)()
 
 
 class _Pending:

@@ -3,8 +3,8 @@
 `task_received`, `task_rejected`, `task_unknown` and `task_revoked` fire in the main worker
 process; `task_prerun`, `task_postrun` (which counts successes), `task_failure` and `task_retry`
 in the pool process that runs the task. A prefork pool process replaces the first two with a
-wrapper around each task's tracer (`wrap_tracers`): the same work, without two dispatches. Each handler runs inside a guard: instrumentation never
-fails a task nor the worker.
+wrapper around each task's tracer (`wrap_tracers`): the same work, without two dispatches.
+Each handler runs inside a guard: instrumentation never fails a task nor the worker.
 """
 
 from __future__ import annotations
