@@ -41,8 +41,10 @@ def guarded(handler: F) -> F:
 
 
 def queue_of(request: Any) -> str | None:
-    """The queue a task came from: the routing key of its delivery (None when unknown)."""
-    info = getattr(request, "delivery_info", None)
+    """The queue a task came from: the routing key of its delivery (None when unknown).
+    `request` is a request object, or the request dict a worker hands to a task's tracer."""
+    info = (request.get("delivery_info") if isinstance(request, dict)
+            else getattr(request, "delivery_info", None))
     if isinstance(info, dict):
         key = info.get("routing_key") or info.get("exchange")
         return str(key) if key else None
@@ -123,29 +125,17 @@ class TaskSignals:
         try:
             task = task if task is not None else sender
             request = task.request
-            name, queue = name_of(task, request), queue_of(request)
-            labels = self.metrics.labels(name, queue)
-            run = _Run(labels, enter_task(request, name, queue), time.perf_counter())
-            if task_id is not None:
+            run = self._start(name_of(task, request), task_id, request)
+            if run is not None and task_id is not None:
                 self._runs[task_id] = run
-            self.metrics.started(labels)
         except Exception as exc:
             self._failed("on_prerun", exc)
 
     def on_postrun(self, sender: Any = None, task_id: str | None = None,
                    state: str | None = None, **_: Any) -> None:
-        try:
-            run = self._runs.pop(task_id, None) if task_id is not None else None
-            if run is None:
-                return
-            try:
-                # Success is counted here rather than on `task_success`: one signal less.
-                self.metrics.finished(run.labels, time.perf_counter() - run.started,
-                                      state == "SUCCESS")
-            finally:
-                leave_task(run.scope)
-        except Exception as exc:
-            self._failed("on_postrun", exc)
+        # Success is counted here rather than on `task_success`: one signal less.
+        run = self._runs.pop(task_id, None) if task_id is not None else None
+        self._finish(run, state == "SUCCESS")
 
     # --- pool process, without the two signals (prefork) ---
 
@@ -182,13 +172,10 @@ class TaskSignals:
         setattr(traced, _WRAPPED, True)
         return traced
 
-    def _start(self, name: str | None, task_id: str, request: Any) -> _Run | None:
+    def _start(self, name: str | None, task_id: str | None, request: Any) -> _Run | None:
+        """A task starts here: its trace and log fields set, counted as started."""
         try:
-            info = request.get("delivery_info") if isinstance(request, dict) else None
-            queue = None
-            if isinstance(info, dict):
-                key = info.get("routing_key") or info.get("exchange")
-                queue = str(key) if key else None
+            queue = queue_of(request)
             labels = self.metrics.labels(name, queue)
             run = _Run(labels, enter_task(request, name, queue, task_id), time.perf_counter())
             self.metrics.started(labels)
@@ -198,6 +185,7 @@ class TaskSignals:
             return None
 
     def _finish(self, run: _Run | None, succeeded: bool) -> None:
+        """A task `_start` saw has ended: its duration and outcome counted, its context undone."""
         if run is None:
             return
         try:
