@@ -99,8 +99,6 @@ class Scrubber:
             return self.text(value)
         if kind is int or kind is bool or value is None:
             return value
-        if kind is dict:
-            return self._dict(value, depth)
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, float):
@@ -110,26 +108,20 @@ class Scrubber:
             return value
         if depth >= _MAX_DEPTH:
             return self.replacement
-        if isinstance(value, Mapping):
+        if kind is dict or isinstance(value, Mapping):
             try:
-                items = list(value.items())
+                items = list(value.items())  # a copy: another thread may add to it
             except Exception:  # a broken mapping: its repr, scrubbed
                 return self.text(safe_repr(value))
-            return {
-                str(key): self.replacement if self.is_secret(str(key))
-                else self.value(item, depth + 1)
-                for key, item in items
-            }
+            return self._items(items, depth)
         if isinstance(value, (list, tuple, set, frozenset)):
             return [self.value(item, depth + 1) for item in value]
         return self.text(safe_repr(value))
 
-    def _dict(self, mapping: dict[Any, Any], depth: int) -> Any:
-        if depth >= _MAX_DEPTH:
-            return self.replacement
+    def _items(self, items: list[tuple[Any, Any]], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         verdicts, text, replacement = self._verdicts, self.text, self.replacement
-        for key, item in list(mapping.items()):  # a copy: another thread may add to it
+        for key, item in items:
             if type(key) is not str:
                 key = str(key)
             secret = verdicts.get(key)
@@ -142,6 +134,7 @@ class Scrubber:
             else:
                 out[key] = self.value(item, depth + 1)
         return out
+
 
 def safe_str(value: Any) -> str:
     """`str(value)`, or a placeholder when its `__str__` raises."""
