@@ -130,16 +130,19 @@ class JsonFormatter(logging.Formatter):
         try:
             line = self._render(record)
         except Exception as exc:  # never crash the caller; say what went wrong instead
-            line = self._format_error(record, exc)
+            line = self._format_error(record.created, record.levelname, record.name,
+                                      safe_repr(record.msg), exc)
         record._exporter_json = (self, line)
         return line
 
-    def _format_error(self, record: logging.LogRecord, exc: Exception) -> str:
+    def _format_error(
+        self, created: float, levelname: str, logger: str, message: str, exc: Exception
+    ) -> str:
+        """The line that says a record could not be rendered, and why."""
         return _dumps({
-            "ts": self.timestamp(record.created), "level": record.levelname.lower(),
-            "logger": record.name, "message": self.redactor.text(safe_repr(record.msg)),
-            "service": self.service, "env": self.env, "trace_id": None,
-            "format_error": f"{type(exc).__name__}: {exc}",
+            "ts": self.timestamp(created), "level": levelname.lower(), "logger": logger,
+            "message": self.redactor.text(message), "service": self.service, "env": self.env,
+            "trace_id": None, "format_error": f"{type(exc).__name__}: {exc}",
         })
 
     def snapshot(self, record: logging.LogRecord) -> Snapshot | None:
@@ -166,13 +169,7 @@ class JsonFormatter(logging.Formatter):
         try:
             return self._render_parts(snapshot)
         except Exception as exc:
-            created, levelname, logger, message = snapshot[:4]
-            return _dumps({
-                "ts": self.timestamp(created), "level": levelname.lower(), "logger": logger,
-                "message": self.redactor.text(message), "service": self.service,
-                "env": self.env, "trace_id": None,
-                "format_error": f"{type(exc).__name__}: {exc}",
-            })
+            return self._format_error(*snapshot[:4], exc)
 
     def _render(self, record: logging.LogRecord) -> str:
         attrs = record.__dict__
@@ -208,21 +205,25 @@ class JsonFormatter(logging.Formatter):
                 if key not in doc:
                     value = extras[key]
                     doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
-        if record is None:
-            pass
-        elif record.exc_info and record.exc_info[0] is not None:
+        if record is not None:
+            self._add_exception(doc, record)
+        try:
+            return _dumps(doc)
+        except (TypeError, ValueError):  # non-str keys, circular references...
+            return _dumps(redactor.value(doc))
+
+    def _add_exception(self, doc: dict[str, Any], record: logging.LogRecord) -> None:
+        """The record's exception and stack, scrubbed (a snapshot never has them)."""
+        redactor = self.redactor
+        if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _tb = record.exc_info
             doc["exc_type"] = exc_type.__name__
             doc["exc_message"] = redactor.text(safe_str(exc))
             doc["stack"] = redactor.text("".join(traceback.format_exception(*record.exc_info)))
         elif record.exc_text:
             doc["stack"] = redactor.text(record.exc_text)
-        if record is not None and record.stack_info:
+        if record.stack_info:
             doc["stack_info"] = redactor.text(record.stack_info)
-        try:
-            return _dumps(doc)
-        except (TypeError, ValueError):  # non-str keys, circular references...
-            return _dumps(redactor.value(doc))
 
     def _service(self, given: Any) -> str:
         # `extra={"service": ...}` names another service; whatever it is, the field is text.
