@@ -104,6 +104,7 @@ def trace_from_headers(
         text = request_id.decode("latin-1").strip()
         if _REQUEST_ID.fullmatch(text):
             return _new(TraceContext, (text, new_span_id(), None, "x-request-id", route, method))
+    # new_trace_id() and new_span_id(), inlined: this runs once per request.
     return _new(TraceContext, (getrandbits(128).to_bytes(16, "big").hex(),
                                getrandbits(64).to_bytes(8, "big").hex(),
                                None, "generated", route, method))
