@@ -51,14 +51,19 @@ class Row:
         "version",
     )
 
-    def __init__(self, series: _Series) -> None:
+    def __init__(self, series: _Series, to_wall: float) -> None:
+        """`to_wall`: added to a `perf_counter()` time, gives the wall-clock time."""
+        series.fold()
         with series.lock:
             self.counts = list(series.counts)
-            self.exemplars = list(series.exemplars)
+            exemplars = list(series.exemplars)
             self.sum = series.sum
-            self.in_progress = series.in_progress
             self.statuses = sorted(series.statuses.items())
             self.version = series.version
+        self.in_progress = len(series.active)
+        self.exemplars = [
+            None if one is None else (one[0], one[1], one[2] + to_wall) for one in exemplars
+        ]
         self.series = series
         self.labels = series.labels
 

@@ -1,11 +1,12 @@
 """The HTTP metrics, created once per registry and shared by every app instrumented on it.
 
-In a single process they live in `HttpCollector`: plain numbers under one short lock per
-request, turned into metric families only when scraped (about five times cheaper per request
-than prometheus-client's Counter/Histogram objects, which lock and validate on every call). In
+In a single process they live in `HttpCollector`: plain numbers a request appends without a
+lock, folded into the histogram in batches and turned into metric families only when scraped
+(far cheaper per request than prometheus-client's Counter/Histogram objects, which lock and
+validate on every call). In
 multiprocess mode the numbers must live in prometheus-client's shared files, so
 `MultiprocessHttpMetrics` uses its metric objects instead. Both give the middleware the same
-`series(method, route)` with `start()` and `finish(status, seconds, trace_id)`.
+`series(method, route)` with `start()` and `finish(status, seconds, trace_id, ended)`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from time import time
+from time import perf_counter, time
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -47,11 +48,16 @@ _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HttpMetrics] = (
 class RouteSeries(Protocol):
     """The numbers of one (method, route) pair."""
 
+    method: str
+    route: str
+
     def start(self) -> None:
         """A request of this route has arrived."""
 
-    def finish(self, status: int, seconds: float, trace_id: str) -> None:
-        """That request's response is complete."""
+    def finish(
+        self, status: int, seconds: float, trace_id: str, ended: float | None = None
+    ) -> None:
+        """That request's response is complete (at `perf_counter()` `ended`, default now)."""
 
 
 class HttpMetrics(Protocol):
@@ -62,19 +68,31 @@ class HttpMetrics(Protocol):
     def series(self, method: str, route: str) -> RouteSeries:
         """The series of this method and route, created on first use."""
 
-    def begin(self, method: str, route: str) -> RouteSeries:
-        """`series(method, route)` with one request of it started (one call per request)."""
+
+# Finished requests a series holds before a request folds them into its totals itself.
+FOLD_AT = 256
 
 
 class _Series:
+    """One (method, route) pair's numbers.
+
+    A request's own work is two atomic list operations, no lock: `start()` appends to
+    `active` (the in-progress gauge is its length) and `finish()` pops it and appends the
+    request's four numbers to `pending`. `fold()` adds the pending numbers to the histogram
+    under the lock, at each scrape and whenever `FOLD_AT` requests have piled up. A request that
+    took the lock and updated the histogram itself ran that code cold, lock calls included,
+    every time; a fold of a few hundred requests runs it warm.
+    """
+
     __slots__ = (
+        "active",
         "bounds",
         "counts",
         "exemplars",
-        "in_progress",
         "labels",
         "lock",
         "method",
+        "pending",
         "rendered",
         "route",
         "statuses",
@@ -85,30 +103,58 @@ class _Series:
     def __init__(self, bounds: tuple[float, ...], method: str, route: str) -> None:
         self.method, self.route = method, route
         self.labels = f'method="{escape_label(method)}",route="{escape_label(route)}"'
-        self.version = 0  # bumped by every finish(): the scrape reuses text of an unchanged one
+        self.version = 0  # bumped by every fold(): the scrape reuses text of an unchanged one
         self.rendered: list[tuple[int, str] | None] = [None] * 4
         self.bounds = bounds  # ends with +Inf
         self.counts = [0] * len(bounds)
+        # The latest (trace id, seconds, perf_counter() at the end) of each bucket.
         self.exemplars: list[tuple[str, float, float] | None] = [None] * len(bounds)
         self.sum = 0.0
-        self.in_progress = 0
         self.statuses: dict[int, int] = {}
+        self.active: list[None] = []
+        # status, seconds, trace id, perf_counter() at the end; four items per request.
+        self.pending: list[Any] = []
         self.lock = threading.Lock()
 
     def start(self) -> None:
-        with self.lock:
-            self.in_progress += 1
+        self.active.append(None)
 
-    def finish(self, status: int, seconds: float, trace_id: str) -> None:
-        index = bisect_left(self.bounds, seconds)  # first bucket with seconds <= le
-        now = time()
+    def finish(
+        self, status: int, seconds: float, trace_id: str, ended: float | None = None
+    ) -> None:
+        """`ended`: `perf_counter()` when the response completed (the exemplar's time)."""
+        self.active.pop()
+        pending = self.pending
+        pending += (status, seconds, trace_id, perf_counter() if ended is None else ended)
+        if len(pending) >= 4 * FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add the requests finished since the last fold to the histogram and the counts."""
         with self.lock:
+            pending = self.pending
+            size = len(pending)
+            if not size:
+                return
+            # Only fold() removes items, under the lock; finish() appends after them meanwhile.
+            batch = pending[:size]
+            del pending[:size]
+            bounds, counts, exemplars, statuses = (
+                self.bounds, self.counts, self.exemplars, self.statuses
+            )
+            total = self.sum
+            items = iter(batch)
+            for status, seconds, trace_id, ended in zip(items, items, items, items, strict=True):
+                index = bisect_left(bounds, seconds)  # first bucket with seconds <= le
+                counts[index] += 1
+                total += seconds
+                exemplars[index] = (trace_id, seconds, ended)
+                if status in statuses:
+                    statuses[status] += 1
+                else:
+                    statuses[status] = 1
+            self.sum = total
             self.version += 1
-            self.in_progress -= 1
-            self.counts[index] += 1
-            self.sum += seconds
-            self.exemplars[index] = (trace_id, seconds, now)
-            self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
 class HttpCollector(Collector):
@@ -133,13 +179,6 @@ class HttpCollector(Collector):
                 )
         return series
 
-    def begin(self, method: str, route: str) -> _Series:
-        """`series(method, route)` with one request of it started."""
-        series = self._series.get((method, route)) or self.series(method, route)
-        with series.lock:
-            series.in_progress += 1
-        return series
-
     def describe(self) -> Iterable[Metric]:
         return [
             CounterMetricFamily(
@@ -156,14 +195,16 @@ class HttpCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             series = list(self._series.values())
-        return families(Snapshot([Row(one) for one in series], self._le, _HELPS))
+        # Exemplars keep perf_counter() times: one offset turns them into wall-clock times.
+        to_wall = time() - perf_counter()
+        return families(Snapshot([Row(one, to_wall) for one in series], self._le, _HELPS))
 
 
 class _ClientSeries:
-    __slots__ = ("_duration", "_in_progress", "_method", "_metrics", "_route", "_statuses")
+    __slots__ = ("_duration", "_in_progress", "_metrics", "_statuses", "method", "route")
 
     def __init__(self, metrics: MultiprocessHttpMetrics, method: str, route: str) -> None:
-        self._metrics, self._method, self._route = metrics, method, route
+        self._metrics, self.method, self.route = metrics, method, route
         self._in_progress = metrics.in_progress.labels(method, route)
         self._duration = metrics.duration.labels(method, route)
         self._statuses: dict[int, Any] = {}
@@ -171,12 +212,14 @@ class _ClientSeries:
     def start(self) -> None:
         self._in_progress.inc()
 
-    def finish(self, status: int, seconds: float, trace_id: str) -> None:
+    def finish(
+        self, status: int, seconds: float, trace_id: str, ended: float | None = None
+    ) -> None:
         # Exemplars are not kept in multiprocess files, so none is passed.
         self._duration.observe(seconds)
         child = self._statuses.get(status)
         if child is None:
-            child = self._metrics.requests.labels(self._method, self._route, str(status))
+            child = self._metrics.requests.labels(self.method, self.route, str(status))
             self._statuses[status] = child
         child.inc()
         self._in_progress.dec()
@@ -216,12 +259,6 @@ class MultiprocessHttpMetrics:
                 series = self._series.setdefault(
                     (method, route), _ClientSeries(self, method, route)
                 )
-        return series
-
-    def begin(self, method: str, route: str) -> _ClientSeries:
-        """`series(method, route)` with one request of it started."""
-        series = self.series(method, route)
-        series.start()
         return series
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from exporter.metrics import HttpMetrics
+from exporter.metrics import HttpMetrics, RouteSeries
 from exporter.routes import RouteResolver
 from exporter.trace import TraceContext, _current, trace_from_headers
 from exporter.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,13 +52,19 @@ class CompletedRequest:
 RequestObserver = Callable[[CompletedRequest], None]
 
 
+# Raw request paths whose series the middleware remembers (`/items/1`, `/items/2`... all lead
+# to one series); the oldest is forgotten first.
+KNOWN_PATHS = 4096
+_UNSEEN: Any = object()
+
+
 class PrometheusMiddleware:
     """Counts and times each HTTP request and sets its trace id.
 
-    The timer stops when the last body chunk has been sent, so a streamed response is timed to
-    its last byte and background tasks that run afterwards are not counted. An exception that
-    escapes the app counts as status 500 (unless the response was already complete) and is
-    re-raised unchanged.
+    The timer stops when the last body chunk is handed to the server, so a streamed response is
+    timed to its last byte and background tasks that run afterwards are not counted. An
+    exception that escapes the app counts as status 500 (unless the response was already
+    complete) and is re-raised unchanged.
     """
 
     def __init__(
@@ -76,7 +82,13 @@ class PrometheusMiddleware:
         # The app whose routes give templates; else the Starlette app found in the scope.
         self._routes_from = routes_from
         self._resolver = RouteResolver()
+        # The route list the answers in `_known` came from, and its length then: the app's own
+        # list, so routes added later land in it and a new length makes every answer stale.
         self._route_list: Any = None
+        self._route_count = -1
+        # (method, path, root_path) of recent requests -> the series they are counted in, or
+        # None for one not counted (an excluded path or route template).
+        self._known: dict[tuple[str, str, str], RouteSeries | None] = {}
         # Called in the request's task after the metrics are recorded (access log, error store);
         # they must be cheap and must not raise.
         self.observers: list[RequestObserver] = (
@@ -84,13 +96,13 @@ class PrometheusMiddleware:
         )
 
     def _notify(
-        self, scope: Scope, method: str, route: str, status: int, elapsed: float,
+        self, scope: Scope, series: RouteSeries, status: int, elapsed: float,
         trace: TraceContext, error: BaseException | None,
     ) -> None:
         client = scope.get("client")
         done = CompletedRequest(
-            method, route, scope["path"], status, elapsed, trace.trace_id, trace.span_id,
-            client[0] if client else None, error, scope.get("scheme", "http"),
+            series.method, series.route, scope["path"], status, elapsed, trace.trace_id,
+            trace.span_id, client[0] if client else None, error, scope.get("scheme", "http"),
             scope.get("query_string", b""), scope.get("headers") or (),
         )
         for observer in self.observers:
@@ -99,73 +111,83 @@ class PrometheusMiddleware:
             except Exception:  # an observer's bug must never break the user's request
                 _log.exception("request observer %r failed", observer)
 
-    def _routes(self, scope: Scope) -> Any:
-        owner = self._routes_from if self._routes_from is not None else scope.get("app")
-        return getattr(owner, "routes", None)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._excluded:
-            await self.app(scope, receive, send)
-            return
+    def _learn(self, scope: Scope, key: tuple[str, str, str]) -> RouteSeries | None:
+        """Where a request not seen lately is counted (None: nowhere), remembered by `key`."""
         routes = self._route_list
         if routes is None:
-            routes = self._routes(scope)
-            if self._routes_from is not None:  # the app's own list: routes added later land
-                self._route_list = routes      # in it, and the resolver notices them
-        route = self._resolver.resolve(scope, routes)
-        if route in self._excluded:
+            owner = self._routes_from if self._routes_from is not None else scope.get("app")
+            routes = self._route_list = getattr(owner, "routes", None)
+            if routes is None:
+                routes = self._route_list = []
+        if len(routes) != self._route_count:  # routes were added: every answer may be stale
+            self._known.clear()
+            self._route_count = len(routes)
+        series: RouteSeries | None = None
+        if scope["path"] not in self._excluded:
+            route = self._resolver.resolve(scope, routes)
+            if route not in self._excluded:
+                method = scope["method"]
+                series = self._metrics.series(
+                    method if method in STANDARD_METHODS else "OTHER", route
+                )
+        if len(self._known) >= KNOWN_PATHS:
+            del self._known[next(iter(self._known))]
+        self._known[key] = series
+        return series
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A request whose path was seen lately finds its series with one dictionary look-up;
+        # another one goes through the route tables in `_learn`.
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
-        if method not in STANDARD_METHODS:
-            method = "OTHER"
+        key = (scope["method"], scope["path"], scope.get("root_path", ""))
+        series = self._known.get(key, _UNSEEN)
+        if series is _UNSEEN or len(self._route_list) != self._route_count:
+            series = self._learn(scope, key)
+        if series is None:
+            await self.app(scope, receive, send)
+            return
 
-        trace = trace_from_headers(scope.get("headers") or (), route, method)
-        trace_header = (TRACE_HEADER, trace.trace_id.encode("latin-1"))
+        trace = trace_from_headers(scope.get("headers") or (), series.route, series.method)
         token = _current.set(trace)
-        series = self._metrics.begin(method, route)
+        series.start()
         start = perf_counter()
         status = 500
-        elapsed = 0.0
-        finished = False
+        ended = 0.0  # perf_counter() when the response was complete
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, finished, elapsed
+        def send_wrapper(message: Message) -> Awaitable[None]:
+            # Not a coroutine: it hands the server's own awaitable back, one frame less.
+            nonlocal status, ended
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*(message.get("headers") or ()), trace_header]
-                await send(message)
-            elif kind == "http.response.body" and not message.get("more_body"):
-                try:
-                    await send(message)
-                finally:
-                    if not finished:  # the response is complete: stop the clock here
-                        finished = True
-                        elapsed = perf_counter() - start
-                        series.finish(status, elapsed, trace.trace_id)
-            else:
-                await send(message)
+                message["headers"] = [
+                    *(message.get("headers") or ()), (TRACE_HEADER, trace.trace_id.encode())
+                ]
+            elif kind == "http.response.body" and not ended and not message.get("more_body"):
+                ended = perf_counter()  # the last chunk: the response is complete
+                series.finish(status, ended - start, trace.trace_id, ended)
+            return send(message)
 
         error: BaseException | None = None
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             error = exc
-            if not finished:
+            if not ended:
                 status = 500
             raise
         finally:
-            if not finished:  # an exception, or the app returned without completing its response
-                finished = True
-                elapsed = perf_counter() - start
-                series.finish(status, elapsed, trace.trace_id)
+            if not ended:  # an exception, or the app returned without completing its response
+                ended = perf_counter()
+                series.finish(status, ended - start, trace.trace_id, ended)
             if self.observers:
                 # Told once the app has returned, not at the last byte: Starlette's error
                 # middleware sends its 500 first and re-raises afterwards, and observers (error
                 # capture) must see that exception. The duration is still the one measured at
                 # the last byte.
-                self._notify(scope, method, route, status, elapsed, trace, error)
+                self._notify(scope, series, status, ended - start, trace, error)
             if error is None:
                 _current.reset(token)
             # else: the server logs the exception after it leaves the app ("Exception in ASGI

@@ -144,11 +144,10 @@ def _walk(routes: Iterable[Any], scope: Scope) -> str | None:
 
 
 class RouteResolver:
-    """Maps a request to its route template, with a bounded cache of recent answers."""
+    """Maps a request to its route template: one regex match per router level (the caller
+    caches the answers it needs again; the middleware keeps one per recent raw path)."""
 
-    def __init__(self, max_cached: int = 4096) -> None:
-        self._max_cached = max_cached
-        self._cache: dict[tuple[str, str, str], str] = {}
+    def __init__(self) -> None:
         self._table: _Table | None = None
         self._walk_routes: list[Any] | None = None
         self._source: Sequence[Any] | None = None
@@ -160,7 +159,6 @@ class RouteResolver:
         except _Unsupported:
             self._table, self._walk_routes = None, _flatten(routes)
         self._source, self._source_len = routes, len(routes)
-        self._cache.clear()
 
     def resolve(self, scope: Scope, routes: Sequence[Any] | None) -> str:
         """The route template for this request, or `UNMATCHED` (one shared value)."""
@@ -168,14 +166,6 @@ class RouteResolver:
             return UNMATCHED
         if routes is not self._source or len(routes) != self._source_len:
             self._compile(routes)  # routes added after start-up (rare) are learned here
-        key = (scope["method"], scope["path"], scope.get("root_path", ""))
-        template = self._cache.get(key)
-        if template is None:
-            if self._table is not None:
-                template = self._table.template(key[0], _route_path(scope)) or UNMATCHED
-            else:
-                template = _walk(self._walk_routes or [], scope) or UNMATCHED
-            if len(self._cache) >= self._max_cached:
-                del self._cache[next(iter(self._cache))]
-            self._cache[key] = template
-        return template
+        if self._table is not None:
+            return self._table.template(scope["method"], _route_path(scope)) or UNMATCHED
+        return _walk(self._walk_routes or [], scope) or UNMATCHED

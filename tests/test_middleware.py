@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
 
 import exporter
+from exporter import middleware
 from exporter.config import load_settings
 from exporter.routes import UNMATCHED
 from tests.asgi import request, requests, serve_in_thread
@@ -137,6 +138,35 @@ def test_raw_paths_never_become_label_values(registry: CollectorRegistry) -> Non
         "/v1/api/users/{user_id}/posts/{post_id}",
     }
     assert count(registry, UNMATCHED, "404") == 2500
+
+
+def test_recent_raw_paths_are_remembered_up_to_a_bound(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(middleware, "KNOWN_PATHS", 50)
+    app = make_app(registry)
+    calls = [("GET", f"/items/{i}") for i in range(120)] + [("GET", "/items/0"), ("GET", "/x")]
+    assert [r.status_code for r in requests(app, calls)] == [200] * 121 + [404]
+    stack = app.middleware_stack
+    assert isinstance(stack, middleware.PrometheusMiddleware)
+    assert len(stack._known) == 50  # the oldest paths were forgotten, and relearned when asked
+    assert count(registry, "/items/{item_id}", "200") == 121
+    assert count(registry, UNMATCHED, "404") == 1
+
+
+def test_routes_added_after_the_first_request_are_counted_by_template(
+    registry: CollectorRegistry,
+) -> None:
+    app = make_app(registry)
+    assert request(app, "GET", "/late/1").status_code == 404
+
+    @app.get("/late/{n}")
+    async def late(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    assert request(app, "GET", "/late/1").status_code == 200
+    assert count(registry, UNMATCHED, "404") == 1
+    assert count(registry, "/late/{n}", "200") == 1
 
 
 def test_status_codes_are_counted(registry: CollectorRegistry) -> None:
