@@ -5,7 +5,12 @@ prometheus-fastapi-instrumentator, with wrk on loopback against one uvicorn work
 
 The server runs on core 0 and wrk on core 1 (taskset). Variants alternate inside each round so
 slow drift on a shared machine hits all of them alike, and the order rotates from round to
-round. Before measuring, each server is checked
+round. With `--together`, each round serves every variant at once instead (all servers on core
+0, one wrk per server at once on core 1): the machine's speed swings from second to second,
+which move one run against the next by several per cent here, then hit every variant alike,
+and each round's ratio reads the variants' relative cost per request. `--aa` adds a second bare
+server ("bare-again"): its ratio to bare, 1.0 in theory, shows the noise of the figures.
+Before measuring, each server is checked
 to really be the variant it claims (its /metrics, its X-Trace-Id header); afterwards, its
 request counter must account for every request wrk made, so a broken server cannot pass for a
 fast one. Goal: ours >= 0.95 of bare, and above the instrumentator.
@@ -33,8 +38,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 BENCH_DIR = Path(__file__).resolve().parent
 VARIANTS = ("bare", "ours", "instrumentator")
-FACTORIES = {"bare": "apps:bare_app", "ours": "apps:ours_app",
+FACTORIES = {"bare": "apps:bare_app", "bare-again": "apps:bare_app", "ours": "apps:ours_app",
              "instrumentator": "apps:instrumentator_app"}
+UNCOUNTED = ("bare", "bare-again")  # variants without metrics to check wrk's count against
 ROUTE = "/items/{item_id}"
 SERVER_CORE, CLIENT_CORE = "0", "1"
 WARMUP_SECONDS = 2
@@ -147,7 +153,7 @@ def _check_variant(variant: str, base: str) -> None:
         raise BenchError(f"{variant}: GET /items/7 answered {item.status_code} {item.text!r}")
     metrics = httpx.get(f"{base}/metrics", timeout=5)
     has_trace_header = "x-trace-id" in item.headers
-    if variant == "bare":
+    if variant in UNCOUNTED:
         if metrics.status_code != 404 or has_trace_header:
             raise BenchError("bare: the app must have no /metrics and no X-Trace-Id header")
         return
@@ -157,60 +163,120 @@ def _check_variant(variant: str, base: str) -> None:
         raise BenchError(f"{variant}: X-Trace-Id header present={has_trace_header}, unexpected")
 
 
-def _run_wrk(
+def _start_wrk(
     base: str, script: Path, seconds: int, connections: int, id_range: int
-) -> Measurement:
+) -> subprocess.Popen[str]:
     command = [
         "taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
         "--timeout", "5s", "-s", str(script), base,
     ]
     env = {**os.environ, "BENCH_ID_RANGE": str(id_range)}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH ")), None)
-    if result.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wrk_result(wrk: subprocess.Popen[str]) -> Measurement:
+    stdout, stderr = wrk.communicate()
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if wrk.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({wrk.returncode}):\n{stdout}{stderr}")
     requests, micros, *errors, p50, p99 = (int(v) for v in line.split()[1:])
     if any(errors):
         raise BenchError(
             "wrk saw errors (connect, read, write, status, timeout) = "
-            f"{tuple(errors)}:\n{result.stdout}"
+            f"{tuple(errors)}:\n{stdout}"
         )
     return Measurement(requests, micros / 1e6, p50 / 1000, p99 / 1000)
+
+
+def _run_wrk(
+    base: str, script: Path, seconds: int, connections: int, id_range: int
+) -> Measurement:
+    return _wrk_result(_start_wrk(base, script, seconds, connections, id_range))
+
+
+class _Served:
+    """One variant's server, checked and warmed up; what it counted before a measured run."""
+
+    def __init__(self, variant: str, script: Path, connections: int, id_range: int) -> None:
+        self.variant = variant
+        port = _free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.server = _start_server(variant, port)
+        self.counted_before = self.cpu_before = 0.0
+        try:
+            _check_variant(variant, self.base)
+            _run_wrk(self.base, script, WARMUP_SECONDS, connections, id_range)
+        except BaseException:
+            _stop_server(self.server)
+            raise
+
+    def before_run(self) -> None:
+        if self.variant not in UNCOUNTED:
+            self.counted_before = _route_count(self.variant, self.base)
+        self.cpu_before = _cpu_seconds(self.server.pid)  # taskset execs the server: same pid
+
+    def after_run(self, result: Measurement, connections: int) -> Measurement:
+        result = dataclasses.replace(
+            result, cpu_seconds=_cpu_seconds(self.server.pid) - self.cpu_before
+        )
+        if self.variant not in UNCOUNTED:
+            counted = _route_count(self.variant, self.base) - self.counted_before
+            # wrk does not count requests in flight when it (or the warm-up) stops; the server does.
+            if not result.requests <= counted <= result.requests + 2 * connections:
+                raise BenchError(
+                    f"{self.variant}: wrk made {result.requests} requests, "
+                    f"metrics counted {counted}"
+                )
+        return result
+
+    def stop(self) -> None:
+        _stop_server(self.server)
 
 
 def _measure(
     variant: str, script: Path, seconds: int, connections: int, id_range: int
 ) -> Measurement:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _start_server(variant, port)
+    served = _Served(variant, script, connections, id_range)
     try:
-        _check_variant(variant, base)
-        _run_wrk(base, script, WARMUP_SECONDS, connections, id_range)
-        before = _route_count(variant, base) if variant != "bare" else 0.0
-        cpu_before = _cpu_seconds(server.pid)  # taskset execs the server: the same pid
-        result = _run_wrk(base, script, seconds, connections, id_range)
-        result = dataclasses.replace(result, cpu_seconds=_cpu_seconds(server.pid) - cpu_before)
-        if variant != "bare":
-            counted = _route_count(variant, base) - before
-            # wrk does not count requests in flight when it (or the warm-up) stops; the server does.
-            if not result.requests <= counted <= result.requests + 2 * connections:
-                raise BenchError(
-                    f"{variant}: wrk made {result.requests} requests, metrics counted {counted}"
-                )
-        return result
+        served.before_run()
+        result = _run_wrk(served.base, script, seconds, connections, id_range)
+        return served.after_run(result, connections)
     finally:
-        _stop_server(server)
+        served.stop()
+
+
+def _measure_together(
+    variants: tuple[str, ...], script: Path, seconds: int, connections: int, id_range: int
+) -> dict[str, Measurement]:
+    """Every variant served at once (all on the server core), one wrk each at once."""
+    served: list[_Served] = []
+    try:
+        for variant in variants:
+            served.append(_Served(variant, script, connections, id_range))
+        for one in served:
+            one.before_run()
+        runs = [_start_wrk(one.base, script, seconds, connections, id_range) for one in served]
+        results = [_wrk_result(run) for run in runs]
+        return {
+            one.variant: one.after_run(result, connections)
+            for one, result in zip(served, results, strict=True)
+        }
+    finally:
+        for one in served:
+            one.stop()
 
 
 def _table(results: dict[str, list[Measurement]]) -> str:
+    variants = tuple(results)
     bare = results["bare"]
     rows = [
         "| variant | req/s (median) | req/s per round | ratio to bare | p50 ms | p99 ms "
         "| server CPU µs/request | CPU ratio (bare / variant) |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for variant in VARIANTS:
+    for variant in variants:
         runs = results[variant]
         ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, bare, strict=True))
         cpu_ratio = statistics.median(b.cpu_us / r.cpu_us for r, b in zip(runs, bare, strict=True))
@@ -249,30 +315,53 @@ def main() -> None:
     parser.add_argument("--connections", type=_positive(int), default=50)
     parser.add_argument("--id-range", type=_positive(int), default=1000,
                         help="wrk cycles /items/1..N (distinct paths the route cache sees)")
+    parser.add_argument("--together", action="store_true",
+                        help="serve all variants at once in each round, one wrk each at once")
+    parser.add_argument("--aa", action="store_true",
+                        help="add a second bare server: its ratio shows the figures' noise")
     args = parser.parse_args()
     _require_tools()
 
-    results: dict[str, list[Measurement]] = {v: [] for v in VARIANTS}
+    variants = VARIANTS + (("bare-again",) if args.aa else ())
+    results: dict[str, list[Measurement]] = {v: [] for v in variants}
+
+    def report(round_no: int, variant: str, m: Measurement) -> None:
+        results[variant].append(m)
+        print(f"round {round_no} {variant:>14}: {m.rps:9,.0f} req/s  "
+              f"p50 {m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms  "
+              f"server CPU {m.cpu_us:.0f} µs/request", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "items.lua")
         script.write_text(WRK_SCRIPT)
         for round_no in range(1, args.rounds + 1):
             # Each round starts with another variant, so no variant always runs first or last.
-            shift = (round_no - 1) % len(VARIANTS)
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
-                try:
-                    m = _measure(variant, script, args.duration, args.connections, args.id_range)
-                except BenchError as exc:
-                    sys.exit(f"http_overhead: {exc}")
-                results[variant].append(m)
-                print(f"round {round_no} {variant:>14}: {m.rps:9,.0f} req/s  "
-                      f"p50 {m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms  "
-                      f"server CPU {m.cpu_us:.0f} µs/request", flush=True)
+            shift = (round_no - 1) % len(variants)
+            order = variants[shift:] + variants[:shift]
+            try:
+                if args.together:
+                    measured = _measure_together(
+                        order, script, args.duration, args.connections, args.id_range
+                    )
+                    for variant in variants:
+                        report(round_no, variant, measured[variant])
+                else:
+                    for variant in order:
+                        report(round_no, variant, _measure(
+                            variant, script, args.duration, args.connections, args.id_range
+                        ))
+            except BenchError as exc:
+                sys.exit(f"http_overhead: {exc}")
 
+    if args.together:
+        how = (f"all {len(variants)} variants served at once, one uvicorn worker each on core "
+               f"{SERVER_CORE}, one wrk each at once on core {CLIENT_CORE}")
+    else:
+        how = (f"variants one after another, one uvicorn worker on core {SERVER_CORE}, wrk on "
+               f"core {CLIENT_CORE}")
     print(f"\nGET /items/{{1..{args.id_range}}}, wrk -t1 -c{args.connections} "
-          f"-d{args.duration}s, {args.rounds} rounds, one uvicorn worker on core {SERVER_CORE}, "
-          f"wrk on core {CLIENT_CORE}. Medians over rounds; ratio = median of per-round "
-          "ratios to bare.\n")
+          f"-d{args.duration}s, {args.rounds} rounds, {how}. Medians over rounds; ratio = "
+          "median of per-round ratios to bare.\n")
     print(_table(results))
     ours = statistics.median(
         o.rps / b.rps for o, b in zip(results["ours"], results["bare"], strict=True))
