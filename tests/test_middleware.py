@@ -281,7 +281,9 @@ def test_trace_id_header_matches_current_trace_id(registry: CollectorRegistry) -
 def test_exemplar_carries_the_trace_id(registry: CollectorRegistry) -> None:
     app = make_app(registry)
     parent = "00-11111111111111111111111111111111-2222222222222222-01"
+    before = time.time()
     request(app, "GET", "/items/5", headers={"traceparent": parent})
+    after = time.time()
     scrape = request(app, "GET", "/metrics", headers={"accept": "application/openmetrics-text"})
     assert scrape.headers["content-type"].startswith("application/openmetrics-text")
     line = next(
@@ -292,6 +294,10 @@ def test_exemplar_carries_the_trace_id(registry: CollectorRegistry) -> None:
         and "#" in line
     )
     assert 'trace_id="11111111111111111111111111111111"' in line
+    # The exemplar's timestamp is the wall-clock time the response completed (kept as a
+    # perf_counter() reading, converted at the scrape).
+    stamp = float(line.rsplit(" ", 1)[1])
+    assert before - 0.01 <= stamp <= after + 0.01
     assert scrape.text.rstrip().endswith("# EOF")
 
     classic = request(app, "GET", "/metrics")
