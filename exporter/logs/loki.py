@@ -110,14 +110,19 @@ class LokiShipper(logging.Handler):
         feed on itself."""
         return not logger.startswith(_IGNORED_LOGGERS)
 
+    def ship(
+        self, created: float, levelname: str, logger: str, line: str, service: object = None
+    ) -> None:
+        """Queue a record's formatted line, unless `logger` is one of the shipper's own."""
+        if self.takes(logger):
+            self.enqueue_line(created, levelname.lower(), line, service)
+
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.takes(record.name):
+        if not self.takes(record.name):  # before formatting: a line not shipped is not made
             return
         try:
-            line = self.format(record)
-            self.enqueue_line(
-                record.created, record.levelname.lower(), line, record.__dict__.get("service")
-            )
+            self.ship(record.created, record.levelname, record.name, self.format(record),
+                      record.__dict__.get("service"))
         except Exception:
             self.handleError(record)
 

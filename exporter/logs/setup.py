@@ -84,8 +84,9 @@ class _FileHandler(logging.Handler):
                     return
             line = self.format(record)
             self._daily.submit(kinds, line)
-            self.ship(record.created, record.levelname, record.name, line,
-                      record.__dict__.get("service"))
+            if self._shipper is not None:
+                self._shipper.ship(record.created, record.levelname, record.name, line,
+                                   record.__dict__.get("service"))
         except Exception:
             self.handleError(record)
 
@@ -95,15 +96,8 @@ class _FileHandler(logging.Handler):
         line = self._json.render_snapshot(snapshot)
         if self._shipper is not None:
             service = next((value for key, value in snapshot[6] or () if key == "service"), None)
-            self.ship(snapshot[0], snapshot[1], snapshot[2], line, service)
+            self._shipper.ship(snapshot[0], snapshot[1], snapshot[2], line, service)
         return [(kinds, line)]
-
-    def ship(self, created: float, levelname: str, logger: str, line: str,
-             service: object) -> None:
-        """Hand a record's line to the Loki shipper, if any."""
-        shipper = self._shipper
-        if shipper is not None and shipper.takes(logger):
-            shipper.enqueue_line(created, levelname.lower(), line, service)
 
 
 class LogSinks:
