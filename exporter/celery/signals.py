@@ -23,19 +23,23 @@ log = logging.getLogger("exporter.celery")
 F = TypeVar("F", bound=Callable[..., None])
 
 
+def warn_once(warned: set[str], handler: str, exc: Exception) -> None:
+    """Log that `handler` raised `exc`, unless it is already in `warned`."""
+    if handler not in warned:
+        warned.add(handler)
+        log.warning("celery instrumentation: %s failed: %r", handler, exc)
+
+
 def guarded(handler: F) -> F:
     """`handler`, with any exception it raises logged (once per handler) and swallowed."""
-    warned = False
+    warned: set[str] = set()
 
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> None:
-        nonlocal warned
         try:
             handler(*args, **kwargs)
         except Exception as exc:
-            if not warned:
-                warned = True
-                log.warning("celery instrumentation: %s failed: %r", handler.__name__, exc)
+            warn_once(warned, handler.__name__, exc)
 
     return run  # type: ignore[return-value]
 
@@ -85,9 +89,7 @@ class TaskSignals:
 
     def _failed(self, handler: str, exc: Exception) -> None:
         """What `guarded` does when a handler raises: log it, once per handler."""
-        if handler not in self._warned:
-            self._warned.add(handler)
-            log.warning("celery instrumentation: %s failed: %r", handler, exc)
+        warn_once(self._warned, handler, exc)
 
     # --- main process ---
 
