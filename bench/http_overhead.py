@@ -23,7 +23,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,10 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 VARIANTS = ("bare", "ours", "instrumentator")
@@ -85,12 +88,6 @@ class Measurement:
 
 class BenchError(Exception):
     """The bench cannot produce trustworthy figures; the message says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
@@ -201,7 +198,7 @@ class _Served:
 
     def __init__(self, variant: str, script: Path, connections: int, id_range: int) -> None:
         self.variant = variant
-        port = _free_port()
+        port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.server = _start_server(variant, port)
         self.counted_before = self.cpu_before = 0.0

@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,11 @@ sys.path.insert(0, str(REPO))
 
 from exporter.logs.formatter import JsonFormatter  # noqa: E402
 from exporter.logs.loki import LokiConfig, LokiShipper  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 OURS_RECORDS = 100_000
 BATCH_SIZE = 500
 API_SECONDS = 10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pinned(cpu: int, argv: list[str]) -> list[str]:

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import free_port
+
 ROUTES, METHODS, STATUSES = 100, ("GET", "POST", "PUT", "DELETE"), (200, 201, 400, 404, 500)
 
 
@@ -69,12 +73,6 @@ def hanging_port(stop: threading.Event) -> int:
 
     threading.Thread(target=accept, daemon=True).start()
     return int(listener.getsockname()[1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_variant(deps: dict[str, str], queues: list[str], scrapes: int) -> dict[str, float]:

@@ -30,6 +30,10 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import free_port
+
 ERROR_SHARE = 0.2
 VARIANTS = ("capture-off", "sentry-off", "sentry-off-2", "sentry-hang")
 ROUTES = ("/ok", "/flaky")
@@ -82,12 +86,6 @@ class BlackHole:
             except OSError:
                 return
             self.held.append(conn)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_up(port: int) -> None:
@@ -155,7 +153,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
     try:
         for variant in VARIANTS:
-            port = _free_port()
+            port = free_port()
             dsn = f"http://public@127.0.0.1:{hole.port}/1" if variant == "sentry-hang" else "-"
             process = subprocess.Popen(
                 ["taskset", "-c", "0", sys.executable, __file__, "--serve", str(port), variant,
