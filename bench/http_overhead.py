@@ -90,15 +90,19 @@ class BenchError(Exception):
     """The bench cannot produce trustworthy figures; the message says why."""
 
 
-def _start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    variant: str, port: int, factory: str | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """uvicorn serving `factory` (default: the variant's); `cwd` comes first on the server's
+    import path, so an `exporter` package there is imported instead of the installed one."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("EXPORTER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     command = [
         "taskset", "-c", SERVER_CORE, sys.executable, "-m", "uvicorn", "--factory",
-        FACTORIES[variant], "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1",
+        factory or FACTORIES[variant], "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1",
         "--port", str(port), "--no-access-log", "--log-level", "warning",
     ]
-    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, cwd=cwd)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -132,7 +136,7 @@ def _stop_server(server: subprocess.Popen[bytes]) -> None:
 def _route_count(variant: str, base: str) -> float:
     """Requests to `/items/{item_id}` the variant's own metrics have counted so far."""
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    label = "route" if variant == "ours" else "handler"
+    label = "handler" if variant == "instrumentator" else "route"
     total = 0.0
     for family in text_string_to_metric_families(text):
         if family.name != "http_requests":
@@ -196,21 +200,29 @@ def _run_wrk(
 class _Served:
     """One variant's server, checked and warmed up; what it counted before a measured run."""
 
-    def __init__(self, variant: str, script: Path, connections: int, id_range: int) -> None:
+    def __init__(
+        self, variant: str, script: Path, connections: int, id_range: int, *,
+        factory: str | None = None, cwd: Path | None = None,
+        check: Callable[[str, str], None] = _check_variant, counted: bool | None = None,
+    ) -> None:
+        """`factory`, `cwd`: see `_start_server`; `check(variant, base)` raises BenchError
+        unless the server is the variant; `counted`: whether its metrics count each request
+        (default: all but the bare variants)."""
         self.variant = variant
+        self.counted = variant not in UNCOUNTED if counted is None else counted
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
-        self.server = _start_server(variant, port)
+        self.server = _start_server(variant, port, factory, cwd)
         self.counted_before = self.cpu_before = 0.0
         try:
-            _check_variant(variant, self.base)
+            check(variant, self.base)
             _run_wrk(self.base, script, WARMUP_SECONDS, connections, id_range)
         except BaseException:
             _stop_server(self.server)
             raise
 
     def before_run(self) -> None:
-        if self.variant not in UNCOUNTED:
+        if self.counted:
             self.counted_before = _route_count(self.variant, self.base)
         self.cpu_before = _cpu_seconds(self.server.pid)  # taskset execs the server: same pid
 
@@ -218,7 +230,7 @@ class _Served:
         result = dataclasses.replace(
             result, cpu_seconds=_cpu_seconds(self.server.pid) - self.cpu_before
         )
-        if self.variant not in UNCOUNTED:
+        if self.counted:
             counted = _route_count(self.variant, self.base) - self.counted_before
             # wrk does not count requests in flight when it (or the warm-up) stops; the server does.
             if not result.requests <= counted <= result.requests + 2 * connections:
@@ -245,13 +257,16 @@ def _measure(
 
 
 def _measure_together(
-    variants: tuple[str, ...], script: Path, seconds: int, connections: int, id_range: int
+    variants: tuple[str, ...], script: Path, seconds: int, connections: int, id_range: int,
+    serve: Callable[[str], _Served] | None = None,
 ) -> dict[str, Measurement]:
-    """Every variant served at once (all on the server core), one wrk each at once."""
+    """Every variant served at once (all on the server core), one wrk each at once; `serve`
+    starts a variant's server (default: `_Served` with the variant's own factory)."""
     served: list[_Served] = []
     try:
         for variant in variants:
-            served.append(_Served(variant, script, connections, id_range))
+            served.append(serve(variant) if serve is not None
+                          else _Served(variant, script, connections, id_range))
         for one in served:
             one.before_run()
         runs = [_start_wrk(one.base, script, seconds, connections, id_range) for one in served]
