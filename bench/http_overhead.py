@@ -47,6 +47,7 @@ UNCOUNTED = ("bare", "bare-again")  # variants without metrics to check wrk's co
 ROUTE = "/items/{item_id}"
 SERVER_CORE, CLIENT_CORE = "0", "1"
 WARMUP_SECONDS = 2
+MIN_ROUNDS_TO_JUDGE = 3  # fewer: the verdict on the goal is printed with a warning
 
 # wrk asks for /items/<id> with the id cycling through 1..N, so the route-template cache learns
 # N distinct paths; `done` prints one machine-readable line (latencies in microseconds).
@@ -381,6 +382,9 @@ def main() -> None:
         i.rps / b.rps for i, b in zip(results["instrumentator"], results["bare"], strict=True))
     print(f"\ngoal ours >= 0.95 of bare: {'met' if ours >= 0.95 else 'NOT met'} ({ours:.3f}); "
           f"above instrumentator: {'met' if ours > rival else 'NOT met'} ({rival:.3f})")
+    if args.rounds < MIN_ROUNDS_TO_JUDGE:
+        print(f"Only {args.rounds} round(s): one run of the same server differs from the next by "
+              f"several per cent here; judge the goal from --rounds {MIN_ROUNDS_TO_JUDGE} or more.")
     print("The CPU ratio (server CPU per request, bare / variant) does not depend on how wrk and "
           "the server shared the machine; bench/http_instructions.py counts instructions.")
 
