@@ -39,6 +39,7 @@ MIDDLEWARE = "middleware.py"
 # Where `__call__` starts the request's own work, after the path look-up.
 TRACE_LINE = ("        trace = trace_from_headers(scope.get(\"headers\") or (), series.route, "
               "series.method)\n")
+ID_RANGE = 1000  # wrk cycles /items/1..N, as http_overhead.py does by default
 FINISH = "                series.finish(status, ended - start, trace.trace_id, ended)\n"
 
 
@@ -157,9 +158,7 @@ def _make_copy(name: str, part: Part, root: Path) -> Path:
 
 def _checker(part: Part) -> Callable[[str, str], None]:
     def check(name: str, base: str) -> None:
-        item = httpx.get(f"{base}/items/7", timeout=5)
-        if item.status_code != 200 or item.json().get("item_id") != 7:
-            raise bench.BenchError(f"{name}: GET /items/7 answered {item.status_code}")
+        item = bench._item(name, base)
         text = httpx.get(f"{base}/metrics", timeout=5).text
         if _marker(name) not in text:
             raise bench.BenchError(f"{name}: the server does not run the edited copy")
@@ -203,9 +202,9 @@ def main() -> None:
 
         def serve(variant: str) -> bench._Served:
             if variant in ("bare", "ours"):
-                return bench._Served(variant, script, args.connections, 1000)
+                return bench._Served(variant, script, args.connections, ID_RANGE)
             part = PARTS[variant]
-            return bench._Served(variant, script, args.connections, 1000,
+            return bench._Served(variant, script, args.connections, ID_RANGE,
                                  factory=bench.FACTORIES["ours"], cwd=homes[variant],
                                  check=_checker(part), counted=part.counted)
 
@@ -213,11 +212,10 @@ def main() -> None:
         for group in groups:
             variants = ("bare", "ours", *group)
             for round_no in range(1, args.rounds + 1):
-                shift = (round_no - 1) % len(variants)
-                order = variants[shift:] + variants[:shift]
                 try:
                     measured = bench._measure_together(
-                        order, script, args.duration, args.connections, 1000, serve)
+                        bench._rotated(variants, round_no), script, args.duration,
+                        args.connections, ID_RANGE, serve)
                 except bench.BenchError as exc:
                     sys.exit(f"http_breakdown: {exc}")
                 bare = measured["bare"]
@@ -234,7 +232,7 @@ def main() -> None:
                 print(f"round {round_no} ({bare.rps:,.0f} req/s bare): " + ", ".join(line),
                       flush=True)
 
-    print(f"\nGET /items/{{1..1000}}, wrk -t1 -c{args.connections} -d{args.duration}s, "
+    print(f"\nGET /items/{{1..{ID_RANGE}}}, wrk -t1 -c{args.connections} -d{args.duration}s, "
           f"{args.rounds} rounds per group of variants; each round serves bare, ours and the "
           f"group at once on core {bench.SERVER_CORE}, wrk on core {bench.CLIENT_CORE}. "
           "Ratios: medians of per-round ratios to bare; gain: median of per-round (variant - "

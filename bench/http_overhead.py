@@ -148,11 +148,17 @@ def _route_count(variant: str, base: str) -> float:
     return total
 
 
-def _check_variant(variant: str, base: str) -> None:
-    """Fail unless the server behaves as `variant` should: same app, right instrumentation."""
+def _item(variant: str, base: str) -> httpx.Response:
+    """GET /items/7 from the server; fails unless it answers as the bench app does."""
     item = httpx.get(f"{base}/items/7", timeout=5)
     if item.status_code != 200 or item.json().get("item_id") != 7:
         raise BenchError(f"{variant}: GET /items/7 answered {item.status_code} {item.text!r}")
+    return item
+
+
+def _check_variant(variant: str, base: str) -> None:
+    """Fail unless the server behaves as `variant` should: same app, right instrumentation."""
+    item = _item(variant, base)
     metrics = httpx.get(f"{base}/metrics", timeout=5)
     has_trace_header = "x-trace-id" in item.headers
     if variant in UNCOUNTED:
@@ -281,6 +287,13 @@ def _measure_together(
             one.stop()
 
 
+def _rotated(variants: tuple[str, ...], round_no: int) -> tuple[str, ...]:
+    """The variants in round `round_no`'s order: each round starts with another variant, so
+    none always runs (or starts) first or last."""
+    shift = (round_no - 1) % len(variants)
+    return variants[shift:] + variants[:shift]
+
+
 def _table(results: dict[str, list[Measurement]]) -> str:
     variants = tuple(results)
     bare = results["bare"]
@@ -348,9 +361,7 @@ def main() -> None:
         script = Path(tmp, "items.lua")
         script.write_text(WRK_SCRIPT)
         for round_no in range(1, args.rounds + 1):
-            # Each round starts with another variant, so no variant always runs first or last.
-            shift = (round_no - 1) % len(variants)
-            order = variants[shift:] + variants[:shift]
+            order = _rotated(variants, round_no)
             try:
                 if args.together:
                     measured = _measure_together(
