@@ -4,7 +4,7 @@ switched off at a time, served side by side with bare and with the whole middlew
     .venv/bin/python bench/http_breakdown.py [--rounds 6] [--duration 8] [--parts no-header,...]
 
 Each variant is a temporary copy of the `exporter` package in which one part is cut out of
-`exporter/middleware.py` by an exact source edit; the script stops if the source no longer
+`exporter/http/middleware.py` by an exact source edit; the script stops if the source no longer
 holds the text it edits (the variant would silently be the whole middleware otherwise), and
 each server must show its variant's name in its `/metrics` HELP text and behave as the variant
 should (header present or not, requests counted or not). The `copy` variant edits nothing: its
@@ -32,14 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import http_overhead as bench
 
-from exporter.metrics import REQUESTS_HELP
+from exporter.http.metrics import REQUESTS_HELP
 
 PACKAGE = Path(__file__).resolve().parent.parent / "exporter"
-MIDDLEWARE = "middleware.py"
+MIDDLEWARE = "http/middleware.py"
 # Where `__call__` starts the request's own work, after the path look-up.
 TRACE_LINE = ("        trace = trace_from_headers(scope.get(\"headers\") or (), series.route, "
               "series.method)\n")
 ID_RANGE = 1000  # wrk cycles /items/1..N, as http_overhead.py does by default
+# A line at module level, after the imports: where the `no-trace-id` variant adds its constant.
+LOGGER_LINE = '_log = logging.getLogger("exporter.middleware")\n'
 FINISH = "                series.finish(status, ended - start, trace.trace_id, ended)\n"
 
 
@@ -108,8 +110,7 @@ PARTS: dict[str, Part] = {
     "no-trace-id": Part(
         "reading trace headers and making ids (one fixed trace context for every request)",
         (Edit(TRACE_LINE, "        trace = _FIXED\n"),
-         Edit("_log = logging.getLogger(__name__)\n",
-              "_log = logging.getLogger(__name__)\n_FIXED = trace_from_headers([])\n")),
+         Edit(LOGGER_LINE, LOGGER_LINE + "_FIXED = trace_from_headers([])\n")),
         header=True, counted=True,
     ),
     "no-contextvar": Part(
@@ -149,10 +150,10 @@ def _make_copy(name: str, part: Part, root: Path) -> Path:
     for edit in part.edits:
         text = edit.apply(text, f"{name}: {MIDDLEWARE}")
     source.write_text(text)
-    metrics = home / "exporter" / "metrics.py"
+    metrics = home / "exporter" / "http" / "metrics.py"
     help_line = f'REQUESTS_HELP = "{REQUESTS_HELP}"'
     metrics.write_text(Edit(help_line, help_line[:-1] + f' {_marker(name)}"').apply(
-        metrics.read_text(), f"{name}: metrics.py"))
+        metrics.read_text(), f"{name}: http/metrics.py"))
     return home
 
 

@@ -28,11 +28,11 @@ from apps import bare_app
 
 from exporter.app import instrument
 from exporter.config import load_settings
-from exporter.metrics import HttpCollector
-from exporter.middleware import PrometheusMiddleware
-from exporter.routes import RouteResolver
-from exporter.trace import _current, trace_from_headers
-from exporter.types import Message, Receive, Scope, Send
+from exporter.http.metrics import HttpCollector
+from exporter.http.middleware import PrometheusMiddleware
+from exporter.http.routes import RouteResolver
+from exporter.http.trace import _current, trace_from_headers
+from exporter.http.types import Message, Receive, Scope, Send
 
 # What wrk sends: a Host header and nothing else, so every request gets a new trace id.
 HEADERS = [(b"host", b"127.0.0.1:8000")]

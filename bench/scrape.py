@@ -197,8 +197,8 @@ def exposition_ms() -> tuple[float, float]:
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
     from exporter.config import DEFAULT_BUCKETS
-    from exporter.exposition import render
-    from exporter.metrics import HttpCollector
+    from exporter.http.exposition import render
+    from exporter.http.metrics import HttpCollector
 
     ours_registry, plain_registry = CollectorRegistry(), CollectorRegistry()
     ours = HttpCollector(DEFAULT_BUCKETS, ours_registry)

@@ -8,10 +8,10 @@ from exporter.app import create_app, instrument
 from exporter.celery import instrument_celery
 from exporter.config import Settings, SettingsError, load_settings
 from exporter.errors.capture import capture_exception, enable_error_capture
+from exporter.http.middleware import PrometheusMiddleware
+from exporter.http.trace import current_span_id, current_trace, current_trace_id
 from exporter.logs.loki import LokiShipper
 from exporter.logs.setup import enable_access_log, setup_logging
-from exporter.middleware import PrometheusMiddleware
-from exporter.trace import current_span_id, current_trace, current_trace_id
 
 __all__ = [
     "LokiShipper",

@@ -32,13 +32,13 @@ from exporter.collectors.system import HostCollector
 from exporter.config import Settings, load_settings
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
-from exporter.exposition import MetricsEndpoint, multiprocess_registry
+from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
+from exporter.http.metrics import HttpMetrics, http_metrics_for
+from exporter.http.middleware import PrometheusMiddleware, RequestObserver
+from exporter.http.routes import route_templates
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.logs.tail import LogTail
-from exporter.metrics import HttpMetrics, http_metrics_for
-from exporter.middleware import PrometheusMiddleware, RequestObserver
 from exporter.monitor import HealthMonitor
-from exporter.routes import route_templates
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

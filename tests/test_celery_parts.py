@@ -22,8 +22,8 @@ from exporter.celery.context import (
 )
 from exporter.celery.metrics import OTHER, BoundedLabel, CeleryMetrics
 from exporter.celery.queues import celery_queues, queue_names, queue_url
+from exporter.http.trace import TraceContext, _current, current_trace_id
 from exporter.logs.formatter import JsonFormatter
-from exporter.trace import TraceContext, _current, current_trace_id
 
 
 def test_default_queue_is_read_when_no_task_queues_are_declared() -> None:

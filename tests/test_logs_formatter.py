@@ -8,8 +8,8 @@ import re
 import sys
 from typing import Any
 
+from exporter.http.trace import TraceContext, _current
 from exporter.logs.formatter import REDACTED, JsonFormatter, scrub_text
-from exporter.trace import TraceContext, _current
 
 
 def record(msg: str = "hello", *args: Any, level: int = logging.INFO, **extra: Any

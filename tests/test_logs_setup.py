@@ -202,7 +202,7 @@ def test_stdout_gets_every_line_in_order_in_batches_and_still_after_close(
 def test_lines_made_on_the_writer_thread_show_the_moment_they_were_logged(
     tmp_path: Path, registry: CollectorRegistry
 ) -> None:
-    from exporter.trace import TraceContext, _current
+    from exporter.http.trace import TraceContext, _current
 
     settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False)
     sinks = setup_logging(settings, registry)

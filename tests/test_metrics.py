@@ -10,7 +10,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.config import DEFAULT_BUCKETS
-from exporter.metrics import HttpCollector, MultiprocessHttpMetrics, http_metrics_for
+from exporter.http.metrics import HttpCollector, MultiprocessHttpMetrics, http_metrics_for
 
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -133,7 +133,7 @@ def _parsed(
 
 
 def test_rendered_text_says_what_the_samples_say_in_both_formats() -> None:
-    from exporter.exposition import render
+    from exporter.http.exposition import render
 
     registry = CollectorRegistry()
     metrics = HttpCollector(DEFAULT_BUCKETS, registry)
@@ -157,7 +157,7 @@ def test_rendered_text_says_what_the_samples_say_in_both_formats() -> None:
 
 
 def test_unchanged_series_reuse_their_text_and_changed_ones_do_not() -> None:
-    from exporter.exposition import render
+    from exporter.http.exposition import render
 
     registry = CollectorRegistry()
     metrics = HttpCollector(DEFAULT_BUCKETS, registry)

@@ -19,9 +19,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
 
 import exporter
-from exporter import middleware
 from exporter.config import load_settings
-from exporter.routes import UNMATCHED
+from exporter.http import middleware
+from exporter.http.routes import UNMATCHED
 from tests.asgi import request, requests, serve_in_thread
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -407,7 +407,7 @@ def test_observers_see_each_request_and_the_exception_behind_a_500(
     registry: CollectorRegistry,
 ) -> None:
     from exporter.app import instrumentation
-    from exporter.middleware import CompletedRequest
+    from exporter.http.middleware import CompletedRequest
 
     app = FastAPI()
     raised = Boom("observed")

@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Host, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from exporter.routes import UNMATCHED, RouteResolver, _flatten, _walk
+from exporter.http.routes import UNMATCHED, RouteResolver, _flatten, _walk
 
 
 def ok(request: object) -> PlainTextResponse:

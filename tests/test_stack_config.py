@@ -769,7 +769,7 @@ def test_the_files_not_shipped_are_subsets_of_those_shipped(tmp_path: Path) -> N
     # Every ERROR line also goes to app_*, every slow access line also to access_*: the shippers
     # lose nothing by skipping error_* and slow_requests_*.
     from exporter import load_settings, setup_logging
-    from exporter.middleware import CompletedRequest
+    from exporter.http.middleware import CompletedRequest
 
     settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False,
                              slow_request_seconds=0.1, service_name="shop")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from exporter.trace import parse_traceparent, trace_from_headers
+from exporter.http.trace import parse_traceparent, trace_from_headers
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 HEX32 = re.compile(r"[0-9a-f]{32}")

@@ -11,7 +11,7 @@ import logging
 from contextvars import ContextVar, Token
 from typing import Any, NamedTuple
 
-from exporter.trace import TraceContext, _current, current_trace, trace_from_headers
+from exporter.http.trace import TraceContext, _current, current_trace, trace_from_headers
 
 TRACEPARENT = "traceparent"
 TRACE_ID_HEADER = "x-trace-id"

@@ -8,7 +8,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from exporter.exposition import multiprocess_registry
+from exporter.http.exposition import multiprocess_registry
 
 log = logging.getLogger("exporter.celery")
 

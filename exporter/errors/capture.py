@@ -19,8 +19,8 @@ from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exceptio
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
-from exporter.middleware import CompletedRequest, current_request
-from exporter.trace import current_trace_id
+from exporter.http.middleware import CompletedRequest, current_request
+from exporter.http.trace import current_trace_id
 
 _log = logging.getLogger("exporter.errors")
 OTHER_TYPE = "other"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 # Frames of our own instrumentation sit in every captured stack; they say nothing about the bug.
-_OWN_MODULES = ("exporter.middleware", "exporter.errors")
+_OWN_MODULES = ("exporter.http.middleware", "exporter.errors")
 _MAX_FRAMES = 50
 _MAX_FINGERPRINT_FRAMES = 30
 

@@ -13,7 +13,7 @@ from exporter.config import Settings
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text
 from exporter.errors.worker import BackgroundWorker
-from exporter.trace import current_trace_id
+from exporter.http.trace import current_trace_id
 
 # Where a frame points is not data. (Its source lines are scrubbed: credentials do get
 # hard-coded.)

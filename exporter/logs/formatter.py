@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
-from exporter.trace import current_trace
+from exporter.http.trace import current_trace
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey", "dsn",

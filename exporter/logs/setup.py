@@ -16,11 +16,11 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
 from exporter.errors.scrub import safe_str
+from exporter.http.middleware import CompletedRequest
 from exporter.logs import files
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter, Snapshot
 from exporter.logs.loki import LokiConfig, LokiShipper
-from exporter.middleware import CompletedRequest
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _lock = threading.Lock()

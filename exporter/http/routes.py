@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import routing as _fastapi_routing
 from starlette.routing import Match, Mount, Route, WebSocketRoute
 
-from exporter.types import Scope
+from exporter.http.types import Scope
 
 UNMATCHED = "<unmatched>"
 

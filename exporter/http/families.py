@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar, Sample
 
 if TYPE_CHECKING:
-    from exporter.metrics import _Series
+    from exporter.http.metrics import _Series
 
 REQUESTS = "http_requests"
 DURATION = "http_request_duration_seconds"

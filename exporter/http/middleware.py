@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from exporter.metrics import HttpMetrics, RouteSeries
-from exporter.routes import RouteResolver
-from exporter.trace import TraceContext, _current, trace_from_headers
-from exporter.types import ASGIApp, Message, Receive, Scope, Send
+from exporter.http.metrics import HttpMetrics, RouteSeries
+from exporter.http.routes import RouteResolver
+from exporter.http.trace import TraceContext, _current, trace_from_headers
+from exporter.http.types import ASGIApp, Message, Receive, Scope, Send
 
 STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
 )
 TRACE_HEADER = b"x-trace-id"
-_log = logging.getLogger(__name__)
+# Named as before the module moved into exporter.http: log lines keep their `logger` field.
+_log = logging.getLogger("exporter.middleware")
 
 
 def current_request() -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from exporter.http_families import Row, Snapshot, escape_label, families
+from exporter.http.families import Row, Snapshot, escape_label, families
 
 REQUESTS_HELP = "HTTP requests answered, by method, route template and status code."
 DURATION_HELP = "Time from the request's arrival to its last response byte, by route template."
