@@ -9,22 +9,16 @@ scrape reuses its text, and `Sample` tuples are built only when a consumer reads
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar, Sample
 
-if TYPE_CHECKING:
-    from exporter.http.metrics import _Series
+from exporter.http.series import Series, escape_label
 
 REQUESTS = "http_requests"
 DURATION = "http_request_duration_seconds"
 IN_PROGRESS = "http_requests_in_progress"
-
-
-def escape_label(value: str) -> str:
-    """A label value as the exposition formats quote it."""
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def _help(text: str) -> str:
@@ -51,7 +45,7 @@ class Row:
         "version",
     )
 
-    def __init__(self, series: _Series, to_wall: float) -> None:
+    def __init__(self, series: Series, to_wall: float) -> None:
         """`to_wall`: added to a `perf_counter()` time, gives the wall-clock time."""
         series.fold()
         with series.lock:
