@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from exporter._version import __version__
 from exporter.app import create_app, instrument
 from exporter.celery import instrument_celery
 from exporter.config import Settings, SettingsError, load_settings

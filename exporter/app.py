@@ -18,7 +18,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from starlette.applications import Starlette
 
-from exporter import __version__
+from exporter._version import __version__
 from exporter.alert_notifications import NotificationStore
 from exporter.api.alert_webhook import alert_webhook_router
 from exporter.api.errors import errors_router

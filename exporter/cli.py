@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from exporter import __version__
+from exporter._version import __version__
 from exporter.config import Settings, SettingsError, env_name, load_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from exporter._version import __version__
 from exporter.config import Settings
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text
@@ -84,8 +85,6 @@ def release_of(settings: Settings) -> str:
     """The release name events carry: `EXPORTER_RELEASE`, else the package version."""
     if settings.release:
         return settings.release
-    from exporter import __version__
-
     return __version__
 
 
