@@ -33,8 +33,9 @@ from exporter.config import Settings, load_settings
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
 from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
-from exporter.http.metrics import HttpMetrics, http_metrics_for
-from exporter.http.middleware import PrometheusMiddleware, RequestObserver
+from exporter.http.instrumentation import Instrumentation, attach, instrumentation
+from exporter.http.metrics import http_metrics_for
+from exporter.http.middleware import PrometheusMiddleware
 from exporter.http.routes import route_templates
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.logs.tail import LogTail
@@ -44,35 +45,6 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _lock = threading.Lock()
 _collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
-
-
-class Instrumentation:
-    """What `instrument(app)` set up for one app; later features hook in through it."""
-
-    def __init__(
-        self, settings: Settings, registry: CollectorRegistry, metrics: HttpMetrics
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.metrics = metrics
-        # Shared with the middleware: observers added later still see every request.
-        self.observers: list[RequestObserver] = []
-        # Paths and templates not counted beside the settings' (read when the app first serves).
-        self.excluded: list[str] = [settings.metrics_path]
-
-    def add_observer(self, observer: RequestObserver) -> None:
-        """Call `observer` with each completed request (access log, error capture...)."""
-        self.observers.append(observer)
-
-
-_instrumented: weakref.WeakKeyDictionary[Starlette, Instrumentation] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def instrumentation(app: Starlette) -> Instrumentation | None:
-    """The instrumentation `instrument(app)` set up, or None for an app it never saw."""
-    return _instrumented.get(app)
 
 
 def _add_standard_collectors(registry: CollectorRegistry, settings: Settings) -> None:
@@ -103,7 +75,7 @@ def instrument(
         settings = load_settings()
     if registry is None:
         registry = REGISTRY
-    if app in _instrumented:
+    if instrumentation(app) is not None:
         return app
     if getattr(app, "middleware_stack", None) is not None:
         raise RuntimeError("instrument(app) must be called before the app starts serving")
@@ -134,7 +106,7 @@ def instrument(
         )
 
     app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]
-    _instrumented[app] = state
+    attach(app, state)
     return app
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from exporter import enable_access_log, instrument, load_settings, setup_logging
-from exporter.app import instrumentation
+from exporter.http.instrumentation import instrumentation
 from tests.test_api_logs import serving
 
 

@@ -406,7 +406,7 @@ def test_streaming_is_timed_to_the_last_byte_and_background_tasks_are_not(
 def test_observers_see_each_request_and_the_exception_behind_a_500(
     registry: CollectorRegistry,
 ) -> None:
-    from exporter.app import instrumentation
+    from exporter.http.instrumentation import instrumentation
     from exporter.http.middleware import CompletedRequest
 
     app = FastAPI()

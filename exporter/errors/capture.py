@@ -19,6 +19,7 @@ from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exceptio
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
+from exporter.http.instrumentation import instrumentation
 from exporter.http.middleware import CompletedRequest, current_request
 from exporter.http.trace import current_trace_id
 
@@ -223,8 +224,6 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     lifespan and at exit. An unusable data directory leaves the metric and Sentry working.
     """
     global _active
-    from exporter.app import instrumentation
-
     if app in _enabled_on:
         return _enabled_on[app]
     state = instrumentation(app)

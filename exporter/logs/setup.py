@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
 from exporter.errors.scrub import safe_str
+from exporter.http.instrumentation import instrumentation
 from exporter.http.middleware import CompletedRequest
 from exporter.logs import files
 from exporter.logs.files import DailyFiles
@@ -322,8 +323,6 @@ _access_apps: weakref.WeakSet[Starlette] = weakref.WeakSet()
 def enable_access_log(app: Starlette) -> Starlette:
     """Write access_*.log and slow_requests_*.log lines for `app` (already `instrument`ed) while
     logging is set up. Idempotent; returns the app."""
-    from exporter.app import instrumentation
-
     state = instrumentation(app)
     if state is None:
         raise RuntimeError("call instrument(app) before enable_access_log(app)")
