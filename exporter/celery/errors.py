@@ -14,9 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Settings
-from exporter.errors import capture as capture_module
 from exporter.errors import sentry
-from exporter.errors.capture import ErrorCapture
+from exporter.errors.capture import ErrorCapture, set_active_capture
 from exporter.errors.scrub import scrub_value
 from exporter.errors.store import ErrorStore
 
@@ -86,7 +85,7 @@ class TaskErrors:
             root.removeHandler(self._capture.log_handler)
         root.addHandler(capture.log_handler)  # logger.exception(...) inside tasks
         # `exporter.capture_exception()` called from task code reports here too.
-        capture_module._active = capture
+        set_active_capture(capture)
         self._capture, self._pid = capture, os.getpid()
         return capture
 

@@ -217,13 +217,19 @@ def capture_exception(exc: BaseException, **context: Any) -> str | None:
     return capture.capture(exc, context=context)
 
 
+def set_active_capture(capture: ErrorCapture) -> None:
+    """Make `capture` the one `capture_exception()` reports to (the last one set wins, until it
+    stops)."""
+    global _active
+    _active = capture
+
+
 def enable_error_capture(app: Starlette, settings: Settings | None = None) -> ErrorCapture:
     """Capture `app`'s errors into the local store (and Sentry when a DSN is set).
 
     Call after `instrument(app)` and before the app serves. The writer stops with the app's
     lifespan and at exit. An unusable data directory leaves the metric and Sentry working.
     """
-    global _active
     if app in _enabled_on:
         return _enabled_on[app]
     state = instrumentation(app)
@@ -248,7 +254,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
         settings, on_drop=capture.metrics.sentry_drop
     )
     _stop_with_lifespan(app, capture)
-    _active = capture
+    set_active_capture(capture)
     _enabled_on[app] = capture
     return capture
 
