@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from exporter.probes.targets import DATABASE_KINDS
+from exporter.render.celery import celery_rules
 from exporter.render.links import dashboard_url, runbook_url
 from exporter.render.recording import RecordingNames
+from exporter.render.rule import AlertRule, threshold_text
 from exporter.thresholds import Signal, Threshold, Thresholds, format_duration
 
 _DATABASES = "|".join(sorted(DATABASE_KINDS))
@@ -20,28 +21,6 @@ SHIPPER_DROPS = (
     "loki_write_dropped_entries_total",
     "promtail_dropped_entries_total",
 )
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """One alerting rule; `signal` is None for the stack's own alerts (TargetDown...)."""
-
-    name: str
-    expr: str
-    for_seconds: float
-    severity: str
-    summary: str
-    description: str
-    dashboard: str
-    signal: Signal | None = None
-    above: float | None = None
-
-
-def threshold_text(signal: Signal, above: float) -> str:
-    """A threshold for people: `80 %`, `500 ms`, `2 s`."""
-    if signal.is_ratio:
-        return f"{above * 100:g} %"
-    return f"{above * 1000:g} ms" if above < 1 else f"{above:g} s"
 
 
 def _signal_rule(signal: Signal, names: RecordingNames) -> tuple[str, str, str]:
@@ -125,8 +104,6 @@ def stack_rules(names: RecordingNames) -> list[AlertRule]:
 
 def alert_rules(thresholds: Thresholds) -> list[AlertRule]:
     """Every alerting rule, thresholds first, in file order."""
-    from exporter.render.celery import celery_rules  # it builds on this module's AlertRule
-
     names = RecordingNames(thresholds.render.rate_window)
     return (
         [threshold_rule(t, names) for t in thresholds.items()]

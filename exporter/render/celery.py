@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.render.alerting import AlertRule, threshold_text
 from exporter.render.grafana import dashboard, panel, prom, query_variable
 from exporter.render.links import DASHBOARDS
+from exporter.render.rule import AlertRule, threshold_text
 from exporter.thresholds import Signal, Thresholds, format_duration
 
 CELERY_RECORDING_GROUP = "exporter-celery-recording"

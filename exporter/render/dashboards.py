@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.probes.targets import DATABASE_KINDS
+from exporter.render.celery import celery_dashboard
 from exporter.render.grafana import (
     dashboard,
     loki,
@@ -14,6 +15,7 @@ from exporter.render.grafana import (
     row,
     text_variable,
 )
+from exporter.render.header import HEADER
 from exporter.render.links import DASHBOARDS
 from exporter.render.recording import RecordingNames
 from exporter.thresholds import Signal, Thresholds, api_latency_seconds
@@ -245,9 +247,6 @@ def _alerts(t: Thresholds, n: RecordingNames, description: str) -> dict[str, Any
 
 def dashboards(thresholds: Thresholds) -> dict[str, dict[str, Any]]:
     """File stem -> dashboard JSON document."""
-    from exporter.render import HEADER  # the package imports this module first
-    from exporter.render.celery import celery_dashboard
-
     names = RecordingNames(thresholds.render.rate_window)
     return {
         "service-overview": _service(thresholds, names, HEADER),

@@ -12,16 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.render.alerting import (
-    ALERTING_GROUP,
-    SHIPPER_DROPS,
-    AlertRule,
-    alert_annotations,
-    alert_rules,
-)
+from exporter.render.alerting import ALERTING_GROUP, SHIPPER_DROPS, alert_annotations, alert_rules
 from exporter.render.celery import CELERY_RECORDING_GROUP, FAILURE_ALERT, failure_series
 from exporter.render.gotemplate import expand
 from exporter.render.recording import RECORDING_GROUP
+from exporter.render.rule import AlertRule
 from exporter.thresholds import Signal, Thresholds, format_duration
 
 STEP = 15.0  # series interval and evaluation interval of the tests, seconds
