@@ -8,16 +8,13 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.logs.formatter import DEFAULT_REDACT_KEYS
-
-if TYPE_CHECKING:
-    from exporter.thresholds import Thresholds
 
 ENV_PREFIX = "EXPORTER_"
 
@@ -95,7 +92,7 @@ class Settings(BaseSettings):
     slow_request_seconds: float | None = Field(
         None, gt=0.0, le=3600.0,
         description="requests at least this slow go to slow_requests_*.log; unset or empty: "
-        "the API latency threshold of thresholds.yaml (see effective_slow_request_seconds)",
+        "the API latency threshold of thresholds.yaml (see thresholds.slow_request_seconds)",
     )
     log_redact_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_REDACT_KEYS),
@@ -169,21 +166,6 @@ class Settings(BaseSettings):
             return None
         return value
 
-    def effective_slow_request_seconds(self, thresholds: Thresholds | None = None) -> float:
-        """Seconds from which a request is slow (slow_requests_*.log, /logs/slow-requests).
-
-        EXPORTER_SLOW_REQUEST_SECONDS when set; else the API latency threshold of `thresholds`
-        (when given: the ones in use), else of EXPORTER_THRESHOLDS_FILE or the packaged
-        thresholds.yaml (`api_latency.above`, read once per file). Raises `ThresholdsError`
-        when that file is bad.
-        """
-        if self.slow_request_seconds is not None:
-            return self.slow_request_seconds
-        from exporter.thresholds import api_latency_seconds, api_latency_seconds_of_file
-
-        if thresholds is not None:
-            return api_latency_seconds(thresholds)
-        return api_latency_seconds_of_file(self.thresholds_file)
     # --- health: probes, queues, thresholds, history, alerts, observability API ---
     dependencies: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,

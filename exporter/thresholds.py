@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exporter.config import SettingsError
+from exporter.config import Settings, SettingsError
 
 PACKAGED_NAME = "thresholds.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -218,3 +218,18 @@ def api_latency_seconds_of_file(path: Path | None = None) -> float:
     """`api_latency_seconds` of the file at `path` (the packaged one when None), read once:
     the access log asks for every request."""
     return api_latency_seconds(load_thresholds(path))
+
+
+def slow_request_seconds(settings: Settings, thresholds: Thresholds | None = None) -> float:
+    """Seconds from which a request is slow (slow_requests_*.log, /logs/slow-requests).
+
+    EXPORTER_SLOW_REQUEST_SECONDS when set; else the API latency threshold of `thresholds`
+    (when given: the ones in use), else of EXPORTER_THRESHOLDS_FILE or the packaged
+    thresholds.yaml (`api_latency.above`, read once per file). Raises `ThresholdsError`
+    when that file is bad.
+    """
+    if settings.slow_request_seconds is not None:
+        return settings.slow_request_seconds
+    if thresholds is not None:
+        return api_latency_seconds(thresholds)
+    return api_latency_seconds_of_file(settings.thresholds_file)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -120,32 +119,3 @@ def test_a_history_ring_too_long_is_refused_naming_both_variables() -> None:
     assert "EXPORTER_HISTORY_INTERVAL_SECONDS" in message and "12096001 samples" in message
     assert load_settings(history_interval_seconds=7, history_window_seconds=604800)
     assert load_settings(history_interval_seconds=0.05, history_window_seconds=3600)
-
-
-def test_slow_requests_follow_the_api_latency_threshold_unless_overridden(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert load_settings().slow_request_seconds is None
-    assert load_settings().effective_slow_request_seconds() == 0.5  # api_latency.above
-    thresholds = tmp_path / "thresholds.yaml"
-    shipped = (Path(__file__).resolve().parent.parent / "thresholds.yaml").read_text()
-    assert "above: 0.5\n" in shipped
-    thresholds.write_text(shipped.replace("above: 0.5\n", "above: 0.3\n"))
-    monkeypatch.setenv("EXPORTER_THRESHOLDS_FILE", str(thresholds))
-    assert load_settings().effective_slow_request_seconds() == 0.3
-    monkeypatch.setenv("EXPORTER_SLOW_REQUEST_SECONDS", "")  # empty: from thresholds too
-    assert load_settings().effective_slow_request_seconds() == 0.3
-    monkeypatch.setenv("EXPORTER_SLOW_REQUEST_SECONDS", "0.2")
-    assert load_settings().effective_slow_request_seconds() == 0.2
-
-
-def test_slow_requests_read_the_thresholds_in_use() -> None:
-    from exporter.thresholds import parse_thresholds
-
-    shipped = (Path(__file__).resolve().parent.parent / "thresholds.yaml").read_text()
-    custom = parse_thresholds(shipped.replace("above: 0.5\n", "above: 0.75\n"))
-    assert load_settings().effective_slow_request_seconds(custom) == 0.75
-    without = parse_thresholds(shipped.replace("http_latency_p95_seconds", "cpu_usage_ratio")
-                               .replace("above: 0.5\n", "above: 0.9\n"))
-    assert load_settings().effective_slow_request_seconds(without) == 0.5  # the fallback
-    assert load_settings(slow_request_seconds=2).effective_slow_request_seconds(custom) == 2.0

@@ -1,4 +1,5 @@
-"""thresholds.yaml: the shipped values, the packaged copy, and errors that name the key."""
+"""thresholds.yaml: the shipped values, the packaged copy, errors that name the key, and where
+slow requests start."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import load_settings
 from exporter.thresholds import (
     Signal,
     ThresholdsError,
@@ -14,6 +16,7 @@ from exporter.thresholds import (
     packaged_text,
     parse_duration,
     parse_thresholds,
+    slow_request_seconds,
 )
 
 ROOT_FILE = Path(__file__).resolve().parent.parent / "thresholds.yaml"
@@ -107,3 +110,30 @@ def test_for_may_be_zero_or_up_to_a_week() -> None:
     by_key = {t.key: t for t in parse_thresholds(text).items()}
     assert (by_key["cpu"].for_seconds, by_key["disk"].for_seconds) == (0.0, 7 * 86400.0)
     assert parse_thresholds(ROOT_FILE.read_text().replace("above: 0.1", "above: 1", 1))
+
+
+def test_slow_requests_follow_the_api_latency_threshold_unless_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().slow_request_seconds is None
+    assert slow_request_seconds(load_settings()) == 0.5  # api_latency.above
+    thresholds = tmp_path / "thresholds.yaml"
+    shipped = ROOT_FILE.read_text()
+    assert "above: 0.5\n" in shipped
+    thresholds.write_text(shipped.replace("above: 0.5\n", "above: 0.3\n"))
+    monkeypatch.setenv("EXPORTER_THRESHOLDS_FILE", str(thresholds))
+    assert slow_request_seconds(load_settings()) == 0.3
+    monkeypatch.setenv("EXPORTER_SLOW_REQUEST_SECONDS", "")  # empty: from thresholds too
+    assert slow_request_seconds(load_settings()) == 0.3
+    monkeypatch.setenv("EXPORTER_SLOW_REQUEST_SECONDS", "0.2")
+    assert slow_request_seconds(load_settings()) == 0.2
+
+
+def test_slow_requests_read_the_thresholds_in_use() -> None:
+    shipped = ROOT_FILE.read_text()
+    custom = parse_thresholds(shipped.replace("above: 0.5\n", "above: 0.75\n"))
+    assert slow_request_seconds(load_settings(), custom) == 0.75
+    without = parse_thresholds(shipped.replace("http_latency_p95_seconds", "cpu_usage_ratio")
+                               .replace("above: 0.5\n", "above: 0.9\n"))
+    assert slow_request_seconds(load_settings(), without) == 0.5  # the fallback
+    assert slow_request_seconds(load_settings(slow_request_seconds=2), custom) == 2.0

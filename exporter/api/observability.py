@@ -37,6 +37,7 @@ from exporter.logquery import (
     search_loki,
 )
 from exporter.monitor import HealthMonitor
+from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
@@ -76,7 +77,7 @@ def observability_router(
     router = APIRouter(prefix=PREFIX, tags=["observability"], **protected(settings))
     service, env = settings.service_name, settings.environment
     # Where the access log starts writing slow_requests_*.log: the same number here.
-    slow_ms = settings.effective_slow_request_seconds(monitor.thresholds) * 1000.0
+    slow_ms = slow_request_seconds(settings, monitor.thresholds) * 1000.0
 
     def current() -> CurrentMetrics:
         sample = monitor.history.latest()

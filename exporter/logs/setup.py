@@ -22,6 +22,7 @@ from exporter.logs import files
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter, Snapshot
 from exporter.logs.loki import LokiConfig, LokiShipper
+from exporter.thresholds import slow_request_seconds
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _lock = threading.Lock()
@@ -173,7 +174,7 @@ class LogSinks:
     def _access_lines(self, request: _AccessItem) -> list[tuple[int, str]]:
         (created, method, route, path, status, duration, client, trace_id, span_id,
          exception) = request
-        slow = duration >= self.settings.effective_slow_request_seconds()
+        slow = duration >= slow_request_seconds(self.settings)
         level = "error" if status >= 500 else "warning" if slow else "info"
         fields: dict[str, Any] = {
             "message": f"{method} {path} {status}",
