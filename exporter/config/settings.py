@@ -1,4 +1,4 @@
-"""One `Settings` object, read from `EXPORTER_*` environment variables and validated once."""
+"""`Settings`: every knob of the exporter, read from `EXPORTER_*` variables and validated once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.logs.formatter import DEFAULT_REDACT_KEYS
@@ -24,15 +24,8 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
 )
 
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-# Field names whose values must never be echoed back in an error message.
-_SECRET_HINTS = (
-    "token", "password", "secret", "dsn", "url", "auth", "dependencies", "queues",
-)
-
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the variable and what is allowed."""
+# Service, environment and dependency names: what a Prometheus label value may safely be.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
 def _split_list(value: Any) -> Any:
@@ -55,8 +48,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
     )
 
-    service_name: str = Field("app", pattern=_NAME_PATTERN, description="`service` label value")
-    environment: str = Field("development", pattern=_NAME_PATTERN, description="`env` label value")
+    service_name: str = Field("app", pattern=NAME_PATTERN, description="`service` label value")
+    environment: str = Field("development", pattern=NAME_PATTERN, description="`env` label value")
     host: str = Field("127.0.0.1", min_length=1, description="bind address of `exporter serve`")
     port: int = Field(9480, ge=1, le=65535, description="bind port of `exporter serve`")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
@@ -315,51 +308,3 @@ def _looks_like_dsn(value: str) -> bool:
         and bool(parts.hostname)
         and parts.path.rstrip("/").rsplit("/", 1)[-1] != ""
     )
-
-
-def env_name(field: str) -> str:
-    """The environment variable that sets `field`."""
-    return ENV_PREFIX + field.upper()
-
-
-_FORMATS = {
-    "histogram_buckets": "; allowed: increasing seconds, comma-separated, e.g. 0.1,0.5,1",
-    "metrics_path": "; allowed: a path such as /metrics (letters, digits, _ . / -)",
-    "excluded_paths": "; allowed: paths or route templates, comma-separated, e.g. /healthz",
-}
-
-
-def _allowed(field: str) -> str:
-    """A short phrase of the values `field` accepts, from its declared constraints."""
-    info = Settings.model_fields.get(field)
-    if info is None:
-        return ""
-    low = high = None
-    for item in info.metadata:
-        low = getattr(item, "ge", low)
-        high = getattr(item, "le", high)
-        if getattr(item, "pattern", None) == _NAME_PATTERN:
-            return "; allowed: 1-64 letters, digits, '_', '.', ':' or '-'"
-    if low is not None and high is not None:
-        return f"; allowed: {low} to {high}"
-    return _FORMATS.get(field, "")
-
-
-def _describe(error: dict[str, Any]) -> str:
-    field = str(error["loc"][0]) if error.get("loc") else "?"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith("String should match pattern"):
-        message = "not in the expected form"  # the regex itself helps nobody
-    message += _allowed(field)
-    if any(hint in field for hint in _SECRET_HINTS):
-        return f"{env_name(field)}: {message}"
-    return f"{env_name(field)}: {message} (got {error.get('input')!r})"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, with `overrides` on top; raise `SettingsError`."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        text = "; ".join(_describe(dict(err)) for err in exc.errors())
-        raise SettingsError(re.sub(r"\s+", " ", text)) from None

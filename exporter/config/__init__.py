@@ -1,0 +1,18 @@
+"""The configuration: one `Settings` object from `EXPORTER_*` variables, and what it parses.
+
+A leaf: nothing here imports the rest of the package, which reads its settings from here.
+"""
+
+from __future__ import annotations
+
+from exporter.config.loading import SettingsError, env_name, load_settings
+from exporter.config.settings import DEFAULT_BUCKETS, ENV_PREFIX, Settings
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "env_name",
+    "load_settings",
+]
