@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from exporter.config.dependencies import DATABASE_KINDS
 from exporter.history import Sample
-from exporter.probes.targets import DATABASE_KINDS
 from exporter.thresholds import Signal, Threshold, Thresholds
 
 log = logging.getLogger("exporter.alerts")

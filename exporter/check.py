@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from exporter.config import Settings, load_settings
-from exporter.probes.targets import parse_dependency, parse_queues
+from exporter.config.dependencies import parse_dependency, parse_queues
 from exporter.thresholds import format_duration, load_thresholds
 
 # Kind or backend -> (importable module, extra that installs it).

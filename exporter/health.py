@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from exporter.alerts import Alert
+from exporter.config.dependencies import DATABASE_KINDS
 from exporter.monitor import HealthMonitor
-from exporter.probes.targets import DATABASE_KINDS
 from exporter.thresholds import Signal
 
 Status = Literal["healthy", "degraded", "unhealthy"]

@@ -11,9 +11,9 @@ from exporter.alerts import AlertEvaluator
 from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
 from exporter.collectors.queues import QueueCollector
 from exporter.config import Settings
+from exporter.config.dependencies import parse_dependency, parse_queues
 from exporter.history import History, HistorySampler
 from exporter.probes.runner import ProbeRunner
-from exporter.probes.targets import parse_dependency, parse_queues
 from exporter.thresholds import Thresholds, load_thresholds
 
 _lock = threading.Lock()

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
+from exporter.config.dependencies import parse_dependency
 from exporter.probes.results import ProbeResult
 from exporter.probes.runner import ProbeRunner
-from exporter.probes.targets import parse_dependency
 from tests.conftest import require_tcp
 from tests.probe_helpers import hanging_server
 

@@ -172,7 +172,7 @@ def test_exporter_services_listen_where_they_are_exposed() -> None:
 
 
 def test_the_sidecar_probes_the_compose_redis_as_dependency_and_queue() -> None:
-    from exporter.probes.targets import parse_dependency, parse_dependency_map, parse_queue
+    from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queue
 
     env = _environment("sidecar")
     dependencies = [parse_dependency(name, url) for name, url in

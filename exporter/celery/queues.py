@@ -10,7 +10,7 @@ import logging
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from exporter.probes.targets import Queue, parse_queue, redact_url
+from exporter.config.dependencies import Queue, parse_queue, redact_url
 
 log = logging.getLogger("exporter.celery")
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queues
 from exporter.logs.formatter import DEFAULT_REDACT_KEYS
 
 ENV_PREFIX = "EXPORTER_"
@@ -183,8 +184,6 @@ class Settings(BaseSettings):
     @field_validator("dependencies", mode="before")
     @classmethod
     def _dependency_map(cls, value: Any) -> Any:
-        from exporter.probes.targets import parse_dependency, parse_dependency_map
-
         pairs = parse_dependency_map(value)
         for name, url in pairs.items():
             parse_dependency(name, url)
@@ -207,8 +206,6 @@ class Settings(BaseSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _queue_list(cls, value: Any) -> Any:
-        from exporter.probes.targets import parse_queues
-
         urls = _split_list(value)
         if isinstance(urls, list):
             parse_queues(str(url) for url in urls)

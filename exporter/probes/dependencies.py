@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from exporter.probes.targets import Dependency
+from exporter.config.dependencies import Dependency
 
 Reading = tuple[float, dict[str, float]]
 Probe = Callable[[Dependency, float], Awaitable[Reading]]

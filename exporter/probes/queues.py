@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from exporter.config.dependencies import Queue
 from exporter.probes.results import QueueReading
-from exporter.probes.targets import Queue
 
 # Celery (kombu) on a Redis broker keeps priority N > 0 of queue Q in the list Q + SEP + N;
 # priorities run 0..9 at most, so these nine keys cover every configuration of priority_steps.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.probes.targets import DATABASE_KINDS
+from exporter.config.dependencies import DATABASE_KINDS
 from exporter.render.celery import celery_dashboard
 from exporter.render.grafana import (
     dashboard,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.config import SettingsError, load_settings
-from exporter.probes.targets import (
+from exporter.config.dependencies import (
     parse_dependency,
     parse_dependency_map,
     parse_queue,

@@ -1,4 +1,5 @@
-"""What to probe: named dependency URLs and queue URLs, parsed once, with passwords kept apart."""
+"""What to probe, as configured: named dependency URLs and queue URLs, parsed once (the settings
+validate them with the same functions), with passwords kept apart."""
 
 from __future__ import annotations
 
