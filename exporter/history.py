@@ -19,19 +19,9 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from exporter.collectors.system import cpu_reader
+from exporter.config import MAX_SAMPLES, ring_length
 
 log = logging.getLogger("exporter.history")
-
-# The most samples the ring keeps (2-4 kB each: a few hundred MB at the very most). An hour at
-# the shortest interval (50 ms) or a week every 7 s fits; a week every 50 ms (12 million
-# samples, tens of GB) does not.
-MAX_SAMPLES = 100_000
-
-
-def ring_length(window: float, interval: float) -> int:
-    """Samples kept for `window` seconds at one per `interval` (both ends included)."""
-    return max(2, math.ceil(window / interval) + 1)
-
 
 @dataclass(frozen=True)
 class Totals:

@@ -9,8 +9,8 @@ from fastapi import FastAPI, HTTPException
 from prometheus_client import CollectorRegistry
 
 from exporter.app import instrument
-from exporter.config import load_settings
-from exporter.history import MAX_SAMPLES, History, HistorySampler, bucket_quantile
+from exporter.config import MAX_SAMPLES, load_settings
+from exporter.history import History, HistorySampler, bucket_quantile
 from tests.asgi import SyncClient, serve_in_process
 
 

@@ -5,14 +5,18 @@ A leaf: nothing here imports the rest of the package, which reads its settings f
 
 from __future__ import annotations
 
+from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
 from exporter.config.loading import SettingsError, env_name, load_settings
-from exporter.config.settings import DEFAULT_BUCKETS, ENV_PREFIX, Settings
+from exporter.config.settings import ENV_PREFIX, Settings
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "DEFAULT_REDACT_KEYS",
     "ENV_PREFIX",
+    "MAX_SAMPLES",
     "Settings",
     "SettingsError",
     "env_name",
     "load_settings",
+    "ring_length",
 ]

@@ -9,37 +9,18 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
 from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queues
-from exporter.logs.formatter import DEFAULT_REDACT_KEYS
+from exporter.config.values import looks_like_dsn, split_list
 
 ENV_PREFIX = "EXPORTER_"
 
-# Dense around the 500 ms API latency threshold so that p95 near the threshold is read from
-# narrow buckets (histogram_quantile interpolates linearly inside a bucket).
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
-)
-
 # Service, environment and dependency names: what a Prometheus label value may safely be.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-
-
-def _split_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string for list settings."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a valid JSON list ({exc.msg})") from None
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class Settings(BaseSettings):
@@ -116,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("log_redact_keys", mode="before")
     @classmethod
     def _redact_list(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("loki_labels", mode="before")
     @classmethod
@@ -192,8 +173,6 @@ class Settings(BaseSettings):
     @field_validator("history_window_seconds")
     @classmethod
     def _history_ring_bounded(cls, value: float, info: ValidationInfo) -> float:
-        from exporter.history import MAX_SAMPLES, ring_length
-
         interval = info.data.get("history_interval_seconds")
         if interval is not None and ring_length(value, interval) > MAX_SAMPLES:
             raise ValueError(
@@ -206,7 +185,7 @@ class Settings(BaseSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _queue_list(cls, value: Any) -> Any:
-        urls = _split_list(value)
+        urls = split_list(value)
         if isinstance(urls, list):
             parse_queues(str(url) for url in urls)
         return urls
@@ -253,14 +232,14 @@ class Settings(BaseSettings):
     @field_validator("sentry_dsn")
     @classmethod
     def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _looks_like_dsn(value.get_secret_value()):
+        if value is not None and not looks_like_dsn(value.get_secret_value()):
             raise ValueError("not a Sentry DSN (expected http(s)://<key>@<host>/<project id>)")
         return value
 
     @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("excluded_paths")
     @classmethod
@@ -295,13 +274,3 @@ class Settings(BaseSettings):
         if any(b <= 0 for b in value) or any(a >= b for a, b in itertools.pairwise(value)):
             raise ValueError("buckets must be positive and strictly increasing")
         return value
-
-
-def _looks_like_dsn(value: str) -> bool:
-    parts = urlsplit(value)
-    return (
-        parts.scheme in ("http", "https")
-        and bool(parts.username)
-        and bool(parts.hostname)
-        and parts.path.rstrip("/").rsplit("/", 1)[-1] != ""
-    )

@@ -9,12 +9,10 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from exporter.config import DEFAULT_REDACT_KEYS
 from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
 from exporter.http.trace import current_trace
 
-DEFAULT_REDACT_KEYS: tuple[str, ...] = (
-    "authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey", "dsn",
-)
 REDACTED = "[redacted]"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.

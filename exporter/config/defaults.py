@@ -1,0 +1,28 @@
+"""Defaults and limits the settings share with the modules that apply them: the latency
+histogram's buckets, the keys log lines redact, and the bound of the history ring."""
+
+from __future__ import annotations
+
+import math
+
+# Dense around the 500 ms API latency threshold so that p95 near the threshold is read from
+# narrow buckets (histogram_quantile interpolates linearly inside a bucket).
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
+)
+
+# Keys (case-insensitive substrings) whose values log lines show as [redacted];
+# EXPORTER_LOG_REDACT_KEYS adds to them.
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey", "dsn",
+)
+
+# The most samples the ring keeps (2-4 kB each: a few hundred MB at the very most). An hour at
+# the shortest interval (50 ms) or a week every 7 s fits; a week every 50 ms (12 million
+# samples, tens of GB) does not.
+MAX_SAMPLES = 100_000
+
+
+def ring_length(window: float, interval: float) -> int:
+    """Samples kept for `window` seconds at one per `interval` (both ends included)."""
+    return max(2, math.ceil(window / interval) + 1)
