@@ -29,7 +29,7 @@ from exporter.api.observability import PREFIX as OBSERVABILITY_PREFIX
 from exporter.api.observability import observability_router
 from exporter.api.status_page import status_page_router
 from exporter.collectors.system import HostCollector
-from exporter.config import Settings, load_settings
+from exporter.config import Settings, load_settings, multiprocess_directory
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
 from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
@@ -40,8 +40,6 @@ from exporter.http.routes import route_templates
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.logs.tail import LogTail
 from exporter.monitor import HealthMonitor
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _lock = threading.Lock()
 _collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
@@ -79,7 +77,7 @@ def instrument(
         return app
     if getattr(app, "middleware_stack", None) is not None:
         raise RuntimeError("instrument(app) must be called before the app starts serving")
-    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    multiproc_dir = multiprocess_directory()
 
     metrics = http_metrics_for(registry, settings.histogram_buckets, bool(multiproc_dir))
     state = Instrumentation(settings, registry, metrics)
@@ -145,7 +143,7 @@ def create_app(
     if settings is None:
         settings = load_settings()
     registry = REGISTRY if registry is None else registry
-    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    multiproc_dir = multiprocess_directory()
     monitor = HealthMonitor(  # probes, history, in-process alerts
         settings, registry,
         history_source=multiprocess_registry(multiproc_dir, registry) if multiproc_dir else None,

@@ -13,9 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from exporter._version import __version__
-from exporter.config import Settings, SettingsError, env_name, load_settings
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from exporter.config import (
+    MULTIPROC_ENV,
+    Settings,
+    SettingsError,
+    env_name,
+    load_settings,
+    multiprocess_directory,
+    set_multiprocess_directory,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,11 +146,11 @@ def _prepare_multiprocess_dir() -> str | None:
     """Workers share metric files in one directory; stale files from a previous run are removed.
 
     Returns the directory when it was created here (a temporary one, removed at the end)."""
-    directory = os.environ.get(MULTIPROC_ENV)
+    directory = multiprocess_directory()
     created = None
     if not directory:
         directory = created = tempfile.mkdtemp(prefix="exporter-metrics-")
-        os.environ[MULTIPROC_ENV] = directory
+        set_multiprocess_directory(directory)
         print(f"exporter: {MULTIPROC_ENV} not set; using {directory}", file=sys.stderr)
     os.makedirs(directory, exist_ok=True)
     for stale in glob.glob(os.path.join(directory, "*.db")):

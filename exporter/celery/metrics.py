@@ -21,7 +21,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from exporter.config import multiprocess_directory, set_multiprocess_directory
+
 OTHER = "other"
 STATES = ("received", "started", "succeeded", "failed", "retried", "rejected", "revoked")
 # Tasks range from milliseconds (cache refreshes) to minutes (reports, exports).
@@ -68,10 +69,10 @@ def enable_multiprocess() -> str:
     worker decides later, so the value class is chosen again here, before any `celery_*` metric
     exists. Metrics created earlier in this process stay in memory and are not served.
     """
-    directory = os.environ.get(MULTIPROC_ENV)
+    directory = multiprocess_directory()
     if not directory:
         directory = tempfile.mkdtemp(prefix="exporter-celery-metrics-")
-        os.environ[MULTIPROC_ENV] = directory
+        set_multiprocess_directory(directory)
     os.makedirs(directory, exist_ok=True)
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]

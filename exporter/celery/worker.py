@@ -18,12 +18,12 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from exporter.celery.context import TaskLogFilter
 from exporter.celery.errors import TaskErrors
-from exporter.celery.metrics import MULTIPROC_ENV, CeleryMetrics, enable_multiprocess
+from exporter.celery.metrics import CeleryMetrics, enable_multiprocess
 from exporter.celery.queues import celery_queues
 from exporter.celery.server import MetricsServer
 from exporter.celery.signals import TaskSignals
 from exporter.collectors.queues import QueueCollector
-from exporter.config import Settings
+from exporter.config import Settings, multiprocess_directory
 from exporter.logs.setup import LogSinks, setup_logging
 from exporter.probes.runner import ProbeRunner
 
@@ -36,7 +36,7 @@ class WorkerInstrumentation:
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        existing = os.environ.get(MULTIPROC_ENV)
+        existing = multiprocess_directory()
         self.directory = enable_multiprocess()
         self._own_directory = not existing
         self.registry = CollectorRegistry(auto_describe=True)

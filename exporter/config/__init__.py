@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
 from exporter.config.loading import SettingsError, env_name, load_settings
+from exporter.config.multiprocess import (
+    MULTIPROC_ENV,
+    multiprocess_directory,
+    set_multiprocess_directory,
+)
 from exporter.config.settings import ENV_PREFIX, Settings
 
 __all__ = [
@@ -14,9 +19,12 @@ __all__ = [
     "DEFAULT_REDACT_KEYS",
     "ENV_PREFIX",
     "MAX_SAMPLES",
+    "MULTIPROC_ENV",
     "Settings",
     "SettingsError",
     "env_name",
     "load_settings",
+    "multiprocess_directory",
     "ring_length",
+    "set_multiprocess_directory",
 ]
