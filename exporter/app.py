@@ -19,7 +19,6 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.applications import Starlette
 
 from exporter._version import __version__
-from exporter.alert_notifications import NotificationStore
 from exporter.api.alert_webhook import alert_webhook_router
 from exporter.api.errors import errors_router
 from exporter.api.invalid_input import reply_to_invalid_input
@@ -28,10 +27,12 @@ from exporter.api.logs import logs_router
 from exporter.api.observability import PREFIX as OBSERVABILITY_PREFIX
 from exporter.api.observability import observability_router
 from exporter.api.status_page import status_page_router
-from exporter.collectors.system import HostCollector
 from exporter.config import Settings, load_settings, multiprocess_directory
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
+from exporter.health.monitor import HealthMonitor
+from exporter.health.notifications import NotificationStore
+from exporter.host import HostCollector
 from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
 from exporter.http.instrumentation import Instrumentation, attach, instrumentation
 from exporter.http.metrics import http_metrics_for
@@ -39,7 +40,6 @@ from exporter.http.middleware import PrometheusMiddleware
 from exporter.http.routes import route_templates
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.logs.tail import LogTail
-from exporter.monitor import HealthMonitor
 
 _lock = threading.Lock()
 _collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()

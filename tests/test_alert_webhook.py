@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.alert_notifications import NotificationStore
 from exporter.app import create_app
 from exporter.config import load_settings
+from exporter.health.notifications import NotificationStore
 from tests.asgi import SyncClient, serve_in_process
 
 WEBHOOK = "/api/v1/observability/alerts/webhook"

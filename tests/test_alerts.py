@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.alerts import AlertEvaluator
-from exporter.history import Sample
+from exporter.health.alerts import AlertEvaluator
+from exporter.health.history import Sample
 from exporter.thresholds import Thresholds, parse_thresholds
 
 RULES = """

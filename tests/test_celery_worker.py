@@ -32,7 +32,7 @@ from exporter import instrument, load_settings
 from exporter.celery import instrument_celery
 from exporter.celery.queues import celery_queues
 from exporter.errors.store import ErrorStore
-from exporter.probes.queues import CELERY_PRIORITY_SEP, read_queue
+from exporter.health.probes.queues import CELERY_PRIORITY_SEP, read_queue
 from tests.asgi import serve_in_process
 from tests.celery_app import make_app
 from tests.conftest import free_port, require_binary, require_tcp

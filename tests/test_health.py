@@ -11,8 +11,8 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from exporter.config import load_settings
-from exporter.health import http_check, queue_checks
-from exporter.monitor import HealthMonitor
+from exporter.health.checks import http_check, queue_checks
+from exporter.health.monitor import HealthMonitor
 from tests.conftest import require_tcp
 
 REDIS = "redis://127.0.0.1:6379/0"

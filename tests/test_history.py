@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import instrument
 from exporter.config import MAX_SAMPLES, load_settings
-from exporter.history import History, HistorySampler, bucket_quantile
+from exporter.health.history import History, HistorySampler, bucket_quantile
 from tests.asgi import SyncClient, serve_in_process
 
 
@@ -134,7 +134,7 @@ def test_sampler_runs_callbacks_and_survives_a_failing_one(
 def test_history_and_scrapes_keep_separate_cpu_windows(registry: CollectorRegistry) -> None:
     from collections import namedtuple
 
-    from exporter.collectors.system import HostCollector
+    from exporter.host import HostCollector
 
     times = namedtuple("times", "user idle")
     readings = iter([times(0, 0), times(50, 50), times(50, 150), times(150, 150)])

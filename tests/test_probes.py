@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
 from exporter.config.dependencies import parse_dependency
-from exporter.probes.results import ProbeResult
-from exporter.probes.runner import ProbeRunner
+from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
+from exporter.health.probes.results import ProbeResult
+from exporter.health.probes.runner import ProbeRunner
 from tests.conftest import require_tcp
 from tests.probe_helpers import hanging_server
 

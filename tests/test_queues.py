@@ -11,11 +11,11 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from exporter.collectors.queues import QueueCollector
 from exporter.config.dependencies import parse_queue
-from exporter.probes.queues import CELERY_PRIORITY_SEP
-from exporter.probes.results import QueueReading
-from exporter.probes.runner import ProbeRunner
+from exporter.health.probes.queues import CELERY_PRIORITY_SEP
+from exporter.health.probes.results import QueueReading
+from exporter.health.probes.runner import ProbeRunner
+from exporter.health.queue_collector import QueueCollector
 from tests.conftest import require_tcp
 
 REDIS = "redis://127.0.0.1:6379/0"

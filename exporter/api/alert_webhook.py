@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from exporter.alert_notifications import NotificationStore, NotifiedAlert, ReceivedNotification
 from exporter.api.validation import protected
 from exporter.config import Settings
+from exporter.health.notifications import NotificationStore, NotifiedAlert, ReceivedNotification
 
 PATH = "/api/v1/observability/alerts/webhook"
 # Alertmanager's zero time: what a firing alert carries as endsAt.

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from exporter.api.errors import TopErrorGroup
 from exporter.api.observability_models import CurrentMetrics, Dashboard, LogRecordOut
 from exporter.config.dependencies import DATABASE_KINDS
-from exporter.history import Sample
+from exporter.health.history import Sample
 from exporter.thresholds import Signal, Thresholds
 
 Unit = Literal["ratio", "seconds", "per_second", "count"]

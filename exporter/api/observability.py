@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from exporter.alert_notifications import NotificationStore
 from exporter.api.dashboard_series import StatusDashboard, build_series
 from exporter.api.errors import TopErrorGroup
 from exporter.api.observability_models import (
@@ -27,7 +26,9 @@ from exporter.api.observability_models import (
 from exporter.api.validation import ErrorReply, Since, protected, since_time, window_seconds
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
-from exporter.health import database_checks, full_checks, redis_checks, system_check
+from exporter.health.checks import database_checks, full_checks, redis_checks, system_check
+from exporter.health.monitor import HealthMonitor
+from exporter.health.notifications import NotificationStore
 from exporter.logquery import (
     LOOKBACK_FORMS,
     MAX_LIMIT,
@@ -36,7 +37,6 @@ from exporter.logquery import (
     search_files,
     search_loki,
 )
-from exporter.monitor import HealthMonitor
 from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"

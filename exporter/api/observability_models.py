@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporter.alert_notifications import ReceivedNotification
-from exporter.alerts import Alert
-from exporter.health import Check, Detail, Status, worst
-from exporter.history import Sample
+from exporter.health.alerts import Alert
+from exporter.health.checks import Check, Detail, Status, worst
+from exporter.health.history import Sample
+from exporter.health.notifications import ReceivedNotification
 
 
 def utc(ts: float | None) -> datetime | None:

@@ -22,10 +22,10 @@ from exporter.celery.metrics import CeleryMetrics, enable_multiprocess
 from exporter.celery.queues import celery_queues
 from exporter.celery.server import MetricsServer
 from exporter.celery.signals import TaskSignals
-from exporter.collectors.queues import QueueCollector
 from exporter.config import Settings, multiprocess_directory
+from exporter.health.probes.runner import ProbeRunner
+from exporter.health.queue_collector import QueueCollector
 from exporter.logs.setup import LogSinks, setup_logging
-from exporter.probes.runner import ProbeRunner
 
 log = logging.getLogger("exporter.celery")
 

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collectors.system import HostCollector, cpu_reader
+from exporter.host import HostCollector, cpu_reader
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
 Memory = namedtuple("Memory", "total available")

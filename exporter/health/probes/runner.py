@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from exporter.config.dependencies import Dependency, Queue, scrub
-from exporter.probes.dependencies import BLOCKING_PROBES, PROBES, DriverMissing, Reading
-from exporter.probes.queues import read_queue
-from exporter.probes.results import ProbeResult, QueueReading
-from exporter.probes.threads import ProbeThreads, StillRunning
+from exporter.health.probes.dependencies import BLOCKING_PROBES, PROBES, DriverMissing, Reading
+from exporter.health.probes.queues import read_queue
+from exporter.health.probes.results import ProbeResult, QueueReading
+from exporter.health.probes.threads import ProbeThreads, StillRunning
 
 log = logging.getLogger("exporter.probes")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from exporter.collectors.system import cpu_reader
 from exporter.config import MAX_SAMPLES, ring_length
+from exporter.host import cpu_reader
 
 log = logging.getLogger("exporter.history")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exporter.alerts import Alert
 from exporter.config.dependencies import DATABASE_KINDS
-from exporter.monitor import HealthMonitor
+from exporter.health.alerts import Alert
+from exporter.health.monitor import HealthMonitor
 from exporter.thresholds import Signal
 
 Status = Literal["healthy", "degraded", "unhealthy"]

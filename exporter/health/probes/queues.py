@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from exporter.config.dependencies import Queue
-from exporter.probes.results import QueueReading
+from exporter.health.probes.results import QueueReading
 
 # Celery (kombu) on a Redis broker keeps priority N > 0 of queue Q in the list Q + SEP + N;
 # priorities run 0..9 at most, so these nine keys cover every configuration of priority_steps.
@@ -68,7 +68,7 @@ async def read_rabbitmq_queue(queue: Queue, timeout: float) -> QueueReading:
         from aio_pika.exceptions import ChannelNotFoundEntity
         from aiormq.exceptions import InvalidFrameError
     except ImportError:
-        from exporter.probes.dependencies import DriverMissing
+        from exporter.health.probes.dependencies import DriverMissing
 
         raise DriverMissing("pip install 'exporter[rabbitmq]' (aio-pika)") from None
     try:

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from exporter.probes.runner import ProbeRunner
+from exporter.health.probes.runner import ProbeRunner
 
 
 class QueueCollector(Collector):

@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from exporter.config.dependencies import Dependency
-from exporter.probes.runner import ProbeRunner
+from exporter.health.probes.runner import ProbeRunner
 
 # Probe latencies sit between a LAN round trip and the 2 s default timeout; the last buckets
 # reach the longest timeout allowed (EXPORTER_PROBE_TIMEOUT_SECONDS <= 60).

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from exporter.config.dependencies import DATABASE_KINDS
-from exporter.history import Sample
+from exporter.health.history import Sample
 from exporter.thresholds import Signal, Threshold, Thresholds
 
 log = logging.getLogger("exporter.alerts")

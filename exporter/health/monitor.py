@@ -7,13 +7,13 @@ import weakref
 
 from prometheus_client import CollectorRegistry
 
-from exporter.alerts import AlertEvaluator
-from exporter.collectors.dependencies import DependencyCollector, ProbeDurations
-from exporter.collectors.queues import QueueCollector
 from exporter.config import Settings
 from exporter.config.dependencies import parse_dependency, parse_queues
-from exporter.history import History, HistorySampler
-from exporter.probes.runner import ProbeRunner
+from exporter.health.alerts import AlertEvaluator
+from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
+from exporter.health.history import History, HistorySampler
+from exporter.health.probes.runner import ProbeRunner
+from exporter.health.queue_collector import QueueCollector
 from exporter.thresholds import Thresholds, load_thresholds
 
 _lock = threading.Lock()

@@ -1,1 +1,0 @@
-"""Prometheus collectors: one per file, each reading cached or cheap local sources."""
