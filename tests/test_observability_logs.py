@@ -214,7 +214,8 @@ def test_slow_requests_start_where_the_access_log_starts_them(loki: str, tmp_pat
 
 
 def test_logql_numbers_never_use_an_exponent_and_text_is_a_literal() -> None:
-    from exporter.logquery import LogQuery, logql
+    from exporter.logs.logql import logql
+    from exporter.logs.query import LogQuery
 
     query = LogQuery(since=NOW, until=NOW, contains="a.b (c)*", min_duration_ms=1234567.8)
     expr = logql("shop", "test", "slow_requests", query)

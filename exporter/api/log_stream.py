@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from exporter.config import Settings
-from exporter.logquery import STREAMS
 from exporter.logs import files
+from exporter.logs.query import STREAMS
 from exporter.logs.tail import LogTail, TailFilter, TooManySubscribers
 
 PREFIX = "/api/v1/observability"

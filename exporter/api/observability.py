@@ -29,14 +29,8 @@ from exporter.errors.store import ErrorStore
 from exporter.health.checks import database_checks, full_checks, redis_checks, system_check
 from exporter.health.monitor import HealthMonitor
 from exporter.health.notifications import NotificationStore
-from exporter.logquery import (
-    LOOKBACK_FORMS,
-    MAX_LIMIT,
-    LogQuery,
-    LogSourceError,
-    search_files,
-    search_loki,
-)
+from exporter.logs.logql import LogSourceError, search_loki
+from exporter.logs.query import LOOKBACK_FORMS, MAX_LIMIT, LogQuery, search_files
 from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from exporter.api.auth import bearer_token_guard
 from exporter.config import Settings
-from exporter.logquery import LOOKBACK_FORMS, SINCE_FORMS, parse_lookback, parse_since
+from exporter.logs.query import LOOKBACK_FORMS, SINCE_FORMS, parse_lookback, parse_since
 
 
 class ErrorReply(BaseModel):

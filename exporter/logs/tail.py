@@ -20,8 +20,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.logquery import LEVELS
 from exporter.logs.formatter import as_in_line
+from exporter.logs.query import LEVELS
 
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 _lock = threading.Lock()
