@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(__version__)
             return 0
         if args.command == "check":
-            from exporter.check import run_check
+            from exporter.cli.check import run_check
 
             return run_check(args.thresholds)
         if args.command == "render":
@@ -180,6 +180,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
