@@ -1,4 +1,7 @@
-"""`ErrorStore`: error groups in SQLite (WAL), safe with several processes writing at once."""
+"""`ErrorStore`: error groups in SQLite (WAL), safe with several processes writing at once.
+
+This module opens the database and writes; the reads (pages, detail, summary, top) are
+`ErrorQueries` in queries.py."""
 
 from __future__ import annotations
 
@@ -10,20 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from exporter.errors.event import ErrorEvent
+from exporter.errors.queries import HOUR, STATUSES, ErrorQueries, Status
 from exporter.errors.schema import SCHEMA, SCHEMA_VERSION, UPSERT_GROUP
 
 _log = logging.getLogger("exporter.errors")
-Status = Literal["unresolved", "resolved", "ignored"]
-STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
 FILE_NAME = "errors.sqlite3"
-_HOUR = 3600
-
-_GROUP_COLUMNS = (
-    "fingerprint, type, message, culprit, status, regression, count, first_seen, last_seen"
-)
 
 
 def _text(value: str | None) -> str | None:
@@ -38,15 +35,7 @@ def _text(value: str | None) -> str | None:
     return value
 
 
-def _group_row(row: Sequence[Any]) -> dict[str, Any]:
-    keys = ("id", "type", "message", "culprit", "status", "regression", "count",
-            "first_seen", "last_seen")
-    group = dict(zip(keys, row[:9], strict=True))
-    group["regression"] = bool(group["regression"])
-    return group
-
-
-class ErrorStore:
+class ErrorStore(ErrorQueries):
     """Error groups with counts, samples, hourly trends and a status; bounded and durable.
 
     Each write is one short `BEGIN IMMEDIATE` transaction whose counters are incremented by
@@ -161,7 +150,7 @@ class ErrorStore:
         group_id, count = db.execute(
             "SELECT id, count FROM error_groups WHERE fingerprint = ?", (latest.fingerprint,)
         ).fetchone()
-        hours = Counter(int(event.timestamp // _HOUR) * _HOUR for event in events)
+        hours = Counter(int(event.timestamp // HOUR) * HOUR for event in events)
         db.executemany(
             "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
             "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
@@ -210,7 +199,7 @@ class ErrorStore:
             dropped = self._db.execute(
                 "DELETE FROM error_groups WHERE last_seen < ?", (cutoff,)
             ).rowcount
-            self._db.execute("DELETE FROM error_hourly WHERE hour < ?", (cutoff - _HOUR,))
+            self._db.execute("DELETE FROM error_hourly WHERE hour < ?", (cutoff - HOUR,))
             self._db.execute("DELETE FROM error_samples WHERE seen < ?", (cutoff,))
         return int(dropped)
 
@@ -226,119 +215,6 @@ class ErrorStore:
                 (status, self._clock(), status, group_id),
             ).rowcount
         return self.group(group_id, samples=False) if changed else None
-
-    # --- reads ---
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
-    def groups(
-        self,
-        *,
-        status: Status | None = None,
-        type: str | None = None,
-        route: str | None = None,
-        since: float | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """`(total matching, one page of groups)`, most recently seen first."""
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        for column, value in (("status", status), ("type", type)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("last_seen >= ?")
-            params.append(since)
-        if route is not None:
-            where.append("EXISTS (SELECT 1 FROM error_routes r WHERE r.group_id = g.id "
-                         "AND r.route = ?)")
-            params.append(route)
-        condition = " AND ".join(where)
-        total = self._query(f"SELECT count(*) FROM error_groups g WHERE {condition}", params)
-        rows = self._query(
-            f"SELECT {_GROUP_COLUMNS} FROM error_groups g WHERE {condition} "
-            "ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return int(total[0][0]), [_group_row(row) for row in rows]
-
-    def group(self, group_id: str, *, samples: bool = True) -> dict[str, Any] | None:
-        """One group with its routes, hourly counts (last 24 h) and samples; None if unknown."""
-        rows = self._query(
-            f"SELECT {_GROUP_COLUMNS}, id FROM error_groups WHERE fingerprint = ?", (group_id,)
-        )
-        if not rows:
-            return None
-        group = _group_row(rows[0])
-        key = rows[0][9]
-        group["routes"] = {
-            route: count for route, count in self._query(
-                "SELECT route, count FROM error_routes WHERE group_id = ? ORDER BY count DESC",
-                (key,))
-        }
-        group["trend"] = self._trend(self._clock(), 24, key)
-        if samples:
-            group["samples"] = [
-                {"seen": seen, "message": message, "route": route, "method": method,
-                 "trace_id": trace_id, "release": release, "environment": environment,
-                 "stack": json.loads(stack), "context": json.loads(context)}
-                for seen, message, route, method, trace_id, release, environment, stack, context
-                in self._query(
-                    "SELECT seen, message, route, method, trace_id, release, environment, stack, "
-                    "context FROM error_samples WHERE group_id = ? ORDER BY id DESC", (key,))
-            ]
-        return group
-
-    def _trend(self, now: float, hours: int, group_key: int | None = None) -> list[dict[str, Any]]:
-        current = int(now // _HOUR) * _HOUR
-        first = current - (hours - 1) * _HOUR
-        sql = "SELECT hour, sum(count) FROM error_hourly WHERE hour >= ?"
-        params: list[Any] = [first]
-        if group_key is not None:
-            sql += " AND group_id = ?"
-            params.append(group_key)
-        counts = dict(self._query(sql + " GROUP BY hour", params))
-        return [{"hour": hour, "count": int(counts.get(hour, 0))}
-                for hour in range(first, current + 1, _HOUR)]
-
-    def summary(self) -> dict[str, Any]:
-        """Totals by status, events, groups new in the last hour and day, and a 24 h trend."""
-        now = self._clock()
-        by_status = dict(self._query("SELECT status, count(*) FROM error_groups GROUP BY status"))
-        (events, groups, new_hour, new_day, regressions), = self._query(
-            "SELECT coalesce(sum(count), 0), count(*), "
-            "coalesce(sum(first_seen >= ?), 0), coalesce(sum(first_seen >= ?), 0), "
-            "coalesce(sum(regression = 1 AND status = 'unresolved'), 0) FROM error_groups",
-            (now - _HOUR, now - 24 * _HOUR),
-        )
-        trend = self._trend(now, 24)
-        return {
-            "groups": int(groups),
-            "events": int(events),
-            "by_status": {status: int(by_status.get(status, 0)) for status in STATUSES},
-            "new_last_hour": int(new_hour),
-            "new_last_day": int(new_day),
-            "regressions": int(regressions),
-            "events_last_hour": trend[-1]["count"],
-            "events_last_day": sum(point["count"] for point in trend),
-            "trend": trend,
-        }
-
-    def top(self, *, window_hours: int = 24, limit: int = 10) -> list[dict[str, Any]]:
-        """The groups with the most events in the last `window_hours` (whole hours)."""
-        first = (int(self._clock() // _HOUR) - window_hours + 1) * _HOUR
-        rows = self._query(
-            f"SELECT {', '.join('g.' + c.strip() for c in _GROUP_COLUMNS.split(','))}, "
-            "sum(h.count) AS window_count FROM error_hourly h JOIN error_groups g "
-            "ON g.id = h.group_id WHERE h.hour >= ? GROUP BY g.id "
-            "ORDER BY window_count DESC, g.last_seen DESC LIMIT ?",
-            (first, limit),
-        )
-        return [{**_group_row(row), "window_count": int(row[9])} for row in rows]
 
 
 class _Transaction:
