@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from exporter.logs.formatter import JsonFormatter  # noqa: E402
-from exporter.logs.loki import LokiConfig, LokiShipper  # noqa: E402
+from exporter.logs.loki import LokiShipper  # noqa: E402
+from exporter.logs.loki_config import LokiConfig  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 OURS_RECORDS = 100_000

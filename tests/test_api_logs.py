@@ -246,7 +246,7 @@ def test_health_is_degraded_when_the_shipper_worker_is_dead(
 
     from exporter.api.logs import logs_router
     from exporter.logs.formatter import JsonFormatter
-    from exporter.logs.loki import LokiConfig
+    from exporter.logs.loki_config import LokiConfig
     from tests.asgi import request
     from tests.test_logs_loki import FailingOnce
 

@@ -18,7 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.logs.formatter import JsonFormatter
-from exporter.logs.loki import LokiConfig, LokiShipper
+from exporter.logs.loki import LokiShipper
+from exporter.logs.loki_config import LokiConfig
 from tests.conftest import free_port
 from tests.loki_receiver import LokiReceiver
 
@@ -218,7 +219,8 @@ def test_a_process_that_exits_without_close_loses_nothing(
         import logging
         from pathlib import Path
         from exporter.logs.formatter import JsonFormatter
-        from exporter.logs.loki import LokiConfig, LokiShipper
+        from exporter.logs.loki import LokiShipper
+        from exporter.logs.loki_config import LokiConfig
         shipper = LokiShipper(LokiConfig(url={receiver.url!r}, spool_dir=Path({str(tmp_path)!r})))
         shipper.setFormatter(JsonFormatter())
         log = logging.getLogger("burst")

@@ -1,57 +1,30 @@
-"""`LokiShipper`: a logging handler whose caller only enqueues; one worker batches and pushes."""
+"""`LokiShipper`: a logging handler whose caller only enqueues; one worker batches and pushes
+(its side is `ShipperWorker`, in loki_worker.py)."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import queue
-import random
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.logs.push import LokiClient, PushResult, encode_push
+from exporter.logs.loki_config import LokiConfig
+from exporter.logs.loki_worker import STOP, ShipperWorker, log
+from exporter.logs.push import LokiClient, PushResult
 from exporter.logs.shipper_metrics import ShipperMetrics, shipper_metrics_for
 from exporter.logs.spool import Spool, Spools
 from exporter.logs.streams import Entry, Streams
 
-_log = logging.getLogger("exporter.logs.loki")
 # Our own diagnostics are not shipped: a failing push must not feed the queue it cannot drain.
-_IGNORED_LOGGERS = ("exporter.logs.loki",)
-_STOP = object()
+_IGNORED_LOGGERS = (log.name,)
 _SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
-_ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
 
 
-@dataclass
-class LokiConfig:
-    """Where and how the shipper pushes; defaults follow docs/logs.md."""
-
-    url: str
-    spool_dir: Path
-    service: str = "app"
-    env: str = "development"
-    static_labels: dict[str, str] = field(default_factory=dict)
-    tenant: str = ""
-    username: str = ""
-    password: str = ""
-    bearer_token: str = ""
-    batch_lines: int = 1000
-    batch_bytes: int = 1 << 20
-    batch_wait: float = 1.0
-    queue_lines: int = 100_000
-    spool_max_bytes: int = 512 << 20
-    close_timeout: float = 5.0
-    push_timeout: float = 5.0
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-
-
-class LokiShipper(logging.Handler):
+class LokiShipper(ShipperWorker, logging.Handler):
     """Ships formatted records to Loki without ever blocking the caller or losing a line silently.
 
     `emit` formats the record in the caller's thread and puts it on a bounded queue (a full queue
@@ -190,7 +163,7 @@ class LokiShipper(logging.Handler):
             self._closed = True
         wait = self.config.close_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + wait
-        self._queue.put_nowait(_STOP)  # behind every line queued before close()
+        self._queue.put_nowait(STOP)  # behind every line queued before close()
         self._worker.join(wait)
         if self._worker.is_alive():
             # A push that began before close() still has its own, longer timeout: cut it short.
@@ -213,130 +186,7 @@ class LokiShipper(logging.Handler):
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _STOP:
+            if item is not STOP:
                 left += 1
         if left:
             self.metrics.dropped("closed", left)
-
-    # ---- worker side -------------------------------------------------------------------
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                stopping = self._turn()
-            except Exception as exc:  # nothing may end the worker: count, log, go on
-                self._failed(exc)
-        try:
-            self._replay(time_slice=None)  # close(): use what is left of the deadline
-        except Exception as exc:
-            self._failed(exc)
-
-    def _turn(self) -> bool:
-        """One turn of the worker: take queued lines, ship full or old batches, replay the
-        spool. True once the stop marker was seen."""
-        cfg = self.config
-        now = time.monotonic()
-        wait = cfg.batch_wait if not self._batch else max(0.0, self._started + cfg.batch_wait - now)
-        if len(self._spool) and self._deadline is None:
-            wait = min(wait, max(0.0, self._next_attempt - now))
-        try:
-            item = self._queue.get(timeout=max(wait, 0.001))
-        except queue.Empty:
-            item = None
-        stopping = False
-        while item is not None:
-            if item is _STOP:
-                # Lines a caller put just after the marker (racing close()) are still taken.
-                stopping = True
-            else:
-                if not self._batch:
-                    self._started = time.monotonic()
-                self._batch.append(item)
-                self._batch_size += len(item[2]) + _ENTRY_OVERHEAD
-                if len(self._batch) >= cfg.batch_lines or self._batch_size >= cfg.batch_bytes:
-                    self._ship_batch()
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                item = None
-        if self._batch and (stopping or time.monotonic() - self._started >= cfg.batch_wait):
-            self._ship_batch()
-        if not stopping:
-            self._replay(time_slice=0.5)
-        return stopping
-
-    def _ship_batch(self) -> None:
-        self._ship(self._batch)
-        self._batch, self._batch_size = [], 0  # only once shipped: a failure counts them
-
-    def _failed(self, exc: Exception) -> None:
-        lost, self._batch, self._batch_size = len(self._batch), [], 0
-        if lost:
-            self.metrics.dropped("failed", lost)
-        self.worker_errors += 1
-        self.last_worker_error = f"{type(exc).__name__}: {exc}"[:200]
-        self.last_worker_error_at = time.time()
-        now = time.monotonic()
-        if now - self._failure_logged >= 60.0:  # a failure that repeats is logged once a minute
-            self._failure_logged = now
-            _log.error("Loki shipper worker failed (%d so far), dropped %d lines: %s",
-                       self.worker_errors, lost, self.last_worker_error, exc_info=exc)
-        time.sleep(0.05)  # never a hot loop
-
-    def _ship(self, batch: list[Entry]) -> None:
-        body = encode_push(self._streams.in_order(batch))
-        if len(self._spool) or not self._may_push():
-            self._spool.add(body, len(batch))
-            return
-        result = self._push(body, len(batch))
-        if result.outcome == "retry":
-            self._spool.add(body, len(batch))
-
-    def _replay(self, time_slice: float | None) -> None:
-        """Send spooled batches oldest first until one fails or the time slice is used; with
-        nothing of its own left, an idle shipper replays the slots other processes left."""
-        end = time.monotonic() + time_slice if time_slice is not None else None
-        self._spool.replay(self._resend, self._may_push, end, own_only=self._deadline is not None)
-
-    def _resend(self, body: bytes, lines: int) -> bool:
-        return self._push(body, lines).outcome != "retry"
-
-    def _may_push(self) -> bool:
-        now = time.monotonic()
-        if self._deadline is not None:
-            return now < self._deadline
-        return now >= self._next_attempt
-
-    def _push(self, body: bytes, lines: int) -> PushResult:
-        timeout = self.config.push_timeout
-        if self._deadline is not None:
-            timeout = max(0.05, min(timeout, self._deadline - time.monotonic()))
-        started = time.perf_counter()
-        result = self._client.push(body, timeout)
-        self.metrics.push_duration.observe(time.perf_counter() - started)
-        self.last_result = result
-        if result.outcome == "ok":
-            self.last_success = time.time()
-            self._failures = 0
-            self._next_attempt = 0.0
-            self.metrics.sent.inc(lines)
-        elif result.outcome == "retry":
-            self.metrics.retries.inc()
-            self._failures += 1
-            backoff = min(
-                self.config.backoff_max, self.config.backoff_base * 2 ** (self._failures - 1)
-            )
-            delay = random.uniform(0, backoff)  # full jitter spreads the workers' retries
-            if result.retry_after is not None:
-                delay = min(max(delay, result.retry_after), 300.0)
-            self._next_attempt = time.monotonic() + delay
-        else:
-            self.metrics.dropped("rejected", lines)
-            _log.error(
-                "Loki rejected a batch of %d lines with HTTP %s; dropped it: %s",
-                lines, result.status, result.detail[:200],
-            )
-        return result
-
-    def _drop_spooled(self, lines: int) -> None:
-        self.metrics.dropped("spool_full", lines)

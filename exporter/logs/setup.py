@@ -22,7 +22,8 @@ from exporter.logs import files
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
-from exporter.logs.loki import LokiConfig, LokiShipper
+from exporter.logs.loki import LokiShipper
+from exporter.logs.loki_config import LokiConfig
 from exporter.thresholds import slow_request_seconds
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
