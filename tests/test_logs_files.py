@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from exporter.logs import files
+from exporter.logs import layout
 from exporter.logs.files import DailyFiles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,9 +18,9 @@ DAY = 86400.0
 
 def test_lines_go_to_the_files_their_kinds_name(tmp_path: Path) -> None:
     daily = DailyFiles(tmp_path)
-    daily.submit(files.APP, '{"n":1}')
-    daily.submit(files.APP | files.ERROR | files.ERRORS, '{"n":2}')
-    daily.submit(files.ACCESS | files.SLOW, '{"n":3}')
+    daily.submit(layout.APP, '{"n":1}')
+    daily.submit(layout.APP | layout.ERROR | layout.ERRORS, '{"n":2}')
+    daily.submit(layout.ACCESS | layout.SLOW, '{"n":3}')
     assert daily.flush()
     day = time.strftime("%Y-%m-%d", time.gmtime())
     assert (tmp_path / f"app_{day}.log").read_text() == '{"n":1}\n{"n":2}\n'
@@ -34,10 +34,10 @@ def test_lines_go_to_the_files_their_kinds_name(tmp_path: Path) -> None:
 def test_a_new_day_opens_a_new_file(tmp_path: Path) -> None:
     now = [1_700_000_000.0]
     daily = DailyFiles(tmp_path, clock=lambda: now[0])
-    daily.submit(files.APP, "first")
+    daily.submit(layout.APP, "first")
     assert daily.flush()
     now[0] += DAY
-    daily.submit(files.APP, "second")
+    daily.submit(layout.APP, "second")
     daily.stop()
     assert (tmp_path / "app_2023-11-14.log").read_text() == "first\n"
     assert (tmp_path / "app_2023-11-15.log").read_text() == "second\n"
@@ -63,7 +63,7 @@ def test_a_full_queue_counts_drops_instead_of_blocking(tmp_path: Path) -> None:
     daily = DailyFiles(tmp_path, max_queue=1, on_drop=drops.append)
     daily.stop()  # the writer is gone: the queue fills at once
     for _ in range(3):
-        daily.submit(files.APP, "x")
+        daily.submit(layout.APP, "x")
     assert sum(drops) >= 2
 
 
@@ -71,12 +71,12 @@ def test_several_processes_append_whole_lines_to_the_same_files(tmp_path: Path) 
     script = textwrap.dedent("""
         import json, sys
         from pathlib import Path
-        from exporter.logs import files
+        from exporter.logs import layout
         from exporter.logs.files import DailyFiles
         daily = DailyFiles(Path(sys.argv[1]))
         pad = "x" * 300
         for n in range(3000):
-            daily.submit(files.APP, json.dumps({"proc": sys.argv[2], "n": n, "pad": pad}))
+            daily.submit(layout.APP, json.dumps({"proc": sys.argv[2], "n": n, "pad": pad}))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(p)], cwd=REPO)
              for p in range(3)]
@@ -99,8 +99,8 @@ def test_lines_a_file_cannot_take_and_broken_renderers_are_counted_as_drops(
     day = time.strftime("%Y-%m-%d", time.gmtime())
     (tmp_path / f"access_{day}.log").mkdir()  # the file cannot be opened
     daily = DailyFiles(tmp_path, on_drop=drops.append)
-    daily.submit(files.ACCESS, '{"m":"lost"}')
-    daily.submit(files.APP, '{"m":"kept"}')
+    daily.submit(layout.ACCESS, '{"m":"lost"}')
+    daily.submit(layout.APP, '{"m":"kept"}')
 
     def broken(payload: object) -> list[tuple[int, str]]:
         raise ZeroDivisionError

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.logs import files
+from exporter.logs import layout
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.tail import LogTail, TailFilter, TooManySubscribers
@@ -48,14 +48,14 @@ def test_a_subscriber_holds_at_most_its_bound_and_counts_the_rest(
     tail = LogTail(max_lines=10, registry=registry)
 
     async def scenario() -> tuple[list[str], int, list[str], int]:
-        sub = tail.subscribe(files.APP, TailFilter(), asyncio.get_running_loop())
+        sub = tail.subscribe(layout.APP, TailFilter(), asyncio.get_running_loop())
         writer = threading.Thread(
-            target=tail.publish, args=({files.APP: [line(f"m{i}") for i in range(25)]},)
+            target=tail.publish, args=({layout.APP: [line(f"m{i}") for i in range(25)]},)
         )
         writer.start()
         writer.join()
         first = await sub.next_batch()
-        tail.publish({files.APP: [line("after")], files.ACCESS: [line("access only")]})
+        tail.publish({layout.APP: [line("after")], layout.ACCESS: [line("access only")]})
         second = await sub.next_batch()
         sub.close()
         return first[0], first[1], second[0], second[1]
@@ -75,11 +75,11 @@ def test_each_subscriber_gets_its_own_stream_and_filter(registry: CollectorRegis
 
     async def scenario() -> tuple[list[str], list[str]]:
         loop = asyncio.get_running_loop()
-        errors = tail.subscribe(files.APP, TailFilter(level="error"), loop)
-        access = tail.subscribe(files.ACCESS, TailFilter(), loop)
+        errors = tail.subscribe(layout.APP, TailFilter(level="error"), loop)
+        access = tail.subscribe(layout.ACCESS, TailFilter(), loop)
         assert registry.get_sample_value("log_tail_clients") == 2
-        tail.publish({files.APP: [line("fine"), line("broken", "ERROR")],
-                      files.ACCESS: [line("GET /")]})
+        tail.publish({layout.APP: [line("fine"), line("broken", "ERROR")],
+                      layout.ACCESS: [line("GET /")]})
         return (await errors.next_batch())[0], (await access.next_batch())[0]
 
     errors, access = asyncio.run(scenario())
@@ -92,12 +92,12 @@ def test_the_number_of_clients_is_bounded(registry: CollectorRegistry) -> None:
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        first = tail.subscribe(files.APP, TailFilter(), loop)
+        first = tail.subscribe(layout.APP, TailFilter(), loop)
         with pytest.raises(TooManySubscribers):
-            tail.subscribe(files.APP, TailFilter(), loop)
+            tail.subscribe(layout.APP, TailFilter(), loop)
         first.close()
         first.close()  # idempotent
-        tail.subscribe(files.APP, TailFilter(), loop).close()
+        tail.subscribe(layout.APP, TailFilter(), loop).close()
 
     asyncio.run(scenario())
 
@@ -119,8 +119,8 @@ def test_daily_files_hand_each_written_batch_to_listeners(tmp_path: Path) -> Non
     daily.listen(broken)
     daily.listen(lambda batch: seen.append({k: list(v) for k, v in batch.items()}))
     try:
-        daily.submit(files.APP | files.ERROR, "one")
-        daily.submit(files.ACCESS, "two")
+        daily.submit(layout.APP | layout.ERROR, "one")
+        daily.submit(layout.ACCESS, "two")
         assert daily.flush()
     finally:
         daily.stop()
@@ -128,6 +128,6 @@ def test_daily_files_hand_each_written_batch_to_listeners(tmp_path: Path) -> Non
     for batch in seen:
         for kind, lines in batch.items():
             merged.setdefault(kind, []).extend(lines)
-    assert merged == {files.APP: ["one"], files.ERROR: ["one"], files.ACCESS: ["two"]}
+    assert merged == {layout.APP: ["one"], layout.ERROR: ["one"], layout.ACCESS: ["two"]}
     # The broken listener lost nothing from the files.
     assert daily.path("app").read_text() == "one\n"

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from exporter.config import Settings
-from exporter.logs import files
+from exporter.logs import layout
 from exporter.logs.query import STREAMS
 from exporter.logs.tail import LogTail, TailFilter, TooManySubscribers
 
@@ -33,8 +33,8 @@ AUTH_TIMEOUT_SECONDS = 5.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
-_STREAM_KIND = {"app": files.APP, "error": files.ERROR, "access": files.ACCESS,
-                "slow_requests": files.SLOW}
+_STREAM_KIND = {"app": layout.APP, "error": layout.ERROR, "access": layout.ACCESS,
+                "slow_requests": layout.SLOW}
 _LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRACE_ID = re.compile(r"^.{1,128}$", re.S)
 

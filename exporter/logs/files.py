@@ -1,4 +1,5 @@
-"""Daily JSON log files, written by one background thread, safe with several processes."""
+"""Daily JSON log files, written by one background thread, safe with several processes (their
+names and kinds are in layout.py)."""
 
 from __future__ import annotations
 
@@ -6,31 +7,14 @@ import atexit
 import collections
 import contextlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-# What a line is: a bit set, so one record can land in several files.
-APP = 1
-ERROR = 2
-ERRORS = 4
-ACCESS = 8
-SLOW = 16
-# Not a file: the line is echoed to the stream given as `echo` (stdout), in the same batches.
-STDOUT = 32
-_FILES: tuple[tuple[int, str, str], ...] = (
-    (APP, "app_{day}.log", "app"),
-    (ERROR, "error_{day}.log", "error"),
-    (ERRORS, "errors/errors_{day}.jsonl", "errors"),
-    (ACCESS, "access_{day}.log", "access"),
-    (SLOW, "slow_requests_{day}.log", "slow_requests"),
-)
-_DATED = re.compile(
-    r"^(?:app|error|errors|access|slow_requests)_(\d{4}-\d{2}-\d{2})\.(?:log|jsonl)$"
-)
+from exporter.logs.layout import FILES, STDOUT, remove_expired
+
 # One write() per file per drain keeps whole lines together; bound it so it stays a single write.
 _LINGER_SECONDS = 0.05  # lines reach the files at most this much later
 # ...or sooner, once this many items wait: an item (a line still to be made from its record,
@@ -206,7 +190,7 @@ class DailyFiles:
 
     @staticmethod
     def _add(pending: dict[int, list[str]], kinds: int, line: str) -> None:
-        for kind, _pattern, _name in _FILES:
+        for kind, _pattern, _name in FILES:
             if kinds & kind:
                 pending.setdefault(kind, []).append(line)
         if kinds & STDOUT:
@@ -264,7 +248,7 @@ class DailyFiles:
     def _fd(self, kind: int) -> int | None:
         fd = self._fds.get(kind)
         if fd is None:
-            pattern = next(p for k, p, _n in _FILES if k == kind)
+            pattern = next(p for k, p, _n in FILES if k == kind)
             path = self.log_dir / pattern.format(day=self._day)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,25 +271,10 @@ class DailyFiles:
 
     def remove_expired(self) -> list[Path]:
         """Delete dated files older than the retention; returns what was deleted."""
-        cutoff = time.strftime(
-            "%Y-%m-%d", time.gmtime(self._clock() - self.retention_days * 86400)
-        )
-        removed: list[Path] = []
-        for folder in (self.log_dir, self.log_dir / "errors"):
-            try:
-                names = os.listdir(folder)
-            except OSError:
-                continue
-            for name in names:
-                match = _DATED.match(name)
-                if match and match.group(1) < cutoff:
-                    with contextlib.suppress(OSError):  # another worker may have won the race
-                        os.remove(folder / name)
-                        removed.append(folder / name)
-        return removed
+        return remove_expired(self.log_dir, self.retention_days, self._clock())
 
     def path(self, name: str, day: str | None = None) -> Path:
         """The file `name` ('app', 'error', 'errors', 'access', 'slow_requests') of `day`."""
         day = day or self._today()
-        pattern = next(p for _k, p, n in _FILES if n == name)
+        pattern = next(p for _k, p, n in FILES if n == name)
         return self.log_dir / pattern.format(day=day)

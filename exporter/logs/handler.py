@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from exporter.logs import files
+from exporter.logs import layout
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter, Snapshot
 from exporter.logs.loki import LokiShipper
@@ -36,7 +36,7 @@ class DailyFilesHandler(logging.Handler):
         self._json = formatter
         self._daily = daily
         self._shipper = shipper
-        self._base = files.APP | (files.STDOUT if echo else 0)
+        self._base = layout.APP | (layout.STDOUT if echo else 0)
         self._render_later = self._render  # one bound method for every waiting line
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -52,9 +52,9 @@ class DailyFilesHandler(logging.Handler):
         try:
             kinds = self._base
             if record.levelno >= logging.ERROR:
-                kinds |= files.ERROR
+                kinds |= layout.ERROR
                 if record.exc_info and not self._reported(record):
-                    kinds |= files.ERRORS
+                    kinds |= layout.ERRORS
             if "_exporter_json" not in record.__dict__:  # not formatted by an earlier handler
                 snapshot = self._json.snapshot(record)
                 if snapshot is not None:

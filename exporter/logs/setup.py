@@ -18,7 +18,7 @@ from exporter.config import Settings, load_settings
 from exporter.errors.scrub import safe_str
 from exporter.http.instrumentation import instrumentation
 from exporter.http.middleware import CompletedRequest
-from exporter.logs import files
+from exporter.logs import layout
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
@@ -97,9 +97,9 @@ class LogSinks:
 
     def write_line(self, created: float, level: str, line: str, service: object = None) -> None:
         """Write a line from `render_entry` to the files and Loki."""
-        kinds = files.APP
+        kinds = layout.APP
         if level in ("error", "critical"):
-            kinds |= files.ERROR
+            kinds |= layout.ERROR
         self.files.submit(kinds, line)
         if self.shipper is not None:
             self.shipper.enqueue_line(created, level, line, service)
@@ -124,7 +124,7 @@ class LogSinks:
             "client": client, "trace_id": trace_id, "span_id": span_id,
         }
         line = self.formatter.render_fields(created, level, "exporter.access", fields)
-        out = [(files.ACCESS | (files.SLOW if slow else 0), line)]
+        out = [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
         if self.shipper is not None:
             self.shipper.enqueue_line(created, level, line)
         if exception is not None:
@@ -136,7 +136,7 @@ class LogSinks:
             except Exception:
                 stack = f"<traceback unavailable: {fields['exc_type']}>"
             fields["stack"] = stack
-            out.append((files.ERRORS, self.formatter.render_fields(
+            out.append((layout.ERRORS, self.formatter.render_fields(
                 created, "error", "exporter.access", fields)))
         return out
 
