@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import instrument
 from exporter.config import MAX_SAMPLES, load_settings
-from exporter.health.history import History, HistorySampler, bucket_quantile
+from exporter.health.history import History, bucket_quantile
+from exporter.health.sampler import HistorySampler
 from tests.asgi import SyncClient, serve_in_process
 
 

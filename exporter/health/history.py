@@ -7,13 +7,12 @@ computes them), host figures from the `system_*` gauges, probes from `dependency
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -214,52 +213,3 @@ class History:
             return None
         first, last = window[0], window[-1]
         return interval_stats(first.totals, last.totals, last.steady - first.steady)
-
-
-class HistorySampler:
-    """Calls `history.record()` every `history.interval` seconds in a daemon thread.
-
-    After each sample the `on_sample` callbacks run (in-process alert evaluation); a callback
-    that raises is logged and the sampler carries on.
-    """
-
-    def __init__(
-        self, history: History, on_sample: Iterable[Callable[[Sample], object]] = ()
-    ) -> None:
-        self.history = history
-        self.on_sample = list(on_sample)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sample_once(self) -> Sample:
-        """Record one sample and run the callbacks (also used by tests and start-up)."""
-        sample = self.history.record()
-        for callback in self.on_sample:
-            try:
-                callback(sample)
-            except Exception:
-                log.exception("history callback failed")
-        return sample
-
-    def start(self) -> None:
-        """Start sampling (idempotent); the first sample is taken at once."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="exporter-history", daemon=True)
-        self._thread.start()
-        atexit.register(self.stop)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop sampling; idempotent."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sample_once()
-            except Exception:  # a broken collector must not end the history
-                log.exception("history sample failed")
-            self._stop.wait(self.history.interval)

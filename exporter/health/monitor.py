@@ -11,9 +11,10 @@ from exporter.config import Settings
 from exporter.config.dependencies import parse_dependency, parse_queues
 from exporter.health.alerts import AlertEvaluator
 from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
-from exporter.health.history import History, HistorySampler
+from exporter.health.history import History
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.queue_collector import QueueCollector
+from exporter.health.sampler import HistorySampler
 from exporter.thresholds import Thresholds, load_thresholds
 
 _lock = threading.Lock()
