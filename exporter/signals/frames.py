@@ -1,0 +1,173 @@
+"""Frames: each scrape reduced to the few sums the signals read, kept for one window.
+
+A scrape of an app holds thousands of samples (routes x methods x statuses x buckets); the
+signals need a few dozen numbers of it: every counter summed per instance (and per `le` for
+histograms), every gauge per subject. A `Reducer` reduces the samples of each interval (one
+registry, or every scraped target) in one pass; `Window` hands the frames of the last window
+to the queries, with a cache so that signals sharing a rate compute it once.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs, empty values left out
+Key = tuple[str, ...]  # a series' values of an input's `keep` labels, in that order
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+@dataclass(frozen=True)
+class Input:
+    """The series of one metric that match `matchers`, reduced per `keep` labels: counters
+    summed, gauges the highest."""
+
+    name: str
+    matchers: tuple[tuple[str, str, str], ...]
+    kind: Literal["counter", "gauge"]
+    keep: tuple[str, ...]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """True when `labels` satisfy every matcher (regexes anchored, as in PromQL)."""
+        for label, op, value in self.matchers:
+            actual = labels.get(label, "")
+            if op == "=":
+                ok = actual == value
+            elif op == "!=":
+                ok = actual != value
+            else:
+                ok = _pattern(value).fullmatch(actual) is not None
+                if op == "!~":
+                    ok = not ok
+            if not ok:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one interval's scrapes said, reduced: input -> series key -> value."""
+
+    at: float  # time.monotonic(): windows and rates are measured in it
+    wall: float  # time.time(): for people and the API
+    values: Mapping[Input, Mapping[Key, float]] = field(default_factory=dict)
+    # Counters only: the sum of the series' raw values, whose distance to zero bounds how far
+    # back `rate()` extrapolates (see `promql.extrapolated_rate`).
+    raw: Mapping[Input, Mapping[Key, float]] = field(default_factory=dict)
+
+
+def labels_of(keep: Sequence[str], key: Key, by: Iterable[str] | None) -> Labels:
+    """The labels of a series `key`, only those in `by` (all of them when None)."""
+    wanted = None if by is None else set(by)
+    return tuple(sorted(
+        (name, value) for name, value in zip(keep, key, strict=True)
+        if value and (wanted is None or name in wanted)
+    ))
+
+
+Sample = tuple[str, Mapping[str, str], float]  # (name, labels, value) as a scrape gives it
+
+
+class Reducer:
+    """Reduces each interval's samples, from one registry or several instances, to a `Frame`.
+
+    Gauges keep the highest value per key. Counters are not summed as they are: each series'
+    increase since its last sample (the value itself after a reset, nothing for its first
+    sample) is added to a running total per key, which is what `rate()` sees series by series.
+    A sum of raw values would read a new series' count, or a series that goes away, as traffic
+    or as a reset. So the in-process rate equals Prometheus' sum of per-series rates whenever
+    the series are steady; inside the first window after a restart it may differ by the
+    extrapolation Prometheus applies to each series near zero. Series unseen for `forget`
+    seconds are forgotten.
+    """
+
+    def __init__(self, inputs: Iterable[Input], forget: float = 3600.0) -> None:
+        self._by_name: dict[str, list[Input]] = {}
+        for source in dict.fromkeys(inputs):  # each input once, in order
+            self._by_name.setdefault(source.name, []).append(source)
+        self._forget = forget
+        # Per counter series: (last raw value, when it was seen); and per input key, the total.
+        self._last: dict[tuple[Input, str, Key, Labels | str], tuple[float, float]] = {}
+        self._totals: dict[Input, dict[Key, float]] = {}
+        self._values: dict[Input, dict[Key, float]] = {}
+        self._raw: dict[Input, dict[Key, float]] = {}
+        self._fresh: set[tuple[Input, Key]] = set()  # keys first seen in this interval
+        self._at = 0.0
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The sample names any input reads (a scrape parser may skip the others)."""
+        return frozenset(self._by_name)
+
+    def add(self, samples: Iterable[Sample], instance: str = "") -> None:
+        """Reduce `samples` of one source; `instance` labels those without one."""
+        by_name = self._by_name
+        for name, labels, value in samples:
+            readers = by_name.get(name)
+            if readers is None or value != value:  # not read, or NaN (a stale marker)
+                continue
+            for source in readers:
+                if source.matches(labels):
+                    self._take(source, name, labels, value, instance)
+
+    def _take(self, source: Input, name: str, labels: Mapping[str, str], value: float,
+              instance: str) -> None:
+        key = tuple(
+            (labels.get(label) or instance) if label == "instance" else labels.get(label, "")
+            for label in source.keep
+        )
+        series = self._values.setdefault(source, {})
+        if source.kind == "gauge":
+            if key not in series or value > series[key]:
+                series[key] = value
+            return
+        ident = (source, instance, key, tuple(sorted(labels.items())))
+        previous = self._last.get(ident)
+        self._last[ident] = (value, self._at)
+        totals = self._totals.setdefault(source, {})
+        if key not in totals:  # a new key starts where its series stand
+            totals[key] = 0.0
+            self._fresh.add((source, key))
+        if (source, key) in self._fresh:
+            increase = value
+        elif previous is None:  # a series new to a known key: its first sample counts nothing
+            increase = 0.0
+        else:
+            increase = value if value < previous[0] else value - previous[0]
+        totals[key] += increase
+        series[key] = totals[key]
+        raw = self._raw.setdefault(source, {})
+        raw[key] = raw.get(key, 0.0) + value
+
+    def frame(self, at: float, wall: float) -> Frame:
+        """The frame of what was added since the last frame; the next interval starts."""
+        frame = Frame(at, wall, self._values, self._raw)
+        self._values, self._raw = {}, {}
+        self._fresh = set()
+        self._at = at
+        stale = at - self._forget
+        if any(seen < stale for _, seen in self._last.values()):
+            self._last = {k: v for k, v in self._last.items() if v[1] >= stale}
+        return frame
+
+
+@dataclass
+class Window:
+    """The frames a query evaluates over (oldest first), the window's length in seconds, and
+    a cache of what queries computed on them."""
+
+    frames: Sequence[Frame]
+    seconds: float
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def end(self) -> float:
+        """The newest frame's time: every window ends there."""
+        return self.frames[-1].at if self.frames else 0.0
