@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -13,34 +12,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter.config import Settings, SettingsError
+from exporter.signals import CATALOGUE
 
 PACKAGED_NAME = "thresholds.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # Slow requests start here when the thresholds file has no API latency threshold.
 DEFAULT_SLOW_REQUEST_SECONDS = 0.5
+# The signal whose threshold says where slow requests start.
+API_LATENCY_SIGNAL = "http_latency_p95_seconds"
 # The longest `for`: a condition held a week is an outage already; longer ones read as typos.
 MAX_FOR_SECONDS = 7 * 86400
 
 
 class ThresholdsError(SettingsError):
     """The thresholds file is missing or invalid; the message names the file and the key."""
-
-
-class Signal(str, Enum):
-    """What a threshold watches; the unit is part of the name."""
-
-    cpu_usage_ratio = "cpu_usage_ratio"
-    memory_usage_ratio = "memory_usage_ratio"
-    disk_usage_ratio = "disk_usage_ratio"
-    http_latency_p95_seconds = "http_latency_p95_seconds"
-    http_error_ratio = "http_error_ratio"
-    database_latency_seconds = "database_latency_seconds"
-    redis_latency_seconds = "redis_latency_seconds"
-
-    @property
-    def is_ratio(self) -> bool:
-        """True for signals between 0 and 1."""
-        return self.value.endswith("_ratio")
 
 
 def parse_duration(text: str) -> float:
@@ -72,7 +57,7 @@ class Threshold(BaseModel):
 
     key: str = ""
     alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")
-    signal: Signal
+    signal: str = Field(description="a signal of the catalogue (docs/signals.md)")
     above: float = Field(strict=True, allow_inf_nan=False)  # strict: `true` is not 1.0
     for_seconds: float = Field(alias="for")
     severity: Literal["warning", "critical"]
@@ -97,12 +82,21 @@ class Threshold(BaseModel):
             )
         return seconds
 
+    @field_validator("signal")
+    @classmethod
+    def _known_signal(cls, value: str) -> str:
+        if value not in CATALOGUE:
+            raise ValueError(f"unknown signal {value!r}; known: {', '.join(CATALOGUE.names())}")
+        return value
+
     @model_validator(mode="after")
     def _value_in_unit(self) -> Threshold:
-        if self.signal.is_ratio and not 0.0 < self.above <= 1.0:
+        unit = CATALOGUE.get(self.signal).unit
+        if unit == "ratio" and not 0.0 < self.above <= 1.0:
             raise ValueError(f"above: a ratio must be in (0, 1] (got {self.above})")
-        if not self.signal.is_ratio and self.above <= 0.0:
-            raise ValueError(f"above: seconds must be positive (got {self.above})")
+        if unit != "ratio" and self.above <= 0.0:
+            what = "seconds" if unit == "seconds" else "the value"
+            raise ValueError(f"above: {what} must be positive (got {self.above})")
         return self
 
 
@@ -153,9 +147,9 @@ class Thresholds(BaseModel):
         """Every threshold, with its key filled in."""
         return [t.model_copy(update={"key": k}) for k, t in self.thresholds.items()]
 
-    def for_signal(self, signal: Signal) -> list[Threshold]:
-        """The thresholds that watch `signal`."""
-        return [t for t in self.items() if t.signal is signal]
+    def for_signal(self, signal: str) -> list[Threshold]:
+        """The thresholds that watch the signal named `signal`."""
+        return [t for t in self.items() if t.signal == signal]
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -209,7 +203,7 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
 def api_latency_seconds(thresholds: Thresholds) -> float:
     """The lowest threshold on the API latency (`api_latency.above` in the shipped file), or
     `DEFAULT_SLOW_REQUEST_SECONDS` when there is none: where slow requests start."""
-    found = [t.above for t in thresholds.for_signal(Signal.http_latency_p95_seconds)]
+    found = [t.above for t in thresholds.for_signal(API_LATENCY_SIGNAL)]
     return min(found) if found else DEFAULT_SLOW_REQUEST_SECONDS
 
 

@@ -49,10 +49,13 @@ def test_a_missing_redis_key_is_flagged_but_stays_healthy(key: str) -> None:
 
 
 def test_the_http_check_says_over_which_window_its_figures_are() -> None:
+    """The details are the alerts' own values, named by their signal, over the rules' window."""
     registry = CollectorRegistry()
     monitor = HealthMonitor(load_settings(), registry)
     monitor.history.record()
     monitor.history.record()
     check = http_check(monitor, [])
-    assert check.details["window_seconds"] == 60.0
-    assert set(check.details) == {"qps", "error_rate", "latency_p95_seconds", "window_seconds"}
+    assert check.details["window"] == "5m"  # render.rate_window of the packaged thresholds
+    assert set(check.details) <= {"window", "http_requests_per_second", "http_error_ratio",
+                                  "http_latency_p50_seconds", "http_latency_p95_seconds",
+                                  "http_latency_p99_seconds"}

@@ -1,4 +1,5 @@
-"""History reads the registry itself: rates from counter deltas, quantiles from bucket deltas."""
+"""History reads the registry itself and evaluates every signal over the rules' window: rates
+from the counters, percentiles from the buckets, gauges at their newest sample."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import instrument
 from exporter.config import MAX_SAMPLES, load_settings
-from exporter.health.history import History, bucket_quantile
+from exporter.health.history import History
 from exporter.health.sampler import HistorySampler
 from tests.asgi import SyncClient, serve_in_process
 
@@ -45,65 +46,103 @@ def traffic_app(registry: CollectorRegistry) -> FastAPI:
     return app
 
 
-def test_quantile_interpolates_like_prometheus() -> None:
-    buckets = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (float("inf"), 100.0)]
-    assert bucket_quantile(0.5, buckets) == pytest.approx(0.1)
-    assert bucket_quantile(0.7, buckets) == pytest.approx(0.1 + 0.4 * 20 / 40)
-    assert bucket_quantile(0.95, buckets) == pytest.approx(0.5 + 0.5 * 5 / 10)
-    assert bucket_quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
-    # Above the last finite bound the answer is that bound, as histogram_quantile does.
-    assert bucket_quantile(0.99, [(0.1, 1.0), (float("inf"), 10.0)]) == 0.1
+def _history(registry: CollectorRegistry, clock: Clock, window: float = 60, **kw: float) -> (
+        History):
+    return History(registry, signal_window=kw.get("signal_window", 20), interval=10,
+                   window=window, clock=clock, monotonic=clock)
 
 
-def test_rates_come_from_counter_deltas(
+def test_rates_come_from_the_counters_over_the_window(
     registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     client = traffic
     clock = Clock()
-    history = History(registry, interval=10, window=60, clock=clock, monotonic=clock)
-    client.get("/ok")  # before the first sample: must not count in the interval
+    history = _history(registry, clock, signal_window=10)
+    client.get("/ok")  # both series exist before the first point: rate() needs two samples
+    client.get("/fail")
     first = history.record()
-    assert first.qps is None and first.cpu is not None and "/" in first.disk
+    assert first.value("http_requests_per_second") is None  # one frame: no rate yet
+    assert first.value("cpu_usage_ratio") is not None
+    assert first.value("disk_usage_ratio", (("mountpoint", "/"),)) is not None
     for _ in range(18):
         client.get("/ok")
     client.get("/fail")
     client.get("/fail")
     clock.now += 10
     second = history.record()
-    assert second.qps == pytest.approx(2.0)
-    assert second.error_rate == pytest.approx(0.1)
-    assert second.p50 is not None and 0 < second.p50 <= 0.1
-    assert second.p99 is not None and second.p99 <= 0.1
+    # 20 requests in the 10 s window, 2 of them 503s.
+    assert second.value("http_requests_per_second") == pytest.approx(2.0)
+    assert second.value("http_error_ratio") == pytest.approx(0.1)
+    p50 = second.value("http_latency_p50_seconds")
+    assert p50 is not None and 0 < p50 <= 0.1
+    p99 = second.value("http_latency_p99_seconds")
+    assert p99 is not None and p99 <= 0.1
 
 
-def test_an_idle_interval_has_no_error_rate_or_latency(
+def test_a_series_first_seen_counts_from_its_second_sample_as_in_prometheus(
+    registry: CollectorRegistry, traffic: SyncClient
+) -> None:
+    clock = Clock()
+    history = _history(registry, clock, signal_window=10)
+    traffic.get("/ok")
+    history.record()
+    for _ in range(9):
+        traffic.get("/ok")
+    traffic.get("/fail")  # a new series: rate() has one sample of it, which counts nothing
+    clock.now += 10
+    point = history.record()
+    assert point.value("http_requests_per_second") == pytest.approx(0.9)
+    assert point.value("http_error_ratio") == 0.0
+
+
+def test_an_idle_window_has_a_rate_of_zero_and_no_error_ratio_or_latency(
     registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     traffic.get("/ok")
     clock = Clock()
-    history = History(registry, interval=10, window=60, clock=clock, monotonic=clock)
+    history = _history(registry, clock)
     history.record()
     clock.now += 10
     idle = history.record()
-    assert idle.qps == 0.0 and idle.error_rate is None and idle.p95 is None
+    assert idle.value("http_requests_per_second") == 0.0
+    assert idle.value("http_error_ratio") is None
+    assert idle.value("http_latency_p95_seconds") is None
 
 
-def test_ring_keeps_the_window_and_aggregates_over_it(
+def test_a_rate_covers_the_window_not_the_last_interval(
     registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
-    client = traffic
+    """Traffic that stopped still counts until it leaves the window, extrapolated to the
+    window's start as rate() does (by half an interval where no sample is near it)."""
     clock = Clock()
-    history = History(registry, interval=10, window=30, clock=clock, monotonic=clock)
+    history = _history(registry, clock, signal_window=30)
+    for _ in range(100):
+        traffic.get("/ok")
+    history.record()
+    for _ in range(30):
+        traffic.get("/ok")
+    rates = []
+    for _ in range(4):
+        clock.now += 10
+        rates.append(history.record().value("http_requests_per_second"))
+    assert rates == pytest.approx([1.5, 1.5, 1.0, 0.0])
+
+
+def test_the_ring_keeps_the_history_window(
+    registry: CollectorRegistry, traffic: SyncClient
+) -> None:
+    clock = Clock()
+    history = _history(registry, clock, window=30)
     for _ in range(6):
-        client.get("/ok")
+        traffic.get("/ok")
         history.record()
         clock.now += 10
-    samples = history.samples()
-    assert len(samples) == 4  # 30 s of 10 s steps, both ends included
-    assert [s.ts for s in samples] == [1_000_020.0, 1_000_030.0, 1_000_040.0, 1_000_050.0]
-    assert len(history.samples(10)) == 2
-    stats = history.over(30)
-    assert stats is not None and stats[0] == pytest.approx(3 / 30)
+    points = history.points()
+    assert len(points) == 4  # 30 s of 10 s steps, both ends included
+    assert [p.ts for p in points] == [1_000_020.0, 1_000_030.0, 1_000_040.0, 1_000_050.0]
+    assert len(history.points(10)) == 2
+    # One request every 10 s, over the 20 s window.
+    assert points[-1].value("http_requests_per_second") == pytest.approx(0.1)
 
 
 def test_sampler_runs_callbacks_and_survives_a_failing_one(
@@ -114,7 +153,7 @@ def test_sampler_runs_callbacks_and_survives_a_failing_one(
     def broken(_: object) -> None:
         raise RuntimeError("boom")
 
-    history = History(registry, interval=0.05, window=1)
+    history = History(registry, signal_window=0.1, interval=0.05, window=1)
     sampler = HistorySampler(history, [broken, lambda s: seen.append(s.ts)])
     sampler.sample_once()
     assert len(seen) == 1 and "history callback failed" in caplog.text
@@ -143,31 +182,30 @@ def test_history_and_scrapes_keep_separate_cpu_windows(registry: CollectorRegist
     HostCollector(
         [], registry=registry, cpu_times=lambda: next(readings), clock=lambda: next(clock)
     )
-    history = History(registry, interval=10, window=60)
-    assert history.record().cpu == pytest.approx(0.5)
+    history = History(registry, signal_window=20, interval=10, window=60)
+    assert history.record().value("cpu_usage_ratio") == pytest.approx(0.5)
     assert registry.get_sample_value("system_cpu_usage_ratio") == pytest.approx(0.25)
     # Since the history's own previous read: 100 busy of 200, whatever was scraped between.
-    assert history.record().cpu == pytest.approx(0.5)
+    assert history.record().value("cpu_usage_ratio") == pytest.approx(0.5)
 
 
 def test_rates_and_windows_use_the_monotonic_clock(
     registry: CollectorRegistry, traffic: SyncClient
 ) -> None:
     wall, steady = Clock(), Clock(50.0)
-    history = History(registry, interval=10, window=60, clock=wall, monotonic=steady)
+    history = History(registry, signal_window=10, interval=10, window=60, clock=wall,
+                      monotonic=steady)
+    traffic.get("/ok")
     history.record()
     for _ in range(20):
         traffic.get("/ok")
-    wall.now -= 3600  # an NTP step back between the samples
+    wall.now -= 3600  # an NTP step back between the points
     steady.now += 10
-    sample = history.record()
-    assert sample.qps == pytest.approx(2.0)
-    assert sample.ts == wall.now  # timestamps stay wall-clock, for people
-    assert len(history.samples(10)) == 2
-    stats = history.over(60)
-    assert stats is not None and stats[0] == pytest.approx(2.0)
+    point = history.record()
+    assert point.value("http_requests_per_second") == pytest.approx(2.0)
+    assert point.ts == wall.now  # timestamps stay wall-clock, for people
 
 
 def test_the_ring_size_is_capped() -> None:
     with pytest.raises(ValueError, match=f"at most {MAX_SAMPLES}"):
-        History(CollectorRegistry(), interval=0.05, window=7 * 86400)
+        History(CollectorRegistry(), signal_window=1, interval=0.05, window=7 * 86400)

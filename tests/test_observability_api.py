@@ -155,13 +155,19 @@ def test_unhealthy_answers_503_with_the_firing_alert(sidecar: Any, tmp_path: Pat
 
 def test_metrics_json_has_current_figures_and_history(sidecar: Any) -> None:
     client = sidecar()
-    wait_for(lambda: len(monitor(client).history.samples()) >= 3)
+    wait_for(lambda: len(monitor(client).history.points()) >= 3)
     for _ in range(5):
         client.get(f"{API}/alerts")
     body = client.get(f"{API}/metrics", params={"window": "1h"}).json()
     assert body["interval_seconds"] == 0.1 and body["window_seconds"] == 3600
     assert 0 <= body["current"]["cpu_usage_ratio"] <= 1
     assert 0 < body["current"]["memory_usage_ratio"] < 1
+    assert body["current"]["window"] == "5m"  # what rates are over: the rules' window
+    # Every signal of the catalogue, by subject; the named fields are the same values.
+    signals = body["current"]["signals"]
+    assert signals["cpu_usage_ratio"] == {"": body["current"]["cpu_usage_ratio"]}
+    assert signals["disk_usage_ratio"] == body["current"]["disk_usage_ratio"]
+    assert set(signals) >= {"http_error_ratio", "http_latency_p95_seconds", "queue_depth"}
     assert len(body["history"]) >= 3
     short = client.get(f"{API}/metrics", params={"window": "1s"}).json()
     assert short["window_seconds"] == 1 and len(short["history"]) <= 11  # every 0.1 s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from exporter.render import HEADER, render_files
 from exporter.render.links import anchor
 from exporter.thresholds import (
     DEFAULT_SLOW_REQUEST_SECONDS,
-    Signal,
     load_thresholds,
     parse_thresholds,
 )
@@ -62,10 +62,12 @@ def test_output_is_deterministic_and_every_file_names_the_command() -> None:
         "prometheus/tests/alerts_test.yml", "grafana/dashboards/service-overview.json",
         "grafana/dashboards/host.json", "grafana/dashboards/dependencies-queues.json",
         "grafana/dashboards/logs.json", "grafana/dashboards/alerts-errors.json",
-        "grafana/dashboards/celery.json",
+        "grafana/dashboards/celery.json", "docs/signals.md",
     }
     for path, text in first.items():
-        if path.endswith(".json"):
+        if path.endswith(".md"):
+            assert f"<!-- {HEADER} Regenerate: exporter render -->" in text
+        elif path.endswith(".json"):
             document = json.loads(text)
             assert document["description"] == HEADER
             assert text == json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -91,8 +93,7 @@ def test_one_alert_per_threshold_plus_the_stack_alerts() -> None:
     alerts = _alerts(render_files(THRESHOLDS))
     names = [a["alert"] for a in alerts]
     assert names == [t.alert for t in THRESHOLDS.items()] + [
-        "TargetDown", "DependencyDown", "QueueBacklogGrowing", "LogShipperDroppingLines",
-        "CeleryTaskFailureRate"]
+        "TargetDown", "DependencyDown", "QueueBacklogGrowing", "LogShipperDroppingLines"]
     by_name = {a["alert"]: a for a in alerts}
     for threshold in THRESHOLDS.items():
         rule = by_name[threshold.alert]
@@ -100,8 +101,8 @@ def test_one_alert_per_threshold_plus_the_stack_alerts() -> None:
         assert rule["labels"] == {"severity": threshold.severity}
         assert rule["annotations"]["summary"] == threshold.summary  # type: ignore[index]
     assert "service:http_request_errors:ratio_rate5m" in str(by_name["HighErrorRate"]["expr"])
-    # A task that fails is an error: the Celery alert uses the error-rate threshold.
-    (error_rate,) = THRESHOLDS.for_signal(Signal.http_error_ratio)
+    # A task that fails is an error: the shipped Celery threshold is the error rate's.
+    (error_rate,) = THRESHOLDS.for_signal("http_error_ratio")
     celery = by_name["CeleryTaskFailureRate"]
     assert celery["expr"] == (
         f"service_task:celery_task_failures:ratio_rate5m > {error_rate.above!r}")
@@ -152,7 +153,7 @@ def test_without_an_api_latency_threshold_slow_requests_start_at_the_default() -
     start = text.index("  api_latency:")
     end = text.index("\n  ", text.index("summary:", start)) + 1
     without = parse_thresholds(text[:start] + text[end:])
-    assert without.for_signal(Signal.http_latency_p95_seconds) == []
+    assert without.for_signal("http_latency_p95_seconds") == []
     logs = json.loads(render_files(without)["grafana/dashboards/logs.json"])
     slow = next(p for p in logs["panels"] if p["title"] == "Slow requests")
     assert slow["targets"][0]["expr"].endswith(
@@ -185,11 +186,13 @@ def test_promtool_accepts_the_rules_and_their_tests_pass() -> None:
     checked = subprocess.run([promtool, "check", "rules", *rules], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("SUCCESS") == 2
-    tested = subprocess.run(
-        [promtool, "test", "rules", str(ROOT / "prometheus" / "tests" / "alerts_test.yml")],
-        capture_output=True, text=True,
-    )
+    # The generated tests, and those written by hand (they do not share the generator's errors).
+    tests = [ROOT / "prometheus" / "tests" / name
+             for name in ("alerts_test.yml", "handwritten_test.yml")]
+    tested = subprocess.run([promtool, "test", "rules", *map(str, tests)],
+                            capture_output=True, text=True)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tested.stdout.count("SUCCESS") == 2
 
 
 @pytest.mark.parametrize(("right", "wrong", "caught"), [
@@ -233,7 +236,7 @@ def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None
                 assert target["datasource"]["uid"] in uids, (name, panel["title"])
     assert [v["name"] for v in boards["service-overview.json"]["templating"]["list"]] == [
         "service", "route", "instance"]
-    limits = {t.signal.value: t.above for t in THRESHOLDS.items()}
+    limits = {t.signal: t.above for t in THRESHOLDS.items()}
     lines = {
         ("host.json", "CPU usage"): limits["cpu_usage_ratio"],
         ("host.json", "Disk usage"): limits["disk_usage_ratio"],
@@ -256,3 +259,20 @@ def test_dashboards_use_the_provisioned_datasources_and_the_thresholds() -> None
              for kind in re.findall(r'kind="(\w+)"', target["expr"])
              if target["datasource"]["uid"] == "loki"}
     assert kinds == {"access"}
+
+
+def test_the_handwritten_promtool_tests_catch_a_rule_that_counts_4xx_as_errors(
+    tmp_path: Path,
+) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    assert main(["render", "--thresholds", str(ROOT / "thresholds.yaml"),
+                 "--out", str(tmp_path)]) == 0
+    recording = tmp_path / "prometheus" / "rules" / "recording.yml"
+    recording.write_text(recording.read_text().replace('status=~"5.."', 'status=~"[45].."'))
+    shutil.copy(ROOT / "prometheus" / "tests" / "handwritten_test.yml",
+                tmp_path / "prometheus" / "tests")
+    handwritten = tmp_path / "prometheus" / "tests" / "handwritten_test.yml"
+    result = subprocess.run([promtool, "test", "rules", str(handwritten)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ratio_rate5m * 100" in result.stdout + result.stderr

@@ -447,7 +447,7 @@ def test_the_celery_job_is_documented_with_a_service_label_and_kept_commented_ou
 def test_the_documented_celery_job_gives_the_celery_rules_a_service(tmp_path: Path) -> None:
     # The worker's series carry task, queue and state only: `service` comes from the scrape
     # job, and every Celery recording rule groups by it.
-    from exporter.render.celery import CELERY_RECORDING_GROUP
+    from exporter.signals import CELERY_RECORDING_GROUP
 
     promtool = require_binary("promtool", "prometheus")
     job = _documented_celery_job()

@@ -91,20 +91,26 @@ def test_the_dashboard_keeps_its_fields_and_adds_the_pages(client: SyncClient) -
     assert body["history_interval_seconds"] == 0.1
     assert body["history_ts"] == sorted(body["history_ts"])
     series = {s["id"]: s for s in body["series"]}
-    assert list(series)[:6] == ["cpu", "memory", "disk:/", "qps", "error_rate", "latency_p95"]
+    assert list(series)[:6] == [
+        "cpu_usage_ratio", "memory_usage_ratio", "disk_usage_ratio:/",
+        "http_requests_per_second", "http_error_ratio", "http_latency_p95_seconds"]
     metrics = body["metrics"]
-    assert series["cpu"]["current"] == metrics["cpu_usage_ratio"]
-    assert series["memory"]["current"] == metrics["memory_usage_ratio"]
-    assert series["disk:/"]["current"] == metrics["disk_usage_ratio"]["/"]
-    assert series["qps"]["current"] == metrics["qps"]
-    assert series["latency_p95"]["current"] == metrics["latency_seconds"]["p95"]
+    assert series["cpu_usage_ratio"]["current"] == metrics["cpu_usage_ratio"]
+    assert series["memory_usage_ratio"]["current"] == metrics["memory_usage_ratio"]
+    assert series["disk_usage_ratio:/"]["current"] == metrics["disk_usage_ratio"]["/"]
+    assert series["http_requests_per_second"]["current"] == metrics["qps"]
+    assert series["http_latency_p95_seconds"]["current"] == metrics["latency_seconds"]["p95"]
     for s in body["series"]:
         assert len(s["values"]) == len(body["history_ts"])
+    # Rates say over what; gauges are their newest sample.
+    assert series["http_error_ratio"]["window"] == metrics["window"] == "5m"
+    assert series["cpu_usage_ratio"]["window"] is None
     # Thresholds from the packaged thresholds.yaml; QPS has none.
-    assert (series["cpu"]["threshold"], series["cpu"]["threshold_alert"]) == (0.8, "HighCpuUsage")
-    assert series["error_rate"]["threshold"] == 0.05
-    assert series["latency_p95"]["threshold"] == 0.5
-    assert series["qps"]["threshold"] is None
+    assert (series["cpu_usage_ratio"]["threshold"],
+            series["cpu_usage_ratio"]["threshold_alert"]) == (0.8, "HighCpuUsage")
+    assert series["http_error_ratio"]["threshold"] == 0.05
+    assert series["http_latency_p95_seconds"]["threshold"] == 0.5
+    assert series["http_requests_per_second"]["threshold"] is None
     assert body["top_errors"] == []
     assert body["slow_requests"] == []
 

@@ -68,17 +68,9 @@ def shown(value: float | None, unit: str) -> str:
 
 
 def api_value(body: dict[str, Any], series_id: str) -> float | None:
-    """The figure of `series_id` in the dashboard's `metrics` (not in `series`)."""
-    metrics = body["metrics"]
-    simple = {"cpu": metrics["cpu_usage_ratio"], "memory": metrics["memory_usage_ratio"],
-              "qps": metrics["qps"], "error_rate": metrics["error_rate"],
-              "latency_p95": metrics["latency_seconds"]["p95"]}
-    if series_id in simple:
-        return simple[series_id]  # type: ignore[no-any-return]
-    kind, _, name = series_id.partition(":")
-    table = {"disk": "disk_usage_ratio", "dependency": "dependency_latency_seconds",
-             "queue": "queue_depth"}[kind]
-    return metrics[table][name]  # type: ignore[no-any-return]
+    """The figure of `series_id` (signal[:subject]) in the dashboard's `metrics.signals`."""
+    signal, _, subject = series_id.partition(":")
+    return body["metrics"]["signals"][signal].get(subject)  # type: ignore[no-any-return]
 
 
 SNAPSHOT = """() => ({
@@ -129,7 +121,7 @@ def test_the_status_page_in_chromium(sidecar: RunningServer, tmp_path: Path) -> 
             page.click("#token-submit")
             page.wait_for_selector(
                 "#overall[data-status='healthy'], #overall[data-status='degraded']")
-            page.wait_for_selector(".tile[data-series='qps'][data-value]:not([data-value=''])")
+            page.wait_for_selector(".tile[data-series='http_requests_per_second'][data-value]:not([data-value=''])")
 
             check_numbers_match_the_api(page, responses)
 
@@ -149,7 +141,7 @@ def test_the_status_page_in_chromium(sidecar: RunningServer, tmp_path: Path) -> 
                                    timeout=20_000)
             page.wait_for_selector("#overall[data-status='unhealthy']", timeout=10_000)
             page.wait_for_selector(".slow-row", timeout=15_000)
-            over = page.get_attribute(".tile[data-series='error_rate']", "data-over")
+            over = page.get_attribute(".tile[data-series='http_error_ratio']", "data-over")
             assert over == "true"
 
             check_live_tail(page, sidecar)
@@ -159,7 +151,7 @@ def test_the_status_page_in_chromium(sidecar: RunningServer, tmp_path: Path) -> 
             # A phone: nothing wider than the screen; the token is still in this tab's session.
             page.set_viewport_size({"width": 390, "height": 844})
             page.reload()
-            page.wait_for_selector(".tile[data-series='cpu']")
+            page.wait_for_selector(".tile[data-series='cpu_usage_ratio']")
             assert page.is_hidden("#token-form")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390
@@ -184,7 +176,8 @@ def check_numbers_match_the_api(page: Any, responses: list[Any]) -> None:
     assert snapshot["checks"] == [[c["name"], c["status"], c["reason"]]
                                   for c in body["health"]["checks"]]
     ids = [t["id"] for t in snapshot["tiles"]]
-    assert ids[:6] == ["cpu", "memory", "disk:/", "qps", "error_rate", "latency_p95"]
+    assert ids[:6] == ["cpu_usage_ratio", "memory_usage_ratio", "disk_usage_ratio:/",
+                       "http_requests_per_second", "http_error_ratio", "http_latency_p95_seconds"]
     for tile in snapshot["tiles"]:
         expected = api_value(body, tile["id"])
         assert tile["text"] == shown(expected, tile["unit"]), tile
@@ -193,9 +186,9 @@ def check_numbers_match_the_api(page: Any, responses: list[Any]) -> None:
         else:
             assert float(tile["value"]) == expected, tile
     by_id = {t["id"]: t for t in snapshot["tiles"]}
-    assert float(by_id["error_rate"]["threshold"]) == 0.05  # from the test's thresholds file
-    assert float(by_id["cpu"]["threshold"]) == 0.95
-    assert by_id["cpu"]["points"] >= 1
+    assert float(by_id["http_error_ratio"]["threshold"]) == 0.05  # the test's thresholds file
+    assert float(by_id["cpu_usage_ratio"]["threshold"]) == 0.95
+    assert by_id["cpu_usage_ratio"]["points"] >= 1
 
 
 def check_live_tail(page: Any, server: RunningServer) -> None:

@@ -18,7 +18,6 @@ from exporter.api.observability_models import (
     CurrentMetrics,
     HealthReport,
     HistoryPoint,
-    Latency,
     LogsReport,
     MetricsReport,
     log_record,
@@ -35,7 +34,6 @@ from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
-_CURRENT_WINDOW = 60.0
 _LOKI_DOWN: dict[int | str, dict[str, Any]] = {
     502: {"model": ErrorReply, "description": "Loki (EXPORTER_LOKI_URL) could not be read"},
 }
@@ -74,17 +72,7 @@ def observability_router(
     slow_ms = slow_request_seconds(settings, monitor.thresholds) * 1000.0
 
     def current() -> CurrentMetrics:
-        sample = monitor.history.latest()
-        stats = monitor.history.over(_CURRENT_WINDOW)
-        qps, error_rate, p50, p95, p99 = stats if stats else (None, None, None, None, None)
-        return CurrentMetrics(
-            cpu_usage_ratio=sample.cpu if sample else None,
-            memory_usage_ratio=sample.memory if sample else None,
-            disk_usage_ratio=sample.disk if sample else {},
-            qps=qps, error_rate=error_rate, latency_seconds=Latency(p50=p50, p95=p95, p99=p99),
-            dependency_latency_seconds=sample.dependency_latency if sample else {},
-            queue_depth=sample.queue_depth if sample else {},
-        )
+        return CurrentMetrics.of(monitor.history.latest(), monitor.signal_window)
 
     def alerts_report() -> AlertsReport:
         received = notifications.newest_first() if notifications is not None else None
@@ -127,7 +115,7 @@ def observability_router(
         return MetricsReport(
             window_seconds=seconds, interval_seconds=monitor.history.interval,
             current=current(),
-            history=[HistoryPoint.of(s) for s in monitor.history.samples(seconds)],
+            history=[HistoryPoint.of(p) for p in monitor.history.points(seconds)],
         )
 
     @router.get("/alerts", response_model=AlertsReport, summary="Firing and pending alerts")
@@ -191,14 +179,14 @@ def observability_router(
         except HTTPException:  # Loki down: the status page still answers, without logs
             pass
         metrics = current()
-        samples = monitor.history.samples(min(3600.0, monitor.history.window))
+        points = monitor.history.points(min(3600.0, monitor.history.window))
         return StatusDashboard(
             service=service, environment=env, generated_at=datetime.now(timezone.utc),
             health=HealthReport.of(service, env, full_checks(monitor)), metrics=metrics,
             alerts=alerts_report(), recent_errors=errors.records if errors else [],
             history_interval_seconds=monitor.history.interval,
-            history_ts=[s.ts for s in samples],
-            series=build_series(metrics, samples, monitor.thresholds),
+            history_ts=[p.ts for p in points],
+            series=build_series(points, monitor.thresholds, monitor.signal_window),
             top_errors=[TopErrorGroup.model_validate(g) for g in await run_in_threadpool(top)],
             slow_requests=slow.records if slow else [],
         )

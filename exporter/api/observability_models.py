@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporter.health.alerts import Alert
 from exporter.health.checks import Check, Detail, Status, worst
-from exporter.health.history import Sample
+from exporter.health.history import Point
 from exporter.health.notifications import ReceivedNotification
+from exporter.signals import CATALOGUE
 
 
 def utc(ts: float | None) -> datetime | None:
@@ -22,7 +23,8 @@ class CheckOut(BaseModel):
     """One check: a host resource, the HTTP traffic, a dependency or a queue."""
 
     name: str
-    kind: Literal["system", "http", "dependency", "queue"]
+    kind: str = Field(description="system, http, dependency, queue, or a signal group of its "
+                      "own (celery)")
     status: Status
     reason: str = Field(description="'ok', or every reason the check is not healthy")
     details: dict[str, Detail]
@@ -63,8 +65,20 @@ class Latency(BaseModel):
     p99: float | None
 
 
-class CurrentMetrics(BaseModel):
-    """The newest values; rates and quantiles over the last minute."""
+def _by_subject(point: Point | None, name: str) -> dict[str, float]:
+    if point is None or name not in CATALOGUE:
+        return {}
+    signal = CATALOGUE.get(name)
+    return {signal.subject_key(k): v for k, v in sorted(point.values.get(name, {}).items())}
+
+
+def _one(point: Point | None, name: str) -> float | None:
+    return None if point is None else point.value(name)
+
+
+class Figures(BaseModel):
+    """The values of one history point: every signal over its window (rates and percentiles)
+    or at its newest sample (gauges), named as before and, generally, under `signals`."""
 
     cpu_usage_ratio: float | None
     memory_usage_ratio: float | None
@@ -76,30 +90,53 @@ class CurrentMetrics(BaseModel):
     queue_depth: dict[str, float] = Field(
         description="by backend/queue; RabbitMQ counts ready messages only (not unacknowledged)"
     )
+    signals: dict[str, dict[str, float]] = Field(
+        description="every signal of the catalogue (docs/signals.md) by name, then by subject "
+        "(a mount point, a dependency, backend/queue, a task; \"\" for none)"
+    )
+
+    @staticmethod
+    def fields_of(point: Point | None) -> dict[str, Any]:
+        """The fields of `point` (all empty before the first point)."""
+        return {
+            "cpu_usage_ratio": _one(point, "cpu_usage_ratio"),
+            "memory_usage_ratio": _one(point, "memory_usage_ratio"),
+            "disk_usage_ratio": _by_subject(point, "disk_usage_ratio"),
+            "qps": _one(point, "http_requests_per_second"),
+            "error_rate": _one(point, "http_error_ratio"),
+            "latency_seconds": Latency(
+                p50=_one(point, "http_latency_p50_seconds"),
+                p95=_one(point, "http_latency_p95_seconds"),
+                p99=_one(point, "http_latency_p99_seconds")),
+            "dependency_latency_seconds": {
+                **_by_subject(point, "database_latency_seconds"),
+                **_by_subject(point, "redis_latency_seconds")},
+            "queue_depth": _by_subject(point, "queue_depth"),
+            "signals": {s.name: _by_subject(point, s.name) for s in CATALOGUE},
+        }
 
 
-class HistoryPoint(BaseModel):
-    """One history sample; rates and quantiles over the interval that ends at `ts`."""
+class CurrentMetrics(Figures):
+    """The newest values: rates and percentiles over `window`, as the alerts judge them."""
 
-    ts: datetime
-    cpu_usage_ratio: float | None
-    memory_usage_ratio: float | None
-    disk_usage_ratio: dict[str, float]
-    qps: float | None
-    error_rate: float | None
-    latency_seconds: Latency
-    dependency_latency_seconds: dict[str, float]
-    queue_depth: dict[str, float]
+    window: str = Field(description="what rates and percentiles are taken over "
+                        "(render.rate_window of the thresholds file, as the rules' rate())")
 
     @classmethod
-    def of(cls, s: Sample) -> HistoryPoint:
-        """The model of a history `Sample`."""
-        return cls(
-            ts=utc(s.ts) or datetime.now(timezone.utc), cpu_usage_ratio=s.cpu,
-            memory_usage_ratio=s.memory, disk_usage_ratio=s.disk, qps=s.qps,
-            error_rate=s.error_rate, latency_seconds=Latency(p50=s.p50, p95=s.p95, p99=s.p99),
-            dependency_latency_seconds=s.dependency_latency, queue_depth=s.queue_depth,
-        )
+    def of(cls, point: Point | None, window: str) -> CurrentMetrics:
+        """The newest point's values."""
+        return cls(window=window, **cls.fields_of(point))
+
+
+class HistoryPoint(Figures):
+    """One history point: the values as they were at `ts`."""
+
+    ts: datetime
+
+    @classmethod
+    def of(cls, point: Point) -> HistoryPoint:
+        """The model of a history `Point`."""
+        return cls(ts=utc(point.ts) or datetime.now(timezone.utc), **cls.fields_of(point))
 
 
 class MetricsReport(BaseModel):
@@ -116,6 +153,7 @@ class AlertOut(BaseModel):
 
     alert: str
     key: str = Field(description="the threshold's key in thresholds.yaml")
+    signal: str = Field(description="the signal it watches (docs/signals.md)")
     severity: str
     state: Literal["pending", "firing", "resolved"]
     summary: str
@@ -130,7 +168,8 @@ class AlertOut(BaseModel):
     def of(cls, a: Alert) -> AlertOut:
         """The model of an `Alert`."""
         return cls(
-            alert=a.alert, key=a.key, severity=a.severity, state=a.state, summary=a.summary,
+            alert=a.alert, key=a.key, signal=a.signal, severity=a.severity, state=a.state,
+            summary=a.summary,
             labels=dict(a.labels), value=a.value, threshold=a.threshold,
             since=utc(a.since) or datetime.now(timezone.utc), fired_at=utc(a.fired_at),
             resolved_at=utc(a.resolved_at),

@@ -48,10 +48,11 @@ def report(settings: Settings) -> list[str]:
         f"history: {settings.history_window_seconds:g} s every "
         f"{settings.history_interval_seconds:g} s"
     )
-    lines.append(f"thresholds ({source}): {len(thresholds.thresholds)}")
+    lines.append(f"thresholds ({source}): {len(thresholds.thresholds)}, rates over "
+                 f"{thresholds.render.rate_window}")
     for t in thresholds.items():
         lines.append(
-            f"  {t.alert}: {t.signal.value} > {t.above:g} for {format_duration(t.for_seconds)} "
+            f"  {t.alert}: {t.signal} > {t.above:g} for {format_duration(t.for_seconds)} "
             f"[{t.severity}]"
         )
     lines.append(f"logs API reads: {settings.loki_url or Path(settings.log_dir)}")

@@ -1,28 +1,27 @@
 """In-process alerting over the history, with Prometheus semantics, so no Prometheus is needed.
 
-Each evaluation (after each history sample) moves every (threshold, labels) pair through
-inactive -> pending (condition true) -> firing (true for at least `for`) -> resolved (false again).
-A pending alert whose condition turns false goes back to inactive without firing. The clock is
-injectable so tests drive time.
+Each evaluation (after each history point) compares every threshold's signal, as its rule sees
+it (`Point.alerting`: a rate over the rule's window, a gauge per series), with `above`, and
+moves every (threshold, labels) pair as Prometheus moves an alert: inactive -> pending at the
+first true evaluation -> firing once it has held for `for` -> resolved when false again (or when
+the series is gone). A pending alert whose condition turns false goes back to inactive without
+firing. The clock is injectable so tests drive time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from exporter.config.dependencies import DATABASE_KINDS
-from exporter.health.history import Sample
-from exporter.thresholds import Signal, Threshold, Thresholds
+from exporter.health.history import Point
+from exporter.signals import CATALOGUE, Labels
+from exporter.thresholds import Threshold, Thresholds
 
 log = logging.getLogger("exporter.alerts")
 
 AlertState = Literal["pending", "firing", "resolved"]
-Labels = tuple[tuple[str, str], ...]
 # Resolved alerts stay visible this long, as Prometheus keeps sending them to Alertmanager.
 KEEP_RESOLVED_SECONDS = 900.0
 
@@ -33,6 +32,7 @@ class Alert:
 
     key: str
     alert: str
+    signal: str
     severity: str
     summary: str
     labels: Labels
@@ -44,51 +44,28 @@ class Alert:
     resolved_at: float | None = None
 
 
-def observations(threshold: Threshold, sample: Sample) -> list[tuple[Labels, float]]:
-    """The values in `sample` that `threshold` watches, each with the labels of its subject."""
-    signal = threshold.signal
-    single = {
-        Signal.cpu_usage_ratio: sample.cpu,
-        Signal.memory_usage_ratio: sample.memory,
-        Signal.http_latency_p95_seconds: sample.p95,
-        Signal.http_error_ratio: sample.error_rate,
-    }
-    if signal in single:
-        value = single[signal]
-        return [] if value is None else [((), value)]
-    if signal is Signal.disk_usage_ratio:
-        return [((("mountpoint", m),), v) for m, v in sorted(sample.disk.items())]
-    wanted = DATABASE_KINDS if signal is Signal.database_latency_seconds else {"redis"}
-    return [
-        ((("dependency", name),), value)
-        for name, value in sorted(sample.dependency_latency.items())
-        if sample.dependency_kind.get(name) in wanted
-    ]
-
-
 class AlertEvaluator:
-    """Holds alert state between evaluations; `evaluate(sample)` advances it."""
+    """Holds alert state between evaluations; `evaluate(point)` advances it, at the point's
+    time (as Prometheus stamps an evaluation with its own time)."""
 
     def __init__(
         self,
         thresholds: Thresholds,
         *,
-        clock: Callable[[], float] = time.time,
         keep_resolved: float = KEEP_RESOLVED_SECONDS,
     ) -> None:
         self._thresholds = thresholds.items()
-        self._clock = clock
         self._keep_resolved = keep_resolved
         self._alerts: dict[tuple[str, Labels], Alert] = {}
         self._lock = threading.Lock()
 
-    def evaluate(self, sample: Sample) -> list[Alert]:
-        """Advance every alert with the values in `sample`; returns the pending and firing ones."""
-        now = self._clock()
+    def evaluate(self, point: Point) -> list[Alert]:
+        """Advance every alert with the values in `point`; returns the pending and firing ones."""
+        now = point.ts
         with self._lock:
             breaching: set[tuple[str, Labels]] = set()
             for threshold in self._thresholds:
-                for labels, value in observations(threshold, sample):
+                for labels, value in sorted(point.alerting.get(threshold.signal, {}).items()):
                     if value > threshold.above:
                         breaching.add((threshold.key, labels))
                         self._breach(threshold, labels, value, now)
@@ -109,15 +86,16 @@ class AlertEvaluator:
         alert = self._alerts.get(ident)
         if alert is None or alert.state == "resolved":
             alert = Alert(
-                threshold.key, threshold.alert, threshold.severity, threshold.summary, labels,
-                "pending", value, threshold.above, now,
+                threshold.key, threshold.alert, threshold.signal, threshold.severity,
+                threshold.summary, labels, "pending", value, threshold.above, now,
             )
         else:
             alert = replace(alert, value=value)
         if alert.state == "pending" and now - alert.since >= threshold.for_seconds:
             alert = replace(alert, state="firing", fired_at=now)
-            log.warning("alert %s firing: %s (value %g > %g)", alert.alert, alert.summary,
-                        value, threshold.above)
+            signal = CATALOGUE.get(threshold.signal)
+            log.warning("alert %s firing: %s (%s > %s)", alert.alert, alert.summary,
+                        signal.format(value), signal.format(threshold.above))
         self._alerts[ident] = alert
 
     def _recover(self, ident: tuple[str, Labels], value: float, now: float) -> None:

@@ -4,6 +4,10 @@ A dependency that is down, a queue that cannot be read, does not exist (RabbitMQ
 key of another type, or a threshold crossed makes a check `degraded`; only a firing alert of
 severity `critical` makes it `unhealthy`. The overall status is the worst check's. A healthy
 check may still carry a reason (a missing Redis key: an empty queue or a wrong name).
+
+Each signal of the catalogue belongs to one check (its `group`); the check's details hold the
+signal's newest values, the very values its alerts judge, and an alert's reason quotes that
+value with its window ("HighErrorRate firing: Error rate 8.4 % over 5m > 5 %").
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import Literal
 from exporter.config.dependencies import DATABASE_KINDS
 from exporter.health.alerts import Alert
 from exporter.health.monitor import HealthMonitor
-from exporter.thresholds import Signal
+from exporter.signals import CATALOGUE
 
 Status = Literal["healthy", "degraded", "unhealthy"]
+Kind = str  # system, http, dependency, queue, or a signal group (celery, one of the app's own)
 _RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 Detail = float | int | str | bool | None
 
@@ -26,7 +31,7 @@ class Check:
     """One health check's outcome."""
 
     name: str
-    kind: Literal["system", "http", "dependency", "queue"]
+    kind: Kind
     status: Status = "healthy"
     reasons: list[str] = field(default_factory=list)
     details: dict[str, Detail] = field(default_factory=dict)
@@ -49,53 +54,58 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=lambda s: _RANK[s], default="healthy")
 
 
-_SYSTEM_SIGNALS = (Signal.cpu_usage_ratio, Signal.memory_usage_ratio, Signal.disk_usage_ratio)
-_HTTP_SIGNALS = (Signal.http_latency_p95_seconds, Signal.http_error_ratio)
 _QUEUE_STRUCTURES = frozenset({"list", "stream", "queue", "none"})
 
 
-def _apply_alerts(check: Check, alerts: list[Alert], keys: set[str]) -> None:
+def alert_reason(alert: Alert, window: str) -> str:
+    """`HighErrorRate firing: Error rate 8.4 % over 5m > 5 %`, with the alert's subject."""
+    signal = CATALOGUE.get(alert.signal)
+    subject = ", ".join(f"{k}={v}" for k, v in alert.labels)
+    over = "" if signal.per_series else f" over {window}"
+    return (f"{alert.alert} {alert.state}" + (f" ({subject})" if subject else "")
+            + f": {signal.title} {signal.format(alert.value)}{over}"
+            + f" > {signal.format(alert.threshold)}")
+
+
+def _apply_alerts(check: Check, alerts: list[Alert], window: str) -> None:
     for alert in alerts:
-        if alert.key not in keys:
-            continue
-        subject = ", ".join(f"{k}={v}" for k, v in alert.labels)
-        text = f"{alert.alert} {alert.state}" + (f" ({subject})" if subject else "")
-        text += f": {alert.value:g} > {alert.threshold:g}"
         severe = alert.state == "firing" and alert.severity == "critical"
-        check.worsen("unhealthy" if severe else "degraded", text)
+        check.worsen("unhealthy" if severe else "degraded", alert_reason(alert, window))
 
 
-def _keys(monitor: HealthMonitor, signals: tuple[Signal, ...]) -> set[str]:
-    return {t.key for t in monitor.thresholds.items() if t.signal in signals}
+def _group(alerts: list[Alert], group: str) -> list[Alert]:
+    return [a for a in alerts if CATALOGUE.get(a.signal).group == group]
+
+
+def signal_check(monitor: HealthMonitor, alerts: list[Alert], group: Kind) -> Check:
+    """The check of one signal group (system, http, celery): the newest values of its signals
+    over the window, and the alerts on them."""
+    point = monitor.history.latest()
+    check = Check(group, group)
+    if point is None:
+        check.worsen("degraded", "no sample taken yet")
+        return check
+    check.checked_at = point.ts
+    for signal in CATALOGUE:
+        if signal.group != group:
+            continue
+        for labels, value in sorted(point.values.get(signal.name, {}).items()):
+            key = signal.subject_key(labels)
+            check.details[f"{signal.name}:{key}" if key else signal.name] = value
+    if group != "system":  # rates and percentiles: say over what
+        check.details["window"] = monitor.signal_window
+    _apply_alerts(check, _group(alerts, group), monitor.signal_window)
+    return check
 
 
 def system_check(monitor: HealthMonitor, alerts: list[Alert]) -> Check:
-    """CPU, memory and disk from the newest history sample, against the thresholds."""
-    sample = monitor.history.latest()
-    check = Check("system", "system")
-    if sample is None:
-        check.worsen("degraded", "no sample taken yet")
-        return check
-    check.checked_at = sample.ts
-    check.details = {"cpu_usage_ratio": sample.cpu, "memory_usage_ratio": sample.memory}
-    for mount, ratio in sample.disk.items():
-        check.details[f"disk_usage_ratio:{mount}"] = ratio
-    _apply_alerts(check, alerts, _keys(monitor, _SYSTEM_SIGNALS))
-    return check
+    """CPU, memory and disk from the newest history point, against the thresholds."""
+    return signal_check(monitor, alerts, "system")
 
 
 def http_check(monitor: HealthMonitor, alerts: list[Alert]) -> Check:
-    """Latency and error-rate alerts of the HTTP traffic."""
-    check = Check("http", "http")
-    stats = monitor.history.over(60.0)
-    if stats is not None:
-        qps, error_rate, _, p95, _ = stats
-        # Over the last minute; the alerts in the reason judge each history sample (10 s),
-        # as Prometheus judges each evaluation: the two figures may differ, and say so.
-        check.details = {"qps": qps, "error_rate": error_rate, "latency_p95_seconds": p95,
-                         "window_seconds": 60.0}
-    _apply_alerts(check, alerts, _keys(monitor, _HTTP_SIGNALS))
-    return check
+    """Request rate, error ratio and latency percentiles over the window, and their alerts."""
+    return signal_check(monitor, alerts, "http")
 
 
 def dependency_checks(
@@ -103,9 +113,7 @@ def dependency_checks(
 ) -> list[Check]:
     """One check per configured dependency (of `kinds`, when given)."""
     results = monitor.runner.dependency_results()
-    latency_keys = _keys(
-        monitor, (Signal.database_latency_seconds, Signal.redis_latency_seconds)
-    )
+    latency_alerts = _group(alerts, "dependency")
     checks = []
     for dep in monitor.runner.dependencies:
         if kinds is not None and dep.kind not in kinds:
@@ -121,16 +129,17 @@ def dependency_checks(
             check.details.update(result.details)
             if not result.up:
                 check.worsen("degraded", f"down: {result.reason}")
-        mine = [a for a in alerts if ("dependency", dep.name) in a.labels]
-        _apply_alerts(check, mine, latency_keys)
+        mine = [a for a in latency_alerts if ("name", dep.name) in a.labels]
+        _apply_alerts(check, mine, monitor.signal_window)
         checks.append(check)
     return checks
 
 
-def queue_checks(monitor: HealthMonitor) -> list[Check]:
+def queue_checks(monitor: HealthMonitor, alerts: list[Alert] | None = None) -> list[Check]:
     """One check per configured queue; an unreadable queue, a missing RabbitMQ queue or a Redis
-    key that is neither a list nor a stream degrades."""
+    key that is neither a list nor a stream degrades, and so does an alert on its depth."""
     readings = monitor.runner.queue_results()
+    depth_alerts = _group(alerts or [], "queue")
     checks = []
     for queue in monitor.runner.queues:
         check = Check(f"{queue.backend}/{queue.queue}", "queue",
@@ -154,18 +163,31 @@ def queue_checks(monitor: HealthMonitor) -> list[Check]:
                 check.worsen("degraded", reading.reason)
             elif not reading.exists:  # Redis drops empty lists: flag, do not degrade
                 check.reasons.append(reading.reason)
+        mine = [a for a in depth_alerts
+                if {("backend", queue.backend), ("queue", queue.queue)} <= set(a.labels)]
+        _apply_alerts(check, mine, monitor.signal_window)
         checks.append(check)
     return checks
 
 
+_PROBED = ("dependency", "queue")  # one check per configured dependency or queue
+
+
 def full_checks(monitor: HealthMonitor) -> list[Check]:
-    """Every check: system, http, each dependency, each queue."""
+    """Every check: system, http, each dependency, each queue, and one per other signal group
+    (Celery...) that has values or an alert."""
     alerts = monitor.alerts.active()
+    point = monitor.history.latest()
+    others = [group for group in dict.fromkeys(s.group for s in CATALOGUE)
+              if group not in ("system", "http", *_PROBED) and (
+                  any(a for a in _group(alerts, group)) or (point is not None and any(
+                      point.values.get(s.name) for s in CATALOGUE if s.group == group)))]
     return [
         system_check(monitor, alerts),
         http_check(monitor, alerts),
         *dependency_checks(monitor, alerts),
-        *queue_checks(monitor),
+        *queue_checks(monitor, alerts),
+        *(signal_check(monitor, alerts, group) for group in others),
     ]
 
 

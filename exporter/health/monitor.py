@@ -15,7 +15,7 @@ from exporter.health.history import History
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.queue_collector import QueueCollector
 from exporter.health.sampler import HistorySampler
-from exporter.thresholds import Thresholds, load_thresholds
+from exporter.thresholds import Thresholds, ThresholdsError, load_thresholds, parse_duration
 
 _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HealthMonitor] = (
@@ -59,10 +59,19 @@ class HealthMonitor:
                 QueueCollector(self.runner, registry),
             ]
             _by_registry[registry] = self
+        # Rates and percentiles over the rules' window, so the verdicts here are Prometheus'.
+        self.signal_window = self.thresholds.render.rate_window
+        seconds = parse_duration(self.signal_window)
+        if seconds < 2 * settings.history_interval_seconds:
+            raise ThresholdsError(
+                f"render.rate_window {self.signal_window} of the thresholds file must hold at "
+                "least two history samples: make EXPORTER_HISTORY_INTERVAL_SECONDS at most "
+                f"{seconds / 2:g} (it is {settings.history_interval_seconds:g})")
         # With several workers, what `/metrics` serves (every worker's files added up), so the
         # history, the alerts and the status page see the whole service, not one worker.
         self.history = History(
             registry if history_source is None else history_source,
+            signal_window=seconds,
             interval=settings.history_interval_seconds,
             window=settings.history_window_seconds,
         )

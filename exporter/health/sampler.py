@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from exporter.health.history import History, Sample
+from exporter.health.history import History, Point
 
 log = logging.getLogger("exporter.history")
 
@@ -20,14 +20,14 @@ class HistorySampler:
     """
 
     def __init__(
-        self, history: History, on_sample: Iterable[Callable[[Sample], object]] = ()
+        self, history: History, on_sample: Iterable[Callable[[Point], object]] = ()
     ) -> None:
         self.history = history
         self.on_sample = list(on_sample)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def sample_once(self) -> Sample:
+    def sample_once(self) -> Point:
         """Record one sample and run the callbacks (also used by tests and start-up)."""
         sample = self.history.record()
         for callback in self.on_sample:

@@ -1,4 +1,5 @@
-"""`exporter render`: Prometheus rules, promtool tests and Grafana dashboards from thresholds.yaml.
+"""`exporter render`: Prometheus rules, promtool tests, Grafana dashboards and docs/signals.md
+from thresholds.yaml and the signal catalogue.
 
 `render_files` returns every generated file's text by its path under the repository root;
 the CLI writes them, or with `--check` lists those that differ from what is on disk.
@@ -13,11 +14,12 @@ from typing import Any
 import yaml
 
 from exporter.render.alerting import alerting_group
-from exporter.render.celery import celery_recording_group
 from exporter.render.dashboards import dashboards
 from exporter.render.header import HEADER
 from exporter.render.promtests import alert_tests
-from exporter.render.recording import RecordingNames, recording_group
+from exporter.signals import CATALOGUE
+from exporter.signals.describe import signals_page
+from exporter.signals.rules import recording_groups
 from exporter.thresholds import Thresholds
 
 __all__ = ["HEADER", "differing_files", "render_files", "write_files"]
@@ -45,12 +47,12 @@ def _yaml(document: dict[str, Any]) -> str:
 
 def render_files(thresholds: Thresholds) -> dict[str, str]:
     """Every generated file: relative path -> text. Same input, byte-identical output."""
-    names = RecordingNames(thresholds.render.rate_window)
+    window = thresholds.render.rate_window
     files = {
-        "prometheus/rules/recording.yml": _yaml({"groups": [
-            recording_group(names), celery_recording_group(names.window)]}),
+        "prometheus/rules/recording.yml": _yaml({"groups": recording_groups(CATALOGUE, window)}),
         "prometheus/rules/alerts.yml": _yaml({"groups": [alerting_group(thresholds)]}),
         "prometheus/tests/alerts_test.yml": _yaml(alert_tests(thresholds)),
+        "docs/signals.md": signals_page(CATALOGUE, window, HEADER),
     }
     for name, dashboard in dashboards(thresholds).items():
         files[f"grafana/dashboards/{name}.json"] = (

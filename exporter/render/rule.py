@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.thresholds import Signal
+from exporter.signals import Signal
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class AlertRule:
 
 
 def threshold_text(signal: Signal, above: float) -> str:
-    """A threshold for people: `80 %`, `500 ms`, `2 s`."""
-    if signal.is_ratio:
+    """A threshold for people: `80 %`, `500 ms`, `2 s`, `100/s`."""
+    if signal.unit == "ratio":
         return f"{above * 100:g} %"
-    return f"{above * 1000:g} ms" if above < 1 else f"{above:g} s"
+    if signal.unit == "seconds":
+        return f"{above * 1000:g} ms" if above < 1 else f"{above:g} s"
+    return f"{above:g}/s" if signal.unit == "per_second" else f"{above:g}"

@@ -36,7 +36,7 @@ def _latency(q: int) -> Signal:
         f"{q}th percentile of HTTP request duration (arrival to last response byte).",
         f"The p{q} latency of {{{{ $labels.service }}}} over {{window}} is {_DUR}",
         Display("service", "Latency p50 / p95 / p99", f"{{{{service}}}} p{q}",
-                stat="Latency p95" if q == 95 else ""),
+                stat="Latency p95" if q == 95 else "", tile=q == 95),
         Fixture(_ROUTE), record=f"{{level}}:http_request_duration_seconds:p{q}_{{window}}",
         levels=_SERVICE, rule_group=HTTP_RECORDING_GROUP,
     )
@@ -65,7 +65,7 @@ BUILTIN: list[Signal] = [
         Fixture({"mountpoint": "/"}),
     ),
     Signal(
-        "http_requests_per_second", "Requests/s", "per_second", "http", _REQUESTS,
+        "http_requests_per_second", "Requests per second", "per_second", "http", _REQUESTS,
         "HTTP requests answered per second (every status).",
         "{{ $labels.service }} answered {{ $value | humanize }} requests/s over {window}",
         Display("service", "Requests per second", stat="Requests per second"),

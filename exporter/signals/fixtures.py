@@ -73,7 +73,7 @@ def case(signal: Signal, value: float, who: str, steps: int, step: float) -> Cas
     assert isinstance(query, Quantile)
     # `below` of 100 events a step under `low`, the rest under `high`: the rank falls in the
     # middle of (low, high] when q >= 0.5, so the quantile reads `value`.
-    low, high = value * 0.95, value * 1.05
+    low, high = float(f"{value * 0.95:.4g}"), float(f"{value * 1.05:.4g}")  # readable bounds
     below = max(0.0, 200.0 * query.q - 100.0)
     buckets = [(low, below), (high, 100.0), (math.inf, 100.0)]
     metric = query.buckets.metric

@@ -85,21 +85,21 @@ class Reducer:
     or as a reset. So the in-process rate equals Prometheus' sum of per-series rates whenever
     the series are steady; inside the first window after a restart it may differ by the
     extrapolation Prometheus applies to each series near zero. Series unseen for `forget`
-    seconds are forgotten.
+    frames are forgotten (a target back after longer reads as new).
     """
 
-    def __init__(self, inputs: Iterable[Input], forget: float = 3600.0) -> None:
+    def __init__(self, inputs: Iterable[Input], forget: int = 360) -> None:
         self._by_name: dict[str, list[Input]] = {}
         for source in dict.fromkeys(inputs):  # each input once, in order
             self._by_name.setdefault(source.name, []).append(source)
         self._forget = forget
-        # Per counter series: (last raw value, when it was seen); and per input key, the total.
-        self._last: dict[tuple[Input, str, Key, Labels | str], tuple[float, float]] = {}
+        # Per counter series: (last raw value, the frame it was seen in); per input key, the total.
+        self._last: dict[tuple[Input, str, Key, Labels | str], tuple[float, int]] = {}
         self._totals: dict[Input, dict[Key, float]] = {}
         self._values: dict[Input, dict[Key, float]] = {}
         self._raw: dict[Input, dict[Key, float]] = {}
         self._fresh: set[tuple[Input, Key]] = set()  # keys first seen in this interval
-        self._at = 0.0
+        self._frames = 0  # frames made so far: the number of the one being filled
 
     @property
     def names(self) -> frozenset[str]:
@@ -130,7 +130,7 @@ class Reducer:
             return
         ident = (source, instance, key, tuple(sorted(labels.items())))
         previous = self._last.get(ident)
-        self._last[ident] = (value, self._at)
+        self._last[ident] = (value, self._frames)
         totals = self._totals.setdefault(source, {})
         if key not in totals:  # a new key starts where its series stand
             totals[key] = 0.0
@@ -151,9 +151,9 @@ class Reducer:
         frame = Frame(at, wall, self._values, self._raw)
         self._values, self._raw = {}, {}
         self._fresh = set()
-        self._at = at
-        stale = at - self._forget
-        if any(seen < stale for _, seen in self._last.values()):
+        self._frames += 1
+        if self._frames % 64 == 0:  # now and then: a scan of every series costs
+            stale = self._frames - self._forget
             self._last = {k: v for k, v in self._last.items() if v[1] >= stale}
         return frame
 

@@ -12,7 +12,9 @@ from exporter.signals.frames import Labels, Window
 from exporter.signals.query import Gauge, Level, Query
 
 Unit = Literal["ratio", "seconds", "per_second", "count"]
-Group = Literal["system", "http", "dependency", "queue", "celery"]
+# The health check a signal belongs to: system, http, dependency, queue, celery, or a check of
+# its own (any other name).
+Group = str
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,14 @@ class Fixture:
 @dataclass(frozen=True)
 class Display:
     """Where dashboards show the signal: a timeseries panel (signals with the same panel title
-    share it), its legend, and optionally a stat panel in the dashboard's first row."""
+    share it), its legend, optionally a stat panel in the dashboard's first row; and whether
+    the status page gives it a tile."""
 
     dashboard: str  # a key of render.links.DASHBOARDS
     panel: str
     legend: str = "{{service}}"
     stat: str = ""
+    tile: bool = True  # a tile with a sparkline on the status page
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,11 @@ class Signal:
     def subject(self) -> tuple[str, ...]:
         """The labels that tell the signal's subjects apart (mountpoint, name, task...)."""
         return self.query.subject
+
+    def subject_key(self, labels: Labels) -> str:
+        """The subject of a value as details, tiles and the API name it: `/` (a mount point),
+        `db` (a dependency, by name), `redis/jobs` (backend/queue), a task; "" for none."""
+        return "/".join(v for k, v in labels if k in self.subject and k != "kind")
 
     def grouping(self, per_instance: bool) -> tuple[str, ...]:
         """The labels values are grouped by: the subject, after `instance` when `per_instance`.
