@@ -109,7 +109,7 @@ class ErrorCapture:
         self.metrics = ExceptionMetrics.on(registry)
         self.writer = (
             BackgroundWorker(
-                functools.partial(self._write, store), name="exporter-error-store",
+                functools.partial(self._write, store), name="error-store",
                 periodic=store.prune, on_drop=lambda: self.metrics.store_drop("queue_full"),
                 on_failure=lambda n: self.metrics.store_drop("write_failed", n), linger=0.1,
             )

@@ -143,7 +143,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
     _budget = _EventBudget(settings.sentry_events_per_second,
                            max(1.0, settings.sentry_events_per_second * 5))
     _reporter = BackgroundWorker(
-        _send, name="exporter-sentry", max_queued=_MAX_QUEUED,
+        _send, name="sentry", max_queued=_MAX_QUEUED,
         on_drop=lambda: _dropped("queue_full"),
     )
     return True
