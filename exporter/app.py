@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import threading
-import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,21 +38,15 @@ from exporter.http.middleware import PrometheusMiddleware
 from exporter.http.routes import route_templates
 from exporter.logs.setup import enable_access_log, setup_logging
 from exporter.logs.tail import LogTail
-
-_lock = threading.Lock()
-_collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
+from exporter.registry_parts import parts_on
 
 
 def _add_standard_collectors(registry: CollectorRegistry, settings: Settings) -> None:
-    with _lock:
-        if registry in _collectors_on:
-            return
-        _collectors_on.add(registry)
-        HostCollector(settings.disk_paths, registry=registry)
-        if registry is not REGISTRY:  # prometheus_client puts these on its default registry
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-            GCCollector(registry=registry)
+    HostCollector(settings.disk_paths, registry=registry)
+    if registry is not REGISTRY:  # prometheus_client puts these on its default registry
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
 
 
 def instrument(
@@ -81,7 +73,8 @@ def instrument(
 
     metrics = http_metrics_for(registry, settings.histogram_buckets, bool(multiproc_dir))
     state = Instrumentation(settings, registry, metrics)
-    _add_standard_collectors(registry, settings)
+    parts_on(registry).get_or_create(
+        "standard collectors", lambda: _add_standard_collectors(registry, settings))
     scrape = (
         multiprocess_registry(multiproc_dir, registry)
         if multiproc_dir

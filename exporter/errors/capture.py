@@ -22,15 +22,11 @@ from exporter.errors.worker import BackgroundWorker
 from exporter.http.instrumentation import instrumentation
 from exporter.http.middleware import CompletedRequest, current_request
 from exporter.http.trace import current_trace_id
+from exporter.registry_parts import parts_on
 
 _log = logging.getLogger("exporter.errors")
 OTHER_TYPE = "other"
 STORE_DROP_REASONS = ("queue_full", "write_failed")
-
-_metrics_lock = threading.Lock()
-_metrics: weakref.WeakKeyDictionary[CollectorRegistry, ExceptionMetrics] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class ExceptionMetrics:
@@ -90,11 +86,7 @@ class ExceptionMetrics:
     @classmethod
     def on(cls, registry: CollectorRegistry) -> ExceptionMetrics:
         """The registry's exception metrics, created on first use."""
-        with _metrics_lock:
-            metrics = _metrics.get(registry)
-            if metrics is None:
-                metrics = _metrics[registry] = cls(registry)
-            return metrics
+        return parts_on(registry).get_or_create("exception metrics", lambda: cls(registry))
 
 
 class ErrorCapture:

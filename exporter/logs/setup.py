@@ -11,7 +11,7 @@ import traceback
 import weakref
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
@@ -24,12 +24,12 @@ from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
 from exporter.logs.loki import LokiShipper
 from exporter.logs.loki_config import LokiConfig
+from exporter.registry_parts import parts_on
 from exporter.thresholds import slow_request_seconds
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _lock = threading.Lock()
 _active: LogSinks | None = None
-_file_drops: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 
 
 def _reported_by_access_log(record: logging.LogRecord) -> bool:
@@ -50,7 +50,7 @@ class LogSinks:
         self.formatter = JsonFormatter(
             settings.service_name, settings.environment, settings.log_redact_keys
         )
-        dropped = _file_drop_counter(registry)
+        dropped = _file_drop_counter(REGISTRY if registry is None else registry)
         # stdout as it is now: a Celery pool child swaps its LoggingProxy out around this call.
         self._echo = sys.stdout if settings.log_stdout else None
         self.files = DailyFiles(
@@ -175,18 +175,9 @@ _AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
 _OURS = "_exporter_log_sink"  # marks the handlers setup_logging added to the root logger
 
 
-def _file_drop_counter(registry: CollectorRegistry | None) -> Counter:
-    from prometheus_client import REGISTRY
-
-    registry = REGISTRY if registry is None else registry
-    with _lock:
-        counter = _file_drops.get(registry)
-        if counter is None:
-            counter = _file_drops[registry] = Counter(
-                "log_file_lines_dropped", "Log lines the daily files could not take.",
-                registry=registry,
-            )
-        return counter
+def _file_drop_counter(registry: CollectorRegistry) -> Counter:
+    return parts_on(registry).get_or_create("log file drops", lambda: Counter(
+        "log_file_lines_dropped", "Log lines the daily files could not take.", registry=registry))
 
 
 def _loki_config(settings: Settings) -> LokiConfig:
