@@ -1,17 +1,18 @@
-"""`setup_logging(settings)`: root and uvicorn loggers to stdout, daily files and Loki; and
-`enable_access_log(app)`."""
+"""`setup_logging(settings)`: root and uvicorn loggers to stdout, daily files and Loki;
+`enable_access_log(app)`; and `AppLogging`, the logging of an app as a part of its runtime."""
 
 from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
-from exporter.http.instrumentation import instrumentation
 from exporter.logs.sinks import OURS, LogSinks, access_observer, activate, note_access_log
+from exporter.runtime import runtime_of
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -59,10 +60,39 @@ def setup_logging(
 def enable_access_log(app: Starlette) -> Starlette:
     """Write access_*.log and slow_requests_*.log lines for `app` (already `instrument`ed) while
     logging is set up. Idempotent; returns the app."""
-    state = instrumentation(app)
-    if state is None:
+    runtime = runtime_of(app)
+    if runtime is None:
         raise RuntimeError("call instrument(app) before enable_access_log(app)")
-    if access_observer not in state.observers:
+    if access_observer not in runtime.observers:
         note_access_log(app)
-        state.add_observer(access_observer)
+        runtime.add_observer(access_observer)
     return app
+
+
+class AppLogging:
+    """A runtime part: `setup_logging` when the app starts, the sinks closed when it stops;
+    `listeners` hear each batch the files write (the live tail); the app's access log on."""
+
+    def __init__(
+        self, app: Starlette, settings: Settings, registry: CollectorRegistry | None = None,
+        listeners: Iterable[Callable[[dict[int, list[str]]], None]] = (),
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.registry = registry
+        self.listeners = list(listeners)
+        self.sinks: LogSinks | None = None
+
+    def start(self) -> None:
+        """Set logging up. At start-up, not when the app is made: uvicorn configures its
+        loggers after importing the app."""
+        self.sinks = setup_logging(self.settings, self.registry)
+        for listener in self.listeners:
+            self.sinks.files.listen(listener)
+        enable_access_log(self.app)
+
+    def stop(self, timeout: float) -> None:
+        """Flush and close the sinks (each within its own deadline). Idempotent."""
+        sinks, self.sinks = self.sinks, None
+        if sinks is not None:
+            sinks.close()
