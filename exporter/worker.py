@@ -1,9 +1,11 @@
 """The one contract of the package's background threads: `Worker`, and `PeriodicWorker` for a
 thread that does one thing every interval.
 
-Every thread of the package (the log files' writer, the Loki shipper, the error store's writer
-and the Sentry reporter, the probe runner, the history sampler, the Celery metrics' flusher)
-is a `Worker`, so each behaves as described here, and only here:
+Every long-running thread the package starts (the log files' writer, the Loki shipper, the
+error store's writer and the Sentry reporter, the probe runner, the history sampler, the Celery
+metrics' flusher) is a `Worker`, so each behaves as described here, and only here. (Not
+workers: the one-shot threads of blocking probe calls, which cannot be stopped, see
+health/probes/threads.py, and prometheus-client's own `/metrics` server in a Celery worker.)
 
 - `start()` starts one daemon thread named `exporter-<what>`; calling it again does nothing.
 - `stop(timeout)` asks the thread to finish (the worker's `_finish`: a stop marker queued behind
