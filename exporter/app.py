@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
-import os
-import threading
-import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from starlette.applications import Starlette
@@ -34,27 +28,21 @@ from exporter.health.monitor import HealthMonitor
 from exporter.health.notifications import NotificationStore
 from exporter.host import HostCollector
 from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
-from exporter.http.instrumentation import Instrumentation, attach, instrumentation
 from exporter.http.metrics import http_metrics_for
 from exporter.http.middleware import PrometheusMiddleware
 from exporter.http.routes import route_templates
-from exporter.logs.setup import enable_access_log, setup_logging
+from exporter.logs.setup import AppLogging
 from exporter.logs.tail import LogTail
-
-_lock = threading.Lock()
-_collectors_on: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
+from exporter.registry_parts import parts_on
+from exporter.runtime import Runtime, runtime_of
 
 
 def _add_standard_collectors(registry: CollectorRegistry, settings: Settings) -> None:
-    with _lock:
-        if registry in _collectors_on:
-            return
-        _collectors_on.add(registry)
-        HostCollector(settings.disk_paths, registry=registry)
-        if registry is not REGISTRY:  # prometheus_client puts these on its default registry
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-            GCCollector(registry=registry)
+    HostCollector(settings.disk_paths, registry=registry)
+    if registry is not REGISTRY:  # prometheus_client puts these on its default registry
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
 
 
 def instrument(
@@ -67,29 +55,29 @@ def instrument(
     The middleware wraps the whole app, outside Starlette's error middleware, so a 500 produced
     from an unhandled exception is counted as the client saw it and carries `X-Trace-Id` too.
     Call it before the app starts serving. With `PROMETHEUS_MULTIPROC_DIR` set, `/metrics`
-    reports the sum over all worker processes (see docs/multiprocess.md).
+    reports the sum over all worker processes (see docs/multiprocess.md). The app's runtime
+    (`exporter.runtime.runtime_of(app)`) holds what this sets up, and the parts features add.
     """
     if settings is None:
         settings = load_settings()
     if registry is None:
         registry = REGISTRY
-    if instrumentation(app) is not None:
+    if runtime_of(app) is not None:
         return app
     if getattr(app, "middleware_stack", None) is not None:
         raise RuntimeError("instrument(app) must be called before the app starts serving")
     multiproc_dir = multiprocess_directory()
 
     metrics = http_metrics_for(registry, settings.histogram_buckets, bool(multiproc_dir))
-    state = Instrumentation(settings, registry, metrics)
-    _add_standard_collectors(registry, settings)
+    runtime = Runtime(settings, registry, metrics, multiprocess_dir=multiproc_dir)
+    parts_on(registry).get_or_create(
+        "standard collectors", lambda: _add_standard_collectors(registry, settings))
     scrape = (
         multiprocess_registry(multiproc_dir, registry)
         if multiproc_dir
         else registry
     )
     app.add_route(settings.metrics_path, MetricsEndpoint(scrape).__call__, include_in_schema=False)
-    if multiproc_dir:
-        _forget_process_at_exit(app, multiproc_dir)
 
     build_stack: Callable[[], Any] = app.build_middleware_stack
 
@@ -98,41 +86,14 @@ def instrument(
             build_stack(),
             metrics=metrics,
             # The scrape endpoint is never a request of the service, wherever it is mounted.
-            excluded_paths=(*settings.excluded_paths, *state.excluded),
+            excluded_paths=(*settings.excluded_paths, *runtime.excluded),
             routes_from=app,
-            observers=state.observers,
+            observers=runtime.observers,
         )
 
     app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]
-    attach(app, state)
+    runtime.bind(app)
     return app
-
-
-def _forget_process_at_exit(app: Starlette, directory: str) -> None:
-    """Drop this worker's live gauges (in-progress) when it stops, so they stop adding up.
-
-    At the end of the app's lifespan: uvicorn's workers re-raise SIGTERM after a graceful
-    shutdown, and `atexit` never runs then. `atexit` too, for servers without a lifespan. A
-    worker that is killed outright does neither (docs/multiprocess.md).
-    """
-    done = False
-
-    def forget() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            mark_process_dead(os.getpid(), path=directory)  # type: ignore[no-untyped-call]
-
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(served: Any) -> AsyncIterator[Any]:
-        async with inner(served) as state:
-            yield state
-        forget()
-
-    app.router.lifespan_context = lifespan
-    atexit.register(forget)
 
 
 def create_app(
@@ -149,28 +110,10 @@ def create_app(
         history_source=multiprocess_registry(multiproc_dir, registry) if multiproc_dir else None,
     )
     log_tail = LogTail(settings.log_tail_queue_lines, settings.log_tail_max_clients, registry)
-    demo_load = DemoLoad(settings) if settings.demo else None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Here, not at construction: uvicorn configures its loggers after importing the app.
-        log_sinks = setup_logging(settings, registry)
-        log_sinks.files.listen(log_tail.publish)
-        enable_access_log(app)
-        if demo_load is not None:
-            demo_load.start(app)
-        monitor.start()
-        try:
-            yield
-        finally:
-            monitor.stop()
-            if demo_load is not None:
-                await demo_load.stop()
-            log_sinks.close()
-
-    app = FastAPI(title="exporter sidecar", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="exporter sidecar", version=__version__)
     app.state.health_monitor = monitor
     reply_to_invalid_input(app)
+    demo_load = DemoLoad(settings, app) if settings.demo else None
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -179,7 +122,15 @@ def create_app(
     if demo_load is not None:
         app.include_router(demo_router(demo_load))
     instrument(app, settings, registry)
+    runtime = runtime_of(app)
+    assert runtime is not None
+    # The parts start in this order when the app starts, and stop in reverse: the error
+    # capture last, after the log sinks.
     errors = enable_error_capture(app, settings)
+    runtime.attach("logs", AppLogging(app, settings, registry, listeners=[log_tail.publish]))
+    if demo_load is not None:
+        runtime.attach("demo load", demo_load)
+    runtime.attach("health monitor", monitor)  # probes, history, in-process alerts
     notifications = NotificationStore(settings.alert_notifications_kept)
     app.include_router(logs_router(settings))
     if errors.store is not None:
@@ -191,9 +142,7 @@ def create_app(
     # The status page and its API are the sidecar watching itself: counting their polling would
     # put the page's own requests into the QPS, error rate and latency it shows. The log
     # ingestion API is real work and stays counted.
-    state = instrumentation(app)
-    assert state is not None
-    state.excluded.extend(["/", *(
+    runtime.excluded.extend(["/", *(
         path for path in route_templates(app.routes) if path.startswith(OBSERVABILITY_PREFIX)
     )])
     return app

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter import create_app, load_settings
-from exporter.logs.setup import active_sinks
+from exporter.logs.sinks import active_sinks
 from tests.asgi import serve_in_thread
 from tests.conftest import free_port
 from tests.loki_receiver import LokiReceiver

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from exporter import enable_access_log, instrument, load_settings, setup_logging
-from exporter.http.instrumentation import instrumentation
+from exporter.runtime import runtime_of
 from tests.test_api_logs import serving
 
 
@@ -45,7 +45,7 @@ def lines(folder: Path, pattern: str) -> list[dict[str, Any]]:
 
 def test_instrument_alone_adds_no_request_observer(registry: CollectorRegistry) -> None:
     app = user_app(registry)
-    state = instrumentation(app)
+    state = runtime_of(app)
     assert state is not None and state.observers == []
 
 

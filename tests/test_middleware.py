@@ -406,8 +406,8 @@ def test_streaming_is_timed_to_the_last_byte_and_background_tasks_are_not(
 def test_observers_see_each_request_and_the_exception_behind_a_500(
     registry: CollectorRegistry,
 ) -> None:
-    from exporter.http.instrumentation import instrumentation
     from exporter.http.middleware import CompletedRequest
+    from exporter.runtime import runtime_of
 
     app = FastAPI()
     raised = Boom("observed")
@@ -422,7 +422,7 @@ def test_observers_see_each_request_and_the_exception_behind_a_500(
 
     exporter.instrument(app, load_settings(), registry)
     seen: list[CompletedRequest] = []
-    state = instrumentation(app)
+    state = runtime_of(app)
     assert state is not None
 
     def broken_observer(done: CompletedRequest) -> None:

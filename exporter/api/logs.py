@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from exporter.api.validation import ErrorReply, invalid, protected
 from exporter.config import Settings
-from exporter.logs.setup import LogSinks, active_sinks
 from exporter.logs.shipper_health import shipper_health
+from exporter.logs.sinks import LogSinks, active_sinks
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}

@@ -18,6 +18,8 @@ from exporter.config import Settings, load_settings
 __all__ = ["CeleryInstrumentation", "instrument_celery"]
 
 _lock = threading.Lock()
+# instrument_celery's idempotence, per Celery app: a Celery app, unlike Starlette's, has no
+# namespace for an extension's state (app.state), and its `conf` is printed by `inspect conf`.
 _instrumented: weakref.WeakKeyDictionary[Any, CeleryInstrumentation] = (
     weakref.WeakKeyDictionary()
 )

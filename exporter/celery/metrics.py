@@ -11,6 +11,7 @@ more than the rest of the instrumentation did.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -22,6 +23,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
 from exporter.config import multiprocess_directory, set_multiprocess_directory
+from exporter.worker import PeriodicWorker
+
+log = logging.getLogger("exporter.celery")
 
 OTHER = "other"
 STATES = ("received", "started", "succeeded", "failed", "retried", "rejected", "revoked")
@@ -112,8 +116,7 @@ class CeleryMetrics:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._flush_lock = threading.Lock()  # one flush at a time, and none across a fork
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._flusher: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._flusher: _Flusher | None = None
         if hasattr(os, "register_at_fork"):
             # Through a weak reference, and the lock looked up at each fork: a pool process
             # replaces its copy (held during the fork) and may fork again.
@@ -186,27 +189,18 @@ class CeleryMetrics:
         return child
 
     def start_flushing(self) -> None:
-        """Flush every `FLUSH_SECONDS` from a background thread of this process."""
+        """Flush every `FLUSH_SECONDS` from a background thread of this process (in a forked
+        pool process, a thread of its own: the worker contract's)."""
         if self._flusher is None:
-            self._stop.clear()
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="exporter-celery-metrics", daemon=True)
-            self._flusher.start()
+            self._flusher = _Flusher(self)
+        self._flusher.start()
 
     def stop_flushing(self, timeout: float = 5.0) -> None:
         """Stop the thread and write what is left (idempotent)."""
         flusher, self._flusher = self._flusher, None
-        self._stop.set()
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(timeout)
+        if flusher is not None:
+            flusher.stop(timeout)
         self.flush()
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
-            try:
-                self.flush()
-            except Exception:  # a full disk must not end the thread: the numbers wait
-                pass
 
     def _before_fork(self) -> None:
         self._held = self._flush_lock
@@ -216,13 +210,26 @@ class CeleryMetrics:
         self._held.release()
 
     def _after_fork(self) -> None:
-        # A pool child: its parent's gathered numbers are the parent's to write, its thread
-        # did not survive the fork, and a lock held by that thread would stay held.
+        # A pool child: its parent's gathered numbers are the parent's to write, and a lock
+        # held by the parent's flusher thread would stay held. (The flusher knows by itself
+        # that its thread did not survive the fork.)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending = {}
-        self._flusher = None
-        self._stop = threading.Event()
+
+
+class _Flusher(PeriodicWorker):
+    """Writes the gathered numbers every `FLUSH_SECONDS` (`exporter-celery-metrics`)."""
+
+    def __init__(self, metrics: CeleryMetrics) -> None:
+        # A full disk must not end the thread: the numbers wait for the next flush, and a
+        # failure that repeats is logged once a minute, not twice a second.
+        super().__init__("celery-metrics", FLUSH_SECONDS, log=log, first_at_once=False,
+                         failure="celery metrics flush failed; the numbers wait", quiet=60.0)
+        self._metrics = metrics
+
+    def run_once(self) -> None:
+        self._metrics.flush()
 
 
 def _call(ref: weakref.ref[CeleryMetrics], method: str) -> None:

@@ -25,7 +25,8 @@ from exporter.celery.signals import TaskSignals
 from exporter.config import Settings, multiprocess_directory
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.queue_collector import QueueCollector
-from exporter.logs.setup import LogSinks, setup_logging
+from exporter.logs.setup import setup_logging
+from exporter.logs.sinks import LogSinks
 
 log = logging.getLogger("exporter.celery")
 

@@ -43,9 +43,11 @@ class DemoConfigChange(BaseModel):
 
 
 class DemoLoad:
-    """Sends the demo mix through the app itself (in process), at `rate` requests per second."""
+    """Sends the demo mix through `app` itself (in process), at `rate` requests per second; a
+    part of the app's runtime, started and stopped with it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app: FastAPI) -> None:
+        self.app = app
         self.config = DemoConfig(
             error_ratio=settings.demo_error_ratio,
             slow_seconds=settings.demo_slow_seconds,
@@ -54,15 +56,16 @@ class DemoLoad:
         self._task: asyncio.Task[None] | None = None
         self._random = random.Random()
 
-    def start(self, app: FastAPI) -> None:
-        """Start the background load (idempotent)."""
+    def start(self) -> None:
+        """Start the background load on the running event loop (idempotent)."""
         if self._task is None:
             # httpx logs every request at INFO: the demo's own traffic would flood the logs.
             logging.getLogger("httpx").setLevel(logging.WARNING)
-            self._task = asyncio.get_running_loop().create_task(self._run(app))
+            self._task = asyncio.get_running_loop().create_task(self._run(self.app))
 
-    async def stop(self) -> None:
-        """Stop the load and wait for it (idempotent)."""
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the load and wait for it (idempotent; the runtime bounds the wait by
+        `timeout`)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -19,18 +16,15 @@ from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exceptio
 from exporter.errors.scrub import scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
-from exporter.http.instrumentation import instrumentation
 from exporter.http.middleware import CompletedRequest, current_request
 from exporter.http.trace import current_trace_id
+from exporter.registry_parts import parts_on
+from exporter.runtime import runtime_of
 
 _log = logging.getLogger("exporter.errors")
 OTHER_TYPE = "other"
 STORE_DROP_REASONS = ("queue_full", "write_failed")
-
-_metrics_lock = threading.Lock()
-_metrics: weakref.WeakKeyDictionary[CollectorRegistry, ExceptionMetrics] = (
-    weakref.WeakKeyDictionary()
-)
+PART = "error capture"  # its name among the parts of an app's runtime
 
 
 class ExceptionMetrics:
@@ -90,11 +84,7 @@ class ExceptionMetrics:
     @classmethod
     def on(cls, registry: CollectorRegistry) -> ExceptionMetrics:
         """The registry's exception metrics, created on first use."""
-        with _metrics_lock:
-            metrics = _metrics.get(registry)
-            if metrics is None:
-                metrics = _metrics[registry] = cls(registry)
-            return metrics
+        return parts_on(registry).get_or_create("exception metrics", lambda: cls(registry))
 
 
 class ErrorCapture:
@@ -109,7 +99,7 @@ class ErrorCapture:
         self.metrics = ExceptionMetrics.on(registry)
         self.writer = (
             BackgroundWorker(
-                functools.partial(self._write, store), name="exporter-error-store",
+                functools.partial(self._write, store), name="error-store",
                 periodic=store.prune, on_drop=lambda: self.metrics.store_drop("queue_full"),
                 on_failure=lambda n: self.metrics.store_drop("write_failed", n), linger=0.1,
             )
@@ -169,6 +159,10 @@ class ErrorCapture:
             self.capture(done.exception, route=done.route, method=done.method,
                          trace_id=done.trace_id, request=request)
 
+    def start(self) -> None:
+        """Nothing to start: capturing begins when enabled, and the store writer's thread with
+        the first error (a runtime part's `start`)."""
+
     def stop(self, timeout: float = 5.0) -> None:
         """Detach the log handler and drain the store writer (idempotent)."""
         logging.getLogger().removeHandler(self.log_handler)
@@ -201,8 +195,10 @@ class ErrorLogHandler(logging.Handler):
         self._capture.capture(exc, context={"logger": record.name, "log_message": message})
 
 
+# Process-wide by nature: `logging`'s root logger, `capture_exception()` and Celery's task
+# failures have no app to ask, so they report to the process's one active capture, set only
+# through `set_active_capture()` (and cleared when that capture stops).
 _active: ErrorCapture | None = None
-_enabled_on: weakref.WeakKeyDictionary[Starlette, ErrorCapture] = weakref.WeakKeyDictionary()
 
 
 def capture_exception(exc: BaseException, **context: Any) -> str | None:
@@ -227,15 +223,17 @@ def set_active_capture(capture: ErrorCapture) -> None:
 def enable_error_capture(app: Starlette, settings: Settings | None = None) -> ErrorCapture:
     """Capture `app`'s errors into the local store (and Sentry when a DSN is set).
 
-    Call after `instrument(app)` and before the app serves. The writer stops with the app's
-    lifespan and at exit. An unusable data directory leaves the metric and Sentry working.
+    Call after `instrument(app)` and before the app serves. The capture is a part of the app's
+    runtime: its writer stops with the app's lifespan, and at exit. An unusable data directory
+    leaves the metric and Sentry working.
     """
-    if app in _enabled_on:
-        return _enabled_on[app]
-    state = instrumentation(app)
-    if state is None:
+    runtime = runtime_of(app)
+    if runtime is None:
         raise RuntimeError("call instrument(app) before enable_error_capture(app)")
-    settings = settings or state.settings
+    enabled = runtime.part(PART)
+    if isinstance(enabled, ErrorCapture):
+        return enabled
+    settings = settings or runtime.settings
     try:
         store: ErrorStore | None = ErrorStore.in_directory(
             settings.data_dir,
@@ -246,31 +244,15 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     except Exception as exc:
         _log.warning("error store unavailable in %s: %s", settings.data_dir, exc)
         store = None
-    capture = ErrorCapture(settings, store, state.registry)
+    capture = ErrorCapture(settings, store, runtime.registry)
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
-    state.add_observer(capture.observe)
+    runtime.add_observer(capture.observe)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop
     )
-    _stop_with_lifespan(app, capture)
     set_active_capture(capture)
-    _enabled_on[app] = capture
-    return capture
-
-
-def _stop_with_lifespan(app: Starlette, capture: ErrorCapture) -> None:
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(inner: Any) -> AsyncIterator[Any]:
-        try:
-            async with original(inner) as state:
-                yield state
-        finally:
-            capture.stop()
-
-    app.router.lifespan_context = lifespan
+    return runtime.attach(PART, capture)
 
 
 def _request_info(done: CompletedRequest) -> dict[str, Any]:

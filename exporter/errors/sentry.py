@@ -1,5 +1,11 @@
 """Sentry reporting: sentry-sdk set up from `Settings`; events scrubbed, tagged with the trace id
-and route, and fingerprinted exactly as the local store groups them."""
+and route, and fingerprinted exactly as the local store groups them.
+
+Process-wide by nature: sentry-sdk keeps one client per process (`sentry_sdk.init`), so the
+reporting in front of it (the thread that prepares events, the event budget, where drops are
+counted) is one `_Reporting` per process too, set by `init_sentry()` and cleared by
+`shutdown_sentry()` only.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +37,6 @@ _MAX_QUEUED = 1000
 GROUP_INTERVAL = 1.0
 _MAX_GROUPS_TRACKED = 10_000
 
-_reporter: BackgroundWorker | None = None
-_budget: _EventBudget | None = None
-_on_drop: Callable[[str], None] | None = None
 _on_reporter_thread = threading.local()
 
 
@@ -81,6 +84,22 @@ class _EventBudget:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Reporting:
+    """What stands in front of sentry-sdk's client while Sentry is on in this process."""
+
+    reporter: BackgroundWorker  # prepares the events off the request path
+    budget: _EventBudget
+    on_drop: Callable[[str], None] | None
+
+    def dropped(self, reason: str) -> None:
+        if self.on_drop is not None:
+            self.on_drop(reason)
+
+
+_reporting: _Reporting | None = None
+
+
 def release_of(settings: Settings) -> str:
     """The release name events carry: `EXPORTER_RELEASE`, else the package version."""
     if settings.release:
@@ -97,7 +116,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
     integrations cost every request a few hundred microseconds (bench/sentry_overhead.py), so
     they are enabled only when tracing is asked for (`EXPORTER_SENTRY_TRACES_SAMPLE_RATE` > 0).
     """
-    global _reporter, _budget, _on_drop
+    global _reporting
     if settings.sentry_dsn is None:
         return False
     import sentry_sdk
@@ -139,47 +158,42 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
         shutdown_timeout=2,
     )
-    _on_drop = on_drop
-    _budget = _EventBudget(settings.sentry_events_per_second,
-                           max(1.0, settings.sentry_events_per_second * 5))
-    _reporter = BackgroundWorker(
-        _send, name="exporter-sentry", max_queued=_MAX_QUEUED,
-        on_drop=lambda: _dropped("queue_full"),
+    budget = _EventBudget(settings.sentry_events_per_second,
+                          max(1.0, settings.sentry_events_per_second * 5))
+    reporter = BackgroundWorker(
+        _send, name="sentry", max_queued=_MAX_QUEUED,
+        on_drop=lambda: reporting.dropped("queue_full"),
     )
+    _reporting = reporting = _Reporting(reporter, budget, on_drop)
     return True
-
-
-def _dropped(reason: str) -> None:
-    if _on_drop is not None:
-        _on_drop(reason)
 
 
 def sentry_enabled() -> bool:
     """True while `init_sentry` has sentry-sdk on in this process."""
-    return _reporter is not None
+    return _reporting is not None
 
 
 def report(report: SentryReport) -> bool:
     """Queue `report` for Sentry; False when Sentry is off, over its budget or the queue is full."""
-    reporter, budget = _reporter, _budget
-    if reporter is None:
+    reporting = _reporting
+    if reporting is None:
         return False
-    refused = budget.take(report.fingerprint) if budget is not None else None
+    refused = reporting.budget.take(report.fingerprint)
     if refused is not None:
-        _dropped(refused)
+        reporting.dropped(refused)
         return False
-    return reporter.submit(report)
+    return reporting.reporter.submit(report)
 
 
 def shutdown_sentry(timeout: float = 2.0) -> None:
     """Prepare and send what is queued (within `timeout`), then turn Sentry off. Idempotent."""
-    global _reporter
-    reporter, _reporter = _reporter, None
-    if reporter is None:
+    global _reporting
+    reporting, _reporting = _reporting, None
+    if reporting is None:
         return
     import sentry_sdk
 
-    reporter.stop(timeout)
+    reporting.reporter.stop(timeout)
     sentry_sdk.get_client().close(timeout=timeout)
 
 

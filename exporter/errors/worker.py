@@ -7,14 +7,14 @@ only appends to a bounded queue.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from exporter.worker import Worker
 
 _log = logging.getLogger("exporter.errors")
 _BATCH = 1000
@@ -30,11 +30,11 @@ class _Flush:
 _STOP = object()
 
 
-class BackgroundWorker:
-    """Bounded queue + one thread calling `handle(batch)`; counted drops (`on_drop` when the
-    queue is full, `on_failure(n)` when `handle` raised on a batch of n); `stop()` drains within
-    a deadline; `periodic` runs on the same thread every `period` seconds, idle or not (the
-    thread then starts at once; otherwise at the first `submit`)."""
+class BackgroundWorker(Worker):
+    """Bounded queue + one `Worker` thread (`exporter-<name>`) calling `handle(batch)`; counted
+    drops (`on_drop` when the queue is full, `on_failure(n)` when `handle` raised on a batch of
+    n); `stop()` drains within a deadline; `periodic` runs on the same thread every `period`
+    seconds, idle or not (the thread then starts at once; otherwise at the first `submit`)."""
 
     def __init__(
         self,
@@ -48,8 +48,8 @@ class BackgroundWorker:
         period: float = 600.0,
         linger: float = 0.0,
     ) -> None:
+        super().__init__(name)
         self._handle = handle
-        self._name = name
         self._periodic = periodic
         self._period = period
         # Waiting a little after the first item gathers a burst into one batch: one SQLite
@@ -60,32 +60,15 @@ class BackgroundWorker:
         self._queue: queue.Queue[object] = queue.Queue(max_queued)
         self._on_drop = on_drop
         self._on_failure = on_failure
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._start_lock = threading.Lock()
-        self._stopped = False
         if periodic is not None:
-            self._ensure_thread()  # the periodic task runs from the start, errors or not
-
-    def _ensure_thread(self) -> None:
-        # Started on first use, and again in a forked child (threads do not survive fork).
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._start_lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name=self._name, daemon=True
-                )
-                self._thread.start()
-                atexit.register(self.stop)
+            self.start()  # the periodic task runs from the start, errors or not
 
     def submit(self, item: object) -> bool:
         """Queue `item`; False (and counted as dropped) when the queue is full or stopped."""
-        if self._stopped:
+        if self.stopped:
             self._drop()
             return False
-        self._ensure_thread()
+        self.start()  # on first use, and again in a forked child (its own thread)
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -100,7 +83,7 @@ class BackgroundWorker:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far is written; False on timeout."""
-        if self._thread is None or self._stopped:
+        if self.stopped or not self.alive:
             return True
         marker = _Flush()
         try:
@@ -109,19 +92,13 @@ class BackgroundWorker:
             return False
         return marker.done.wait(timeout)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Write what is queued (within `timeout`), then end the thread. Idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            deadline = time.monotonic() + timeout
+    def _finish(self, timeout: float) -> None:
+        # The thread writes what is queued before the marker, then ends.
+        if self.alive:
             try:
                 self._queue.put(_STOP, timeout=timeout)
             except queue.Full:
                 pass
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         last_periodic = time.monotonic()
@@ -170,6 +147,6 @@ class BackgroundWorker:
         try:
             action()
         except Exception as exc:
-            _log.warning("%s failed: %s", self._name, exc)
+            _log.warning("%s failed: %s", self.thread_name, exc)
             return False
         return True

@@ -12,7 +12,6 @@ multiprocess mode the numbers must live in prometheus-client's shared files, so
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from time import perf_counter, time
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.http.families import Row, Snapshot, families
 from exporter.http.series import Series
+from exporter.registry_parts import parts_on
 
 REQUESTS_HELP = "HTTP requests answered, by method, route template and status code."
 DURATION_HELP = "Time from the request's arrival to its last response byte, by route template."
@@ -38,11 +38,6 @@ _HELPS = {
     "http_request_duration_seconds": DURATION_HELP,
     "http_requests_in_progress": IN_PROGRESS_HELP,
 }
-
-_lock = threading.Lock()
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HttpMetrics] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class RouteSeries(Protocol):
@@ -178,18 +173,16 @@ def http_metrics_for(
     registry: CollectorRegistry, buckets: Sequence[float], multiprocess: bool = False
 ) -> HttpMetrics:
     """The registry's HTTP metrics, created on first use; a second app shares them."""
-    with _lock:
-        metrics = _by_registry.get(registry)
-        if metrics is None:
-            metrics = (
-                MultiprocessHttpMetrics(buckets, registry)
-                if multiprocess
-                else HttpCollector(buckets, registry)
-            )
-            _by_registry[registry] = metrics
-        elif metrics.buckets != tuple(buckets):
-            raise ValueError(
-                "histogram buckets differ from those already registered on this registry: "
-                f"{list(metrics.buckets)} vs {list(buckets)}"
-            )
-        return metrics
+
+    def create() -> HttpMetrics:
+        if multiprocess:
+            return MultiprocessHttpMetrics(buckets, registry)
+        return HttpCollector(buckets, registry)
+
+    metrics = parts_on(registry).get_or_create("http metrics", create)
+    if metrics.buckets != tuple(buckets):
+        raise ValueError(
+            "histogram buckets differ from those already registered on this registry: "
+            f"{list(metrics.buckets)} vs {list(buckets)}"
+        )
+    return metrics

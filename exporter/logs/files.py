@@ -3,7 +3,6 @@ names and kinds are in layout.py)."""
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import os
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from exporter.logs.layout import FILES, STDOUT, remove_expired
+from exporter.worker import Worker
 
 # One write() per file per drain keeps whole lines together; bound it so it stays a single write.
 _LINGER_SECONDS = 0.05  # lines reach the files at most this much later
@@ -31,8 +31,9 @@ Deferred = Callable[[Any], "list[tuple[int, str]]"]
 _Item = tuple[int, str] | tuple[Deferred, Any] | threading.Event | None
 
 
-class DailyFiles:
-    """Appends lines to `<log_dir>/<kind>_YYYY-MM-DD.log` (UTC dates) from a background thread.
+class DailyFiles(Worker):
+    """Appends lines to `<log_dir>/<kind>_YYYY-MM-DD.log` (UTC dates) from a `Worker` thread
+    (`exporter-log-files`), started at once; `stop()` writes what is queued first.
 
     `submit` never blocks: it puts the line on a bounded queue and counts a drop when the queue is
     full. Each file is opened with O_APPEND and every write() carries whole lines only, so several
@@ -52,6 +53,7 @@ class DailyFiles:
         clock: Callable[[], float] = time.time,
         echo: TextIO | None = None,
     ) -> None:
+        super().__init__("log-files")
         self.log_dir = Path(log_dir)
         self.echo = echo
         self.retention_days = retention_days
@@ -68,12 +70,8 @@ class DailyFiles:
         # Called on the writer thread with each batch just written (the live tail); see `listen`.
         self._listeners: list[Callable[[dict[int, list[str]]], None]] = []
         self._day = ""
-        self._stopped = False
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="exporter-log-files", daemon=True)
         (self.log_dir / "errors").mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-        atexit.register(self.stop)
+        self.start()
 
     @property
     def queued(self) -> int:
@@ -119,23 +117,17 @@ class DailyFiles:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
-        if self._stopped or not self._thread.is_alive():
+        if self.stopped or not self.alive:
             return True
         done = threading.Event()
         self._queue.append(done)  # past the bound: a marker is not a line
         self._wake.set()
         return done.wait(timeout)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the thread and close the files (idempotent)."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
+    def _finish(self, timeout: float) -> None:
+        # The thread writes what is queued, then closes the files.
         self._queue.append(None)  # behind every line queued so far
         self._wake.set()
-        self._thread.join(timeout)
-        atexit.unregister(self.stop)
 
     def _run(self) -> None:
         self._roll(self._today())

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import queue
-import threading
 import time
 from typing import Any
 
@@ -42,7 +40,8 @@ class LokiShipper(ShipperWorker, logging.Handler):
         registry: CollectorRegistry | None = None,
         level: int = logging.NOTSET,
     ) -> None:
-        super().__init__(level)
+        logging.Handler.__init__(self, level)
+        ShipperWorker.__init__(self, "loki", stop_timeout=config.close_timeout)
         self.config = config
         self._client = LokiClient(
             config.url, config.tenant, config.username, config.password, config.bearer_token
@@ -68,14 +67,11 @@ class LokiShipper(ShipperWorker, logging.Handler):
         self.last_worker_error_at: float | None = None
         self._deadline: float | None = None
         self._closed = False
-        self._close_lock = threading.Lock()
         self.last_result: PushResult | None = None
         self.last_success: float | None = None
-        self._worker = threading.Thread(target=self._run, name="exporter-loki", daemon=True)
-        self._worker.start()
-        # A process that exits without close() still flushes: atexit runs before daemon
-        # threads are stopped.
-        atexit.register(self.close)
+        # A process that exits without close() still flushes: the worker contract stops it at
+        # exit, before daemon threads are killed.
+        self.start()
 
     # ---- caller side -------------------------------------------------------------------
     def takes(self, logger: str) -> bool:
@@ -121,7 +117,7 @@ class LokiShipper(ShipperWorker, logging.Handler):
     @property
     def worker_alive(self) -> bool:
         """True while the worker thread runs (it ends only after `close()`)."""
-        return self._worker.is_alive()
+        return self.alive
 
     @property
     def worker_failing(self) -> bool:
@@ -157,25 +153,25 @@ class LokiShipper(ShipperWorker, logging.Handler):
     def close(self, timeout: float | None = None) -> None:
         """Push what is queued within `timeout` (default: the configured close deadline); spool
         what could not be sent. Idempotent."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        wait = self.config.close_timeout if timeout is None else timeout
-        self._deadline = time.monotonic() + wait
+        self.stop(timeout)
+        super().close()
+
+    def _finish(self, timeout: float) -> None:
+        self._closed = True
+        self._deadline = time.monotonic() + timeout
         self._queue.put_nowait(STOP)  # behind every line queued before close()
-        self._worker.join(wait)
-        if self._worker.is_alive():
-            # A push that began before close() still has its own, longer timeout: cut it short.
-            # The worker then spools that batch and what is queued, which takes a little longer.
-            self._client.abort()
-            self._worker.join(_SPOOL_GRACE)
+
+    def _overdue(self) -> float:
+        # A push that began before close() still has its own, longer timeout: cut it short.
+        # The worker then spools that batch and what is queued, which takes a little longer.
+        self._client.abort()
+        return _SPOOL_GRACE
+
+    def _after_stop(self) -> None:
         self._count_left_behind()
         self._client.close()
         self._spool.release()
         self.metrics.unwatch(self)
-        atexit.unregister(self.close)
-        super().close()
 
     def _count_left_behind(self) -> None:
         # Lines the worker could not take (it died, or a caller raced close()): counted, never

@@ -15,14 +15,16 @@ from exporter.logs.push import LokiClient, PushResult, encode_push
 from exporter.logs.shipper_metrics import ShipperMetrics
 from exporter.logs.spool import Spools
 from exporter.logs.streams import Entry, Streams
+from exporter.worker import Worker
 
 log = logging.getLogger("exporter.logs.loki")
 STOP = object()  # put on the queue by close(), behind every line queued before it
 _ENTRY_OVERHEAD = 32  # bytes a line costs in the push body beyond its text (timestamp, quotes)
 
 
-class ShipperWorker:
-    """The worker side of `LokiShipper`: its methods run on the shipper's one worker thread."""
+class ShipperWorker(Worker):
+    """The worker side of `LokiShipper`: its methods run on the shipper's one `Worker` thread
+    (`exporter-loki`)."""
 
     config: LokiConfig
     metrics: ShipperMetrics

@@ -1,208 +1,20 @@
-"""`setup_logging(settings)`: root and uvicorn loggers to stdout, daily files and Loki."""
+"""`setup_logging(settings)`: root and uvicorn loggers to stdout, daily files and Loki;
+`enable_access_log(app)`; and `AppLogging`, the logging of an app as a part of its runtime."""
 
 from __future__ import annotations
 
 import atexit
 import logging
-import sys
-import threading
-import time
-import traceback
-import weakref
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from exporter.config import Settings, load_settings
-from exporter.errors.scrub import safe_str
-from exporter.http.instrumentation import instrumentation
-from exporter.http.middleware import CompletedRequest
-from exporter.logs import layout
-from exporter.logs.files import DailyFiles
-from exporter.logs.formatter import JsonFormatter
-from exporter.logs.handler import DailyFilesHandler
-from exporter.logs.loki import LokiShipper
-from exporter.logs.loki_config import LokiConfig
-from exporter.thresholds import slow_request_seconds
+from exporter.logs.sinks import OURS, LogSinks, access_observer, activate, note_access_log
+from exporter.runtime import runtime_of
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
-_lock = threading.Lock()
-_active: LogSinks | None = None
-_file_drops: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-
-
-def _reported_by_access_log(record: logging.LogRecord) -> bool:
-    """uvicorn's "Exception in ASGI application" repeats, without the trace id, an exception
-    the access-log observer has already written to errors/ with it."""
-    return (
-        bool(_access_apps)
-        and record.name == "uvicorn.error"
-        and str(record.msg).startswith("Exception in ASGI application")
-    )
-
-
-class LogSinks:
-    """What `setup_logging` installed: the formatter, the daily files and maybe the shipper."""
-
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
-        self.settings = settings
-        self.formatter = JsonFormatter(
-            settings.service_name, settings.environment, settings.log_redact_keys
-        )
-        dropped = _file_drop_counter(registry)
-        # stdout as it is now: a Celery pool child swaps its LoggingProxy out around this call.
-        self._echo = sys.stdout if settings.log_stdout else None
-        self.files = DailyFiles(
-            settings.log_dir, settings.log_retention_days, on_drop=dropped.inc, echo=self._echo
-        )
-        self.shipper: LokiShipper | None = None
-        if settings.loki_url:
-            self.shipper = LokiShipper(_loki_config(settings), registry)
-        # One handler: stdout and Loki get their lines from the file writer, in batches (after
-        # close, stdout from `self.stdout`).
-        self.handlers: list[logging.Handler] = [
-            DailyFilesHandler(self.files, self.formatter, self._echo is not None, self.shipper,
-                              reported=_reported_by_access_log)
-        ]
-        self.stdout: logging.Handler | None = None
-        for handler in self.handlers:
-            setattr(handler, _OURS, True)
-        self._access_later = self._access_lines  # one bound method for every waiting request
-        self._closed = False
-
-    def backlog(self) -> str | None:
-        """Why ingested entries should wait (None: they can be taken now).
-
-        The files' and the shipper's queues drop what does not fit, which is right for a
-        process's own logging (it must never wait) but not for entries a client sent us: the
-        ingestion API refuses a batch with 429 once either queue is half full, so the client
-        retries it later and the other half stays free for concurrent batches and our own lines.
-        """
-        if self.files.queued * 2 > self.files.capacity:
-            return f"{self.files.queued} lines wait for the log files"
-        shipper = self.shipper
-        if shipper is not None and shipper.queue_lines * 2 > shipper.queue_capacity:
-            return f"{shipper.queue_lines} lines wait to be shipped to Loki"
-        return None
-
-    def write_entry(self, created: float, level: str, fields: dict[str, Any]) -> None:
-        """Write one entry that did not come through `logging` (ingestion API) to files and Loki."""
-        self.write_line(created, level, self.render_entry(created, level, fields),
-                        fields.get("service"))
-
-    def render_entry(self, created: float, level: str, fields: dict[str, Any]) -> str:
-        """The JSON line of an ingested entry (secrets redacted), not yet written."""
-        return self.formatter.render_fields(created, level, "exporter.ingest", fields)
-
-    def write_line(self, created: float, level: str, line: str, service: object = None) -> None:
-        """Write a line from `render_entry` to the files and Loki."""
-        kinds = layout.APP
-        if level in ("error", "critical"):
-            kinds |= layout.ERROR
-        self.files.submit(kinds, line)
-        if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line, service)
-
-    def observe_request(self, done: CompletedRequest) -> None:
-        """The access-log observer: hands the request to the writer thread, which formats it."""
-        # A plain tuple of the request's values (not the request, which holds its headers):
-        # see DailyFiles.submit_deferred.
-        self.files.submit_deferred(self._access_later, (
-            time.time(), done.method, done.route, done.path, done.status, done.duration,
-            done.client, done.trace_id, done.span_id, done.exception))
-
-    def _access_lines(self, request: _AccessItem) -> list[tuple[int, str]]:
-        (created, method, route, path, status, duration, client, trace_id, span_id,
-         exception) = request
-        slow = duration >= slow_request_seconds(self.settings)
-        level = "error" if status >= 500 else "warning" if slow else "info"
-        fields: dict[str, Any] = {
-            "message": f"{method} {path} {status}",
-            "method": method, "route": route, "path": path,
-            "status": status, "duration_ms": round(duration * 1000, 3),
-            "client": client, "trace_id": trace_id, "span_id": span_id,
-        }
-        line = self.formatter.render_fields(created, level, "exporter.access", fields)
-        out = [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
-        if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line)
-        if exception is not None:
-            exc = exception
-            fields["exc_type"] = type(exc).__name__
-            fields["exc_message"] = safe_str(exc)  # a broken __str__ must not lose the lines
-            try:
-                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            except Exception:
-                stack = f"<traceback unavailable: {fields['exc_type']}>"
-            fields["stack"] = stack
-            out.append((layout.ERRORS, self.formatter.render_fields(
-                created, "error", "exporter.access", fields)))
-        return out
-
-    def close(self) -> None:
-        """Flush and stop the shipper (within its deadline) and the file writer. Idempotent."""
-        global _active
-        if self._closed:
-            return
-        self._closed = True
-        with _lock:
-            if _active is self:
-                _active = None
-        root = logging.getLogger()
-        if self._echo is not None and self.stdout is None:
-            # stdout stays, now written directly, so what the server says after shutdown
-            # (uvicorn's last lines) still shows; the next setup_logging replaces it. Added
-            # before the file handler goes: a line logged meanwhile may show twice, never not.
-            self.stdout = logging.StreamHandler(self._echo)
-            self.stdout.setFormatter(self.formatter)
-            self.stdout.setLevel(self.handlers[0].level)
-            setattr(self.stdout, _OURS, True)
-            root.addHandler(self.stdout)
-        for handler in self.handlers:
-            root.removeHandler(handler)
-        # Access lines reach the shipper through the file writer: stop the writer first.
-        self.files.stop()
-        if self.shipper is not None:
-            self.shipper.close()
-        atexit.unregister(self.close)
-
-
-# (created, method, route, path, status, duration, client, trace_id, span_id, exception)
-_AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
-                    "BaseException | None"]
-
-_OURS = "_exporter_log_sink"  # marks the handlers setup_logging added to the root logger
-
-
-def _file_drop_counter(registry: CollectorRegistry | None) -> Counter:
-    from prometheus_client import REGISTRY
-
-    registry = REGISTRY if registry is None else registry
-    with _lock:
-        counter = _file_drops.get(registry)
-        if counter is None:
-            counter = _file_drops[registry] = Counter(
-                "log_file_lines_dropped", "Log lines the daily files could not take.",
-                registry=registry,
-            )
-        return counter
-
-
-def _loki_config(settings: Settings) -> LokiConfig:
-    secret = settings.loki_password.get_secret_value() if settings.loki_password else ""
-    bearer = settings.loki_bearer_token.get_secret_value() if settings.loki_bearer_token else ""
-    return LokiConfig(
-        url=settings.loki_url, spool_dir=settings.data_dir / "loki-spool",
-        service=settings.service_name, env=settings.environment,
-        static_labels=dict(settings.loki_labels), tenant=settings.loki_tenant,
-        username=settings.loki_username, password=secret, bearer_token=bearer,
-        batch_lines=settings.loki_batch_lines, batch_bytes=settings.loki_batch_bytes,
-        batch_wait=settings.loki_batch_wait_seconds, queue_lines=settings.loki_queue_lines,
-        spool_max_bytes=settings.loki_spool_max_bytes,
-        close_timeout=settings.loki_close_timeout_seconds,
-        push_timeout=settings.loki_push_timeout_seconds,
-    )
 
 
 def route_uvicorn_loggers(access: bool = False) -> None:
@@ -221,17 +33,15 @@ def setup_logging(
     """Route the root logger and uvicorn's loggers to stdout, daily files and Loki (when
     `EXPORTER_LOKI_URL` is set); returns the sinks. Calling it again replaces the previous set-up.
     Everything is flushed at exit even without `close()`."""
-    global _active
     if settings is None:
         settings = load_settings()
-    with _lock:
-        previous, _active = _active, None
+    previous = activate(None)
     if previous is not None:
         previous.close()
     sinks = LogSinks(settings, registry)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, _OURS, False):
+        if getattr(handler, OURS, False):
             root.removeHandler(handler)
     for handler in sinks.handlers:
         root.addHandler(handler)
@@ -242,33 +52,47 @@ def setup_logging(
         handler.setLevel(level)
     root.setLevel(min(level, logging.ERROR))
     route_uvicorn_loggers(access=False)
-    with _lock:
-        _active = sinks
+    activate(sinks)
     atexit.register(sinks.close)
     return sinks
-
-
-def active_sinks() -> LogSinks | None:
-    """The sinks of the last `setup_logging`, or None when logging is not set up."""
-    return _active
-
-
-def _access_observer(done: CompletedRequest) -> None:
-    sinks = _active
-    if sinks is not None:
-        sinks.observe_request(done)
-
-
-_access_apps: weakref.WeakSet[Starlette] = weakref.WeakSet()
 
 
 def enable_access_log(app: Starlette) -> Starlette:
     """Write access_*.log and slow_requests_*.log lines for `app` (already `instrument`ed) while
     logging is set up. Idempotent; returns the app."""
-    state = instrumentation(app)
-    if state is None:
+    runtime = runtime_of(app)
+    if runtime is None:
         raise RuntimeError("call instrument(app) before enable_access_log(app)")
-    if app not in _access_apps:
-        _access_apps.add(app)
-        state.add_observer(_access_observer)
+    if access_observer not in runtime.observers:
+        note_access_log(app)
+        runtime.add_observer(access_observer)
     return app
+
+
+class AppLogging:
+    """A runtime part: `setup_logging` when the app starts, the sinks closed when it stops;
+    `listeners` hear each batch the files write (the live tail); the app's access log on."""
+
+    def __init__(
+        self, app: Starlette, settings: Settings, registry: CollectorRegistry | None = None,
+        listeners: Iterable[Callable[[dict[int, list[str]]], None]] = (),
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.registry = registry
+        self.listeners = list(listeners)
+        self.sinks: LogSinks | None = None
+
+    def start(self) -> None:
+        """Set logging up. At start-up, not when the app is made: uvicorn configures its
+        loggers after importing the app."""
+        self.sinks = setup_logging(self.settings, self.registry)
+        for listener in self.listeners:
+            self.sinks.files.listen(listener)
+        enable_access_log(self.app)
+
+    def stop(self, timeout: float) -> None:
+        """Flush and close the sinks (each within its own deadline). Idempotent."""
+        sinks, self.sinks = self.sinks, None
+        if sinks is not None:
+            sinks.close()

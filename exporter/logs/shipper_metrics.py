@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -11,11 +10,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from exporter.registry_parts import parts_on
+
 DROP_REASONS = ("queue_full", "spool_full", "rejected", "closed", "failed")
-_lock = threading.Lock()
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ShipperMetrics] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class _Watched(Protocol):
@@ -90,8 +87,5 @@ class ShipperMetrics:
 def shipper_metrics_for(registry: CollectorRegistry | None) -> ShipperMetrics:
     """The shipper metrics on `registry` (default: the global one), created on first use."""
     registry = REGISTRY if registry is None else registry
-    with _lock:
-        metrics = _by_registry.get(registry)
-        if metrics is None:
-            metrics = _by_registry[registry] = ShipperMetrics(registry)
-        return metrics
+    return parts_on(registry).get_or_create(
+        "loki shipper metrics", lambda: ShipperMetrics(registry))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ from prometheus_client.registry import Collector
 
 from exporter.logs.formatter import as_in_line
 from exporter.logs.query import LEVELS
+from exporter.registry_parts import parts_on
 
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
-_lock = threading.Lock()
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, LogTail] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -122,11 +120,11 @@ class TooManySubscribers(RuntimeError):
     """The tail already serves its maximum number of clients."""
 
 
-class LogTail(Collector):
+class LogTail:
     """Fans each written batch out to the subscribers; `publish` is the daily files' listener.
 
-    It is also the collector of its own `log_tail_*` metrics: a newer tail on the same registry
-    replaces the older one's.
+    Its `log_tail_*` metrics are read by the registry's one `TailMetrics`: a newer tail on the
+    same registry replaces the older one there.
     """
 
     def __init__(
@@ -140,12 +138,8 @@ class LogTail(Collector):
         self.skipped_total = 0
         self.peak_queued = 0  # the most lines one client ever had waiting: never above max_lines
         registry = REGISTRY if registry is None else registry
-        with _lock:
-            previous = _by_registry.get(registry)
-            if previous is not None:
-                registry.unregister(previous)
-            registry.register(self)
-            _by_registry[registry] = self
+        parts_on(registry).get_or_create("log tail metrics", lambda: TailMetrics(registry)).follow(
+            self)
 
     def subscribe(
         self, stream: int, where: TailFilter, loop: asyncio.AbstractEventLoop
@@ -179,10 +173,6 @@ class LogTail(Collector):
             self.peak_queued = max(self.peak_queued, depth)
             self.skipped_total += skipped
 
-    def describe(self) -> list[Metric]:
-        """Nothing: registering the tail must not read it."""
-        return []
-
     def collect(self) -> Iterator[Metric]:
         """The tail's clients, deepest queue, its peak and the skipped lines."""
         with self._lock:
@@ -204,3 +194,25 @@ class LogTail(Collector):
             "log_tail_skipped_lines", "Live-tail lines skipped because a client fell behind.",
             skipped,
         )
+
+
+class TailMetrics(Collector):
+    """The `log_tail_*` metrics of a registry: those of the newest tail made on it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._tail: LogTail | None = None
+        registry.register(self)
+
+    def follow(self, tail: LogTail) -> None:
+        """Report `tail`'s metrics from now on (instead of an older tail's)."""
+        self._tail = tail
+
+    def describe(self) -> list[Metric]:
+        """Nothing: registering the collector must not read a tail."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The followed tail's metrics (nothing before a tail exists)."""
+        tail = self._tail
+        if tail is not None:
+            yield from tail.collect()

@@ -7,7 +7,6 @@ driver can stall the application's loop; scrapes and the API only read `results(
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from exporter.health.probes.dependencies import BLOCKING_PROBES, PROBES, DriverM
 from exporter.health.probes.queues import read_queue
 from exporter.health.probes.results import ProbeResult, QueueReading
 from exporter.health.probes.threads import ProbeThreads, StillRunning
+from exporter.worker import Worker
 
 log = logging.getLogger("exporter.probes")
 
@@ -35,8 +35,9 @@ def _reason(exc: BaseException, secrets: tuple[str, ...], timeout: float) -> str
     return scrub(f"{type(exc).__name__}: {text}"[:300], secrets)
 
 
-class ProbeRunner:
-    """Probes `dependencies` and reads `queues` every `interval` seconds in a daemon thread."""
+class ProbeRunner(Worker):
+    """Probes `dependencies` and reads `queues` every `interval` seconds in a `Worker` thread
+    (`exporter-probes`) with its own event loop; stopping cancels the probes in flight."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class ProbeRunner:
         timeout: float = 2.0,
         on_probe: ProbeObserver | None = None,
     ) -> None:
+        super().__init__("probes")
         self.dependencies = tuple(dependencies)
         self.queues = tuple(queues)
         self.interval = interval
@@ -57,7 +59,6 @@ class ProbeRunner:
         self._dependency_results: dict[str, ProbeResult] = {}
         self._queue_results: dict[tuple[str, str], QueueReading] = {}
         self.rounds = 0
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -142,23 +143,18 @@ class ProbeRunner:
 
     def start(self) -> None:
         """Start the background thread (no-op when there is nothing to probe or it runs)."""
-        if self._thread is not None or not (self.dependencies or self.queues):
-            return
-        self._thread = threading.Thread(target=self._run, name="exporter-probes", daemon=True)
-        self._thread.start()
-        atexit.register(self.stop)
+        if self.dependencies or self.queues:
+            super().start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop probing; in-flight probes are cancelled. Idempotent."""
+    def _finish(self, timeout: float) -> None:
+        # In-flight probes are cancelled: the loop is woken from this thread.
         self._stopping = True
-        loop, wake, thread = self._loop, self._wake, self._thread
-        if loop is not None and wake is not None and not loop.is_closed():
+        loop, wake = self._loop, self._wake
+        if self.alive and loop is not None and wake is not None and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(wake.set)
             except RuntimeError:  # the loop closed in between
                 pass
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
