@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from exporter.api.errors import TopErrorGroup
 from exporter.api.observability_models import Dashboard, LogRecordOut
+from exporter.api.watched_models import TargetsReport
 from exporter.health.history import Point
 from exporter.signals import CATALOGUE, Labels, Signal
 from exporter.thresholds import Thresholds
@@ -46,7 +47,9 @@ def _label(signal: Signal, labels: Labels, subject: str) -> str:
     return f"{signal.title} {subject}" + (f" ({kind})" if kind else "")
 
 
-def build_series(points: list[Point], thresholds: Thresholds, window: str) -> list[SeriesOut]:
+def build_series(
+    points: list[Point], thresholds: Thresholds, window: str, instance: str | None = None
+) -> list[SeriesOut]:
     """Every tile the status page draws, in catalogue order: one per signal without subjects
     (an idle service still shows its error rate, empty), and one per subject seen in the
     history (a mount point, a dependency, a queue, a task)."""
@@ -55,18 +58,18 @@ def build_series(points: list[Point], thresholds: Thresholds, window: str) -> li
         if not signal.display.tile:
             continue
         above, alert = _threshold(thresholds, signal)
-        seen = {labels for p in points for labels in p.values.get(signal.name, {})}
+        seen = {labels for p in points for labels in p.of(instance).get(signal.name, {})}
         if not signal.subject:
             seen.add(())
         for labels in sorted(seen):
-            now = points[-1].values.get(signal.name, {}).get(labels) if points else None
+            now = points[-1].of(instance).get(signal.name, {}).get(labels) if points else None
             subject = signal.subject_key(labels)
             out.append(SeriesOut(
                 id=f"{signal.name}:{subject}" if subject else signal.name, signal=signal.name,
                 label=_label(signal, labels, subject), unit=signal.unit,
                 window=None if signal.per_series else window, current=now, threshold=above,
                 threshold_alert=alert,
-                values=[p.values.get(signal.name, {}).get(labels) for p in points],
+                values=[p.of(instance).get(signal.name, {}).get(labels) for p in points],
             ))
     return out
 
@@ -83,3 +86,4 @@ class StatusDashboard(Dashboard):
     slow_requests: list[LogRecordOut] = Field(
         description="the latest requests over the API latency threshold, in the last hour"
     )
+    targets: TargetsReport = Field(description="what the figures are of")

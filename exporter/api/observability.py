@@ -23,6 +23,7 @@ from exporter.api.observability_models import (
     log_record,
 )
 from exporter.api.validation import ErrorReply, Since, protected, since_time, window_seconds
+from exporter.api.watched_models import TargetsReport
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 from exporter.health.checks import database_checks, full_checks, redis_checks, system_check
@@ -33,7 +34,13 @@ from exporter.logs.query import LOOKBACK_FORMS, MAX_LIMIT, LogQuery, search_file
 from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"
+Instance = Annotated[str | None, Query(
+    min_length=1, max_length=300,
+    description="one watched instance (host:port, as /targets lists them); all when absent")]
 _LEVEL = r"^(?i:debug|info|warning|error|critical)$"
+_NO_INSTANCE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorReply, "description": "`instance` is not one the sidecar watches"},
+}
 _LOKI_DOWN: dict[int | str, dict[str, Any]] = {
     502: {"model": ErrorReply, "description": "Loki (EXPORTER_LOKI_URL) could not be read"},
 }
@@ -71,8 +78,23 @@ def observability_router(
     # Where the access log starts writing slow_requests_*.log: the same number here.
     slow_ms = slow_request_seconds(settings, monitor.thresholds) * 1000.0
 
-    def current() -> CurrentMetrics:
-        return CurrentMetrics.of(monitor.history.latest(), monitor.signal_window)
+    def current(instance: str | None = None) -> CurrentMetrics:
+        return CurrentMetrics.of(monitor.history.latest(), monitor.signal_window, instance)
+
+    def watched(instance: str | None) -> str | None:
+        """`instance` when the sidecar watches it; 404 naming those it watches otherwise."""
+        if instance is None:
+            return None
+        known = [t.instance for t in monitor.targets.targets()] if monitor.targets else []
+        if instance not in known:
+            listed = ", ".join(known) if known else "none (the sidecar watches its own app)"
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                f"no watched instance {instance!r}; watched: {listed}")
+        return instance
+
+    @router.get("/targets", response_model=TargetsReport, summary="The apps being watched")
+    def targets() -> TargetsReport:
+        return TargetsReport.of(monitor)
 
     def alerts_report() -> AlertsReport:
         received = notifications.newest_first() if notifications is not None else None
@@ -101,7 +123,8 @@ def observability_router(
     def health_system() -> HealthReport:
         return HealthReport.of(service, env, [system_check(monitor, monitor.alerts.active())])
 
-    @router.get("/metrics", response_model=MetricsReport, summary="Current figures and history")
+    @router.get("/metrics", response_model=MetricsReport, summary="Current figures and history",
+                responses=_NO_INSTANCE)
     def metrics(
         window: Annotated[
             str,
@@ -110,12 +133,14 @@ def observability_router(
                 "the history window (EXPORTER_HISTORY_WINDOW_SECONDS) gives all",
             ),
         ] = "1h",
+        instance: Instance = None,
     ) -> MetricsReport:
         seconds = min(window_seconds(window), monitor.history.window)
+        one = watched(instance)
         return MetricsReport(
             window_seconds=seconds, interval_seconds=monitor.history.interval,
-            current=current(),
-            history=[HistoryPoint.of(p) for p in monitor.history.points(seconds)],
+            current=current(one),
+            history=[HistoryPoint.of(p, one) for p in monitor.history.points(seconds)],
         )
 
     @router.get("/alerts", response_model=AlertsReport, summary="Firing and pending alerts")
@@ -166,9 +191,11 @@ def observability_router(
         return await search("slow_requests", f, slow_ms)
 
     @router.get(
-        "/dashboard", response_model=StatusDashboard, summary="Everything a status page needs"
+        "/dashboard", response_model=StatusDashboard, summary="Everything a status page needs",
+        responses=_NO_INSTANCE,
     )
-    async def dashboard() -> StatusDashboard:
+    async def dashboard(instance: Instance = None) -> StatusDashboard:
+        one = watched(instance)
         last_hour = {"level": None, "trace_id": None, "contains": None, "since": "1h",
                      "limit": 10}
         errors: LogsReport | None = None
@@ -178,7 +205,7 @@ def observability_router(
             slow = await search("slow_requests", last_hour, slow_ms)
         except HTTPException:  # Loki down: the status page still answers, without logs
             pass
-        metrics = current()
+        metrics = current(one)
         points = monitor.history.points(min(3600.0, monitor.history.window))
         return StatusDashboard(
             service=service, environment=env, generated_at=datetime.now(timezone.utc),
@@ -186,7 +213,8 @@ def observability_router(
             alerts=alerts_report(), recent_errors=errors.records if errors else [],
             history_interval_seconds=monitor.history.interval,
             history_ts=[p.ts for p in points],
-            series=build_series(points, monitor.thresholds, monitor.signal_window),
+            series=build_series(points, monitor.thresholds, monitor.signal_window, one),
+            targets=TargetsReport.of(monitor),
             top_errors=[TopErrorGroup.model_validate(g) for g in await run_in_threadpool(top)],
             slow_requests=slow.records if slow else [],
         )

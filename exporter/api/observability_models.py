@@ -65,15 +65,16 @@ class Latency(BaseModel):
     p99: float | None
 
 
-def _by_subject(point: Point | None, name: str) -> dict[str, float]:
+def _by_subject(point: Point | None, name: str, instance: str | None) -> dict[str, float]:
     if point is None or name not in CATALOGUE:
         return {}
     signal = CATALOGUE.get(name)
-    return {signal.subject_key(k): v for k, v in sorted(point.values.get(name, {}).items())}
+    values = point.of(instance).get(name, {})
+    return {signal.subject_key(k): v for k, v in sorted(values.items())}
 
 
-def _one(point: Point | None, name: str) -> float | None:
-    return None if point is None else point.value(name)
+def _one(point: Point | None, name: str, instance: str | None) -> float | None:
+    return None if point is None else point.value(name, (), instance)
 
 
 class Figures(BaseModel):
@@ -96,23 +97,28 @@ class Figures(BaseModel):
     )
 
     @staticmethod
-    def fields_of(point: Point | None) -> dict[str, Any]:
-        """The fields of `point` (all empty before the first point)."""
+    def fields_of(point: Point | None, instance: str | None = None) -> dict[str, Any]:
+        """The fields of `point`, for all watched instances or one (all empty before the first
+        point)."""
+        def one(name: str) -> float | None:
+            return _one(point, name, instance)
+
+        def each(name: str) -> dict[str, float]:
+            return _by_subject(point, name, instance)
+
         return {
-            "cpu_usage_ratio": _one(point, "cpu_usage_ratio"),
-            "memory_usage_ratio": _one(point, "memory_usage_ratio"),
-            "disk_usage_ratio": _by_subject(point, "disk_usage_ratio"),
-            "qps": _one(point, "http_requests_per_second"),
-            "error_rate": _one(point, "http_error_ratio"),
+            "cpu_usage_ratio": one("cpu_usage_ratio"),
+            "memory_usage_ratio": one("memory_usage_ratio"),
+            "disk_usage_ratio": each("disk_usage_ratio"),
+            "qps": one("http_requests_per_second"),
+            "error_rate": one("http_error_ratio"),
             "latency_seconds": Latency(
-                p50=_one(point, "http_latency_p50_seconds"),
-                p95=_one(point, "http_latency_p95_seconds"),
-                p99=_one(point, "http_latency_p99_seconds")),
+                p50=one("http_latency_p50_seconds"), p95=one("http_latency_p95_seconds"),
+                p99=one("http_latency_p99_seconds")),
             "dependency_latency_seconds": {
-                **_by_subject(point, "database_latency_seconds"),
-                **_by_subject(point, "redis_latency_seconds")},
-            "queue_depth": _by_subject(point, "queue_depth"),
-            "signals": {s.name: _by_subject(point, s.name) for s in CATALOGUE},
+                **each("database_latency_seconds"), **each("redis_latency_seconds")},
+            "queue_depth": each("queue_depth"),
+            "signals": {s.name: each(s.name) for s in CATALOGUE},
         }
 
 
@@ -121,11 +127,13 @@ class CurrentMetrics(Figures):
 
     window: str = Field(description="what rates and percentiles are taken over "
                         "(render.rate_window of the thresholds file, as the rules' rate())")
+    instance: str | None = Field(
+        None, description="the watched instance these values are of; null: all of them")
 
     @classmethod
-    def of(cls, point: Point | None, window: str) -> CurrentMetrics:
-        """The newest point's values."""
-        return cls(window=window, **cls.fields_of(point))
+    def of(cls, point: Point | None, window: str, instance: str | None = None) -> CurrentMetrics:
+        """The newest point's values (of one watched instance, when given)."""
+        return cls(window=window, instance=instance, **cls.fields_of(point, instance))
 
 
 class HistoryPoint(Figures):
@@ -134,9 +142,10 @@ class HistoryPoint(Figures):
     ts: datetime
 
     @classmethod
-    def of(cls, point: Point) -> HistoryPoint:
-        """The model of a history `Point`."""
-        return cls(ts=utc(point.ts) or datetime.now(timezone.utc), **cls.fields_of(point))
+    def of(cls, point: Point, instance: str | None = None) -> HistoryPoint:
+        """The model of a history `Point` (of one watched instance, when given)."""
+        return cls(ts=utc(point.ts) or datetime.now(timezone.utc),
+                   **cls.fields_of(point, instance))
 
 
 class MetricsReport(BaseModel):

@@ -12,7 +12,7 @@ from exporter.config.settings import ENV_PREFIX, NAME_PATTERN, Settings
 
 # Field names whose values must never be echoed back in an error message.
 _SECRET_HINTS = (
-    "token", "password", "secret", "dsn", "url", "auth", "dependencies", "queues",
+    "token", "password", "secret", "dsn", "url", "auth", "dependencies", "queues", "targets",
 )
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
 from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queues
 from exporter.config.values import looks_like_dsn, split_list
+from exporter.config.watching import WatchSettings
 
 ENV_PREFIX = "EXPORTER_"
 
@@ -23,7 +24,7 @@ ENV_PREFIX = "EXPORTER_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
-class Settings(BaseSettings):
+class Settings(WatchSettings):
     """Every knob of the exporter; each field is read from `EXPORTER_<FIELD>`."""
 
     model_config = SettingsConfigDict(

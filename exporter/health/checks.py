@@ -173,6 +173,32 @@ def queue_checks(monitor: HealthMonitor, alerts: list[Alert] | None = None) -> l
 _PROBED = ("dependency", "queue")  # one check per configured dependency or queue
 
 
+def targets_check(monitor: HealthMonitor) -> Check | None:
+    """The watched apps (None when the sidecar watches its own registry): degraded naming each
+    target that is down or answers something else, while the others still count."""
+    source = monitor.targets
+    if source is None:
+        return None
+    check = Check("targets", "targets")
+    scrapes = source.last()
+    if source.file is not None and source.file.error is not None:
+        check.worsen("degraded", f"targets file: {source.file.error}")
+    if not scrapes:
+        check.worsen("degraded", "no target scraped yet" if source.targets() else
+                     "no targets: set EXPORTER_TARGETS or EXPORTER_TARGETS_FILE")
+        return check
+    check.checked_at = max(s.checked_at for s in scrapes)
+    for scrape in scrapes:
+        name = scrape.target.instance
+        check.details[name] = "up" if scrape.up else scrape.reason
+        if not scrape.up:
+            check.worsen("degraded", f"{name}: {scrape.reason}")
+    up = sum(1 for s in scrapes if s.up)
+    check.details["up"] = up
+    check.details["watched"] = len(scrapes)
+    return check
+
+
 def full_checks(monitor: HealthMonitor) -> list[Check]:
     """Every check: system, http, each dependency, each queue, and one per other signal group
     (Celery...) that has values or an alert."""
@@ -182,7 +208,9 @@ def full_checks(monitor: HealthMonitor) -> list[Check]:
               if group not in ("system", "http", *_PROBED) and (
                   any(a for a in _group(alerts, group)) or (point is not None and any(
                       point.values.get(s.name) for s in CATALOGUE if s.group == group)))]
+    targets = targets_check(monitor)
     return [
+        *([targets] if targets is not None else []),
         system_check(monitor, alerts),
         http_check(monitor, alerts),
         *dependency_checks(monitor, alerts),

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
@@ -38,17 +38,40 @@ def registry_source(registry: CollectorRegistry) -> Source:
     return read
 
 
+Values = Mapping[str, Mapping[Labels, float]]  # signal name -> subject labels -> value
+
+
 @dataclass(frozen=True)
 class Point:
     """Every signal's values at `ts`, by signal name and labels (the signal's subject)."""
 
     ts: float  # wall-clock time (time.time()) of the frame
-    values: Mapping[str, Mapping[Labels, float]]  # the overview: one value per subject
-    alerting: Mapping[str, Mapping[Labels, float]]  # what alerts judge: gauges per series
+    values: Values  # the overview: one value per subject, summed over (or the highest of) all
+    alerting: Values  # what alerts judge: gauges per series, the rest as the overview
+    instances: Mapping[str, Values] = field(default_factory=dict)  # per watched instance
 
-    def value(self, signal: str, labels: Labels = ()) -> float | None:
-        """One value of the overview, or None when the signal has none for `labels`."""
-        return self.values.get(signal, {}).get(labels)
+    def value(self, signal: str, labels: Labels = (), instance: str | None = None) -> (
+            float | None):
+        """One value of the overview (or of one instance), None when there is none."""
+        values = self.values if instance is None else self.instances.get(instance, {})
+        return values.get(signal, {}).get(labels)
+
+    def of(self, instance: str | None) -> Values:
+        """The overview, or one instance's values (empty for an instance unknown here)."""
+        return self.values if instance is None else self.instances.get(instance, {})
+
+
+def _split_instances(
+    signals: Mapping[str, Mapping[Labels, float]],
+) -> dict[str, dict[str, dict[Labels, float]]]:
+    """{signal: {labels with instance: v}} -> {instance: {signal: {labels without it: v}}}."""
+    out: dict[str, dict[str, dict[Labels, float]]] = {}
+    for name, values in signals.items():
+        for labels, value in values.items():
+            instance = dict(labels).get("instance", "")
+            rest = tuple(pair for pair in labels if pair[0] != "instance")
+            out.setdefault(instance, {}).setdefault(name, {})[rest] = value
+    return out
 
 
 class History:
@@ -62,6 +85,7 @@ class History:
         interval: float = 10.0,
         window: float = 3600.0,
         catalogue: Catalogue = CATALOGUE,
+        per_instance: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -76,6 +100,7 @@ class History:
         self.window = window  # how far back points are kept
         self.signal_window = signal_window  # what rates and quantiles are taken over
         self._catalogue = catalogue
+        self._per_instance = per_instance  # several apps are watched: keep each one's values
         self._reducer = Reducer(i for s in catalogue for i in s.query.inputs())
         self._clock = clock
         self._monotonic = monotonic
@@ -96,7 +121,10 @@ class History:
                 s.name: s.alert_values(window) if s.per_series else values[s.name]
                 for s in self._catalogue
             }
-            point = Point(frames[-1].wall, values, alerting)
+            instances = _split_instances(
+                {s.name: s.evaluate(window, per_instance=True) for s in self._catalogue}
+            ) if self._per_instance else {}
+            point = Point(frames[-1].wall, values, alerting, instances)
             self._points.append(point)
             return point
 

@@ -1,33 +1,44 @@
-"""The sidecar's health machinery for one registry: prober, history, alerts; started by lifespan."""
+"""The health machinery of what the sidecar watches: prober, history, alerts; one runtime part.
+
+What is watched: the app's own registry (the sidecar itself, or an app instrumented with the
+observability API), or the apps listed in EXPORTER_TARGETS / EXPORTER_TARGETS_FILE, scraped
+each history interval.
+"""
 
 from __future__ import annotations
 
-import threading
-import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Settings
 from exporter.config.dependencies import parse_dependency, parse_queues
+from exporter.config.targets import parse_targets
 from exporter.health.alerts import AlertEvaluator
 from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
-from exporter.health.history import History
+from exporter.health.history import History, Source
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.queue_collector import QueueCollector
 from exporter.health.sampler import HistorySampler
+from exporter.health.targets import TargetsSource
+from exporter.registry_parts import parts_on
 from exporter.thresholds import Thresholds, ThresholdsError, load_thresholds, parse_duration
 
-_lock = threading.Lock()
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, HealthMonitor] = (
-    weakref.WeakKeyDictionary()
-)
+
+@dataclass
+class _Current:
+    """The monitor that owns a registry's probe metrics now (one per registry)."""
+
+    monitor: HealthMonitor | None = field(default=None)
 
 
 class HealthMonitor:
-    """Probes, queue readings, the history ring and in-process alerts, wired to one registry.
+    """Probes, queue readings, the history ring and in-process alerts.
 
     Construction validates the thresholds file (raising `ThresholdsError`) and registers the
-    collectors; `start()` / `stop()` run and end the background threads.
+    probe collectors on `registry`; `start()` / `stop()` run and end the background threads.
+    A second monitor on the same registry replaces the first (its collectors are unregistered).
     """
 
     def __init__(
@@ -42,23 +53,22 @@ class HealthMonitor:
         self.thresholds = thresholds or load_thresholds(settings.thresholds_file)
         dependencies = [parse_dependency(n, u) for n, u in settings.dependencies.items()]
         queues = parse_queues(settings.queues)
-        with _lock:
-            previous = _by_registry.get(registry)
-            if previous is not None:  # a second app on the same registry replaces the first
-                previous.stop()
-                previous.unregister()
-            self._durations = ProbeDurations(registry)
-            self.runner = ProbeRunner(
-                dependencies, queues,
-                interval=settings.probe_interval_seconds,
-                timeout=settings.probe_timeout_seconds,
-                on_probe=self._durations.observe,
-            )
-            self._collectors = [
-                DependencyCollector(self.runner, registry),
-                QueueCollector(self.runner, registry),
-            ]
-            _by_registry[registry] = self
+        current = parts_on(registry).get_or_create("health monitor", _Current)
+        if current.monitor is not None:
+            current.monitor.stop()
+            current.monitor.unregister()
+        self._durations = ProbeDurations(registry)
+        self.runner = ProbeRunner(
+            dependencies, queues,
+            interval=settings.probe_interval_seconds,
+            timeout=settings.probe_timeout_seconds,
+            on_probe=self._durations.observe,
+        )
+        self._collectors = [
+            DependencyCollector(self.runner, registry),
+            QueueCollector(self.runner, registry),
+        ]
+        current.monitor = self
         # Rates and percentiles over the rules' window, so the verdicts here are Prometheus'.
         self.signal_window = self.thresholds.render.rate_window
         seconds = parse_duration(self.signal_window)
@@ -67,13 +77,21 @@ class HealthMonitor:
                 f"render.rate_window {self.signal_window} of the thresholds file must hold at "
                 "least two history samples: make EXPORTER_HISTORY_INTERVAL_SECONDS at most "
                 f"{seconds / 2:g} (it is {settings.history_interval_seconds:g})")
-        # With several workers, what `/metrics` serves (every worker's files added up), so the
-        # history, the alerts and the status page see the whole service, not one worker.
+        self.targets: TargetsSource | None = None
+        source: Source | CollectorRegistry
+        if settings.targets or settings.targets_file is not None:
+            self.targets = TargetsSource(
+                parse_targets(settings.targets),
+                Path(settings.targets_file) if settings.targets_file is not None else None,
+                timeout=settings.scrape_timeout_seconds)
+            source = self.targets
+        else:
+            # With several workers, what `/metrics` serves (every worker's files added up), so
+            # the history, the alerts and the status page see the whole service.
+            source = registry if history_source is None else history_source
         self.history = History(
-            registry if history_source is None else history_source,
-            signal_window=seconds,
-            interval=settings.history_interval_seconds,
-            window=settings.history_window_seconds,
+            source, signal_window=seconds, interval=settings.history_interval_seconds,
+            window=settings.history_window_seconds, per_instance=self.targets is not None,
         )
         self.alerts = AlertEvaluator(self.thresholds)
         self.sampler = HistorySampler(self.history, [self.alerts.evaluate])
@@ -83,10 +101,13 @@ class HealthMonitor:
         self.runner.start()
         self.sampler.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop both background threads; idempotent."""
-        self.runner.stop(timeout)
-        self.sampler.stop(timeout)
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop both background threads; idempotent. False when one did not end in time."""
+        probes = self.runner.stop(timeout)
+        history = self.sampler.stop(timeout)
+        if self.targets is not None:
+            self.targets.close()
+        return bool(probes) and bool(history)
 
     def unregister(self) -> None:
         """Remove this monitor's metrics from the registry."""
