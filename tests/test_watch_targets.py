@@ -15,11 +15,12 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 
-from exporter.app import create_app, instrument
+from exporter.app import create_app
 from exporter.config import SettingsError, load_settings
 from exporter.config.targets import parse_file_sd, parse_targets
 from exporter.health.scrape import NotPrometheusText, parse_samples
 from tests.asgi import SyncClient, serve_in_process, serve_in_thread
+from tests.watched_apps import shop
 
 API = "/api/v1/observability"
 THRESHOLDS = """
@@ -79,22 +80,6 @@ def test_the_parser_reads_what_is_wanted_and_refuses_html() -> None:
         parse_samples("<!doctype html>\n<html></html>", frozenset({"up"}))
 
 
-def app_instance() -> FastAPI:
-    """A user's app, instrumented, on a registry of its own (as in its own process)."""
-    app = FastAPI()
-
-    @app.get("/work")
-    async def work() -> dict[str, bool]:
-        return {"ok": True}
-
-    @app.get("/broken")
-    async def broken() -> None:
-        raise RuntimeError("broken on purpose")
-
-    instrument(app, load_settings(log_stdout=False), CollectorRegistry())
-    return app
-
-
 def html_app() -> FastAPI:
     app = FastAPI()
 
@@ -143,9 +128,9 @@ def drive(urls: list[str], per_second: float, seconds: float, broken_every: int 
 
 def test_two_instances_are_summed_and_one_down_is_named(tmp_path: Path) -> None:
     with ExitStack() as apps:
-        first = apps.enter_context(serve_in_thread(app_instance()))
+        first = apps.enter_context(serve_in_thread(shop()))
         second_stack = ExitStack()
-        second = second_stack.enter_context(serve_in_thread(app_instance()))
+        second = second_stack.enter_context(serve_in_thread(shop()))
         with sidecar(tmp_path, [first, second]) as client:
             targets = wait_for(client, f"{API}/targets",
                                lambda b: all(t["up"] for t in b["targets"]))
@@ -181,7 +166,7 @@ def test_a_target_answering_html_is_not_prometheus_text(tmp_path: Path) -> None:
 
 def test_the_targets_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
     listing = tmp_path / "targets.json"
-    with serve_in_thread(app_instance()) as first, serve_in_thread(app_instance()) as second:
+    with serve_in_thread(shop()) as first, serve_in_thread(shop()) as second:
         listing.write_text(json.dumps([{"targets": [first.removeprefix("http://")]}]))
         with sidecar(tmp_path, [], targets_file=listing) as client:
             wait_for(client, f"{API}/targets", lambda b: [t["up"] for t in b["targets"]] == [

@@ -27,6 +27,7 @@ from exporter.api.watched_models import TargetsReport
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
 from exporter.health.checks import database_checks, full_checks, redis_checks, system_check
+from exporter.health.engine_alerts import EngineAlerts
 from exporter.health.monitor import HealthMonitor
 from exporter.health.notifications import NotificationStore
 from exporter.logs.logql import LogSourceError, search_loki
@@ -79,13 +80,14 @@ def observability_router(
     slow_ms = slow_request_seconds(settings, monitor.thresholds) * 1000.0
 
     def current(instance: str | None = None) -> CurrentMetrics:
-        return CurrentMetrics.of(monitor.history.latest(), monitor.signal_window, instance)
+        return CurrentMetrics.of(monitor.history.latest(), monitor.signal_window, instance,
+                                 monitor.history.interval, monitor.history.failing)
 
     def watched(instance: str | None) -> str | None:
         """`instance` when the sidecar watches it; 404 naming those it watches otherwise."""
         if instance is None:
             return None
-        known = [t.instance for t in monitor.targets.targets()] if monitor.targets else []
+        known = [t.instance for t in TargetsReport.of(monitor).targets]
         if instance not in known:
             listed = ", ".join(known) if known else "none (the sidecar watches its own app)"
             raise HTTPException(status.HTTP_404_NOT_FOUND,
@@ -98,7 +100,12 @@ def observability_router(
 
     def alerts_report() -> AlertsReport:
         received = notifications.newest_first() if notifications is not None else None
-        return AlertsReport.of(monitor.alerts.active(), monitor.alerts.resolved(), received)
+        engines = monitor.alerts
+        if isinstance(engines, EngineAlerts):
+            source = "alertmanager" if engines.alertmanager is not None else "prometheus"
+            return AlertsReport.of(engines.active(), engines.resolved(), received, source,
+                                   engines.silences())
+        return AlertsReport.of(engines.active(), engines.resolved(), received)
 
     @router.get(
         "/health/full", response_model=HealthReport,

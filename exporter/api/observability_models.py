@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -129,11 +131,18 @@ class CurrentMetrics(Figures):
                         "(render.rate_window of the thresholds file, as the rules' rate())")
     instance: str | None = Field(
         None, description="the watched instance these values are of; null: all of them")
+    as_of: datetime | None = Field(None, description="when these values were read")
+    stale: bool = Field(False, description="true when they are older than two history "
+                        "intervals: the source (Prometheus, the targets) cannot be read")
 
     @classmethod
-    def of(cls, point: Point | None, window: str, instance: str | None = None) -> CurrentMetrics:
-        """The newest point's values (of one watched instance, when given)."""
-        return cls(window=window, instance=instance, **cls.fields_of(point, instance))
+    def of(cls, point: Point | None, window: str, instance: str | None = None,
+           interval: float = 10.0, failing: bool = False) -> CurrentMetrics:
+        """The newest point's values (of one watched instance, when given); stale when the
+        source `failing` could not give a newer one, or it is over two intervals old."""
+        stale = point is not None and (failing or time.time() - point.ts > 2 * interval)
+        return cls(window=window, instance=instance, as_of=utc(point.ts) if point else None,
+                   stale=stale, **cls.fields_of(point, instance))
 
 
 class HistoryPoint(Figures):
@@ -157,6 +166,10 @@ class MetricsReport(BaseModel):
     history: list[HistoryPoint]
 
 
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
 class AlertOut(BaseModel):
     """An alert instance: which threshold, on what, since when."""
 
@@ -167,8 +180,11 @@ class AlertOut(BaseModel):
     state: Literal["pending", "firing", "resolved"]
     summary: str
     labels: dict[str, str]
-    value: float = Field(description="the last evaluated value, in the signal's base unit")
-    threshold: float
+    value: float | None = Field(
+        description="the last evaluated value, in the signal's base unit (null when the engine "
+        "did not say)")
+    threshold: float | None = Field(description="null for an alert no threshold sets")
+    silenced: bool = Field(False, description="silenced or inhibited in Alertmanager")
     since: datetime = Field(description="when the condition became true")
     fired_at: datetime | None
     resolved_at: datetime | None
@@ -179,7 +195,8 @@ class AlertOut(BaseModel):
         return cls(
             alert=a.alert, key=a.key, signal=a.signal, severity=a.severity, state=a.state,
             summary=a.summary,
-            labels=dict(a.labels), value=a.value, threshold=a.threshold,
+            labels=dict(a.labels), value=_number(a.value), threshold=_number(a.threshold),
+            silenced=a.silenced,
             since=utc(a.since) or datetime.now(timezone.utc), fired_at=utc(a.fired_at),
             resolved_at=utc(a.resolved_at),
         )
@@ -195,11 +212,17 @@ class AlertsReport(BaseModel):
         default_factory=list,
         description="Alertmanager notifications received at /alerts/webhook, newest first",
     )
+    source: Literal["in-process", "prometheus", "alertmanager"] = Field(
+        "in-process", description="who evaluated them: the sidecar itself, or (over-Prometheus "
+        "mode) Prometheus' rules, firing ones as Alertmanager has them")
+    silences: list[dict[str, Any]] = Field(
+        default_factory=list, description="Alertmanager's active silences (its API v2 form)")
 
     @classmethod
     def of(
         cls, active: list[Alert], resolved: list[Alert],
         notifications: list[ReceivedNotification] | None = None,
+        source: str = "in-process", silences: list[dict[str, Any]] | None = None,
     ) -> AlertsReport:
         """A report of the evaluator's alerts (and the webhook's notifications)."""
         return cls(
@@ -207,6 +230,8 @@ class AlertsReport(BaseModel):
             pending=[AlertOut.of(a) for a in active if a.state == "pending"],
             resolved=[AlertOut.of(a) for a in resolved],
             notifications=notifications or [],
+            source=source,  # type: ignore[arg-type]
+            silences=silences or [],
         )
 
 

@@ -26,9 +26,10 @@ class TargetOut(BaseModel):
 class TargetsReport(BaseModel):
     """What is watched, and each target's state."""
 
-    watching: Literal["self", "targets"] = Field(
+    watching: Literal["self", "targets", "prometheus"] = Field(
         description="self: the app that serves this API; targets: the apps listed in "
-        "EXPORTER_TARGETS / EXPORTER_TARGETS_FILE")
+        "EXPORTER_TARGETS / EXPORTER_TARGETS_FILE; prometheus: the service as Prometheus has "
+        "it (EXPORTER_PROMETHEUS_URL, EXPORTER_SERVICE_SELECTOR), its instances as seen there")
     targets: list[TargetOut]
     file_error: str | None = Field(
         None, description="why EXPORTER_TARGETS_FILE could not be read (its last targets stay)")
@@ -37,6 +38,12 @@ class TargetsReport(BaseModel):
     def of(cls, monitor: HealthMonitor) -> TargetsReport:
         """The monitor's targets and their last scrapes."""
         source = monitor.targets
+        if monitor.engines:
+            point = monitor.history.latest()
+            seen = sorted(point.instances) if point is not None else []
+            return cls(watching="prometheus", file_error=None, targets=[TargetOut(
+                instance=name, url="", labels={}, up=None, reason="as Prometheus has it",
+                scraped_at=None, scrape_seconds=None, series=None) for name in seen if name])
         if source is None:
             return cls(watching="self", targets=[], file_error=None)
         last = {s.target.instance: s for s in source.last()}

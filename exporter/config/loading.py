@@ -49,8 +49,10 @@ def _allowed(field: str) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    field = str(error["loc"][0]) if error.get("loc") else "?"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not error.get("loc"):  # a rule across settings: its message names them (not the values)
+        return message
+    field = str(error["loc"][0])
     if message.startswith("String should match pattern"):
         message = "not in the expected form"  # the regex itself helps nobody
     message += _allowed(field)

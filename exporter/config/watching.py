@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 from exporter.config.targets import parse_targets
@@ -76,3 +76,19 @@ class WatchSettings(BaseSettings):
     @classmethod
     def _empty_secret(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _one_way_to_watch(self) -> WatchSettings:
+        if self.prometheus_url and (self.targets or self.targets_file is not None):
+            raise ValueError(
+                "EXPORTER_PROMETHEUS_URL and EXPORTER_TARGETS/EXPORTER_TARGETS_FILE are both set: "
+                "the sidecar reads the service from Prometheus or scrapes it, not both")
+        if self.prometheus_url and not self.service_selector:
+            raise ValueError(
+                "EXPORTER_SERVICE_SELECTOR: required with EXPORTER_PROMETHEUS_URL, the PromQL "
+                'matchers that pick the service\'s series, e.g. service="api" or job="api"')
+        if self.alertmanager_url and not self.prometheus_url:
+            raise ValueError(
+                "EXPORTER_ALERTMANAGER_URL needs EXPORTER_PROMETHEUS_URL: without Prometheus the "
+                "sidecar evaluates the alerts itself")
+        return self

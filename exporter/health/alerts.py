@@ -42,6 +42,7 @@ class Alert:
     since: float  # when the condition became true (Prometheus' activeAt)
     fired_at: float | None = None
     resolved_at: float | None = None
+    silenced: bool = False  # silenced or inhibited in Alertmanager (over-Prometheus mode)
 
 
 class AlertEvaluator:

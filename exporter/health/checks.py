@@ -12,6 +12,7 @@ value with its window ("HighErrorRate firing: Error rate 8.4 % over 5m > 5 %").
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,8 +60,12 @@ _QUEUE_STRUCTURES = frozenset({"list", "stream", "queue", "none"})
 
 def alert_reason(alert: Alert, window: str) -> str:
     """`HighErrorRate firing: Error rate 8.4 % over 5m > 5 %`, with the alert's subject."""
-    signal = CATALOGUE.get(alert.signal)
     subject = ", ".join(f"{k}={v}" for k, v in alert.labels)
+    if alert.signal not in CATALOGUE or alert.value != alert.value:  # no signal, no value
+        return (f"{alert.alert} {alert.state}" + (f" ({subject})" if subject else "")
+                + (f": {alert.summary}" if alert.summary else "")
+                + (" (silenced)" if alert.silenced else ""))
+    signal = CATALOGUE.get(alert.signal)
     over = "" if signal.per_series else f" over {window}"
     return (f"{alert.alert} {alert.state}" + (f" ({subject})" if subject else "")
             + f": {signal.title} {signal.format(alert.value)}{over}"
@@ -69,12 +74,17 @@ def alert_reason(alert: Alert, window: str) -> str:
 
 def _apply_alerts(check: Check, alerts: list[Alert], window: str) -> None:
     for alert in alerts:
-        severe = alert.state == "firing" and alert.severity == "critical"
+        severe = alert.state == "firing" and alert.severity == "critical" and not alert.silenced
         check.worsen("unhealthy" if severe else "degraded", alert_reason(alert, window))
 
 
+def _group_of(alert: Alert) -> str:
+    """An alert's check: its signal's group, or "alerts" for one no signal sets (TargetDown)."""
+    return CATALOGUE.get(alert.signal).group if alert.signal in CATALOGUE else "alerts"
+
+
 def _group(alerts: list[Alert], group: str) -> list[Alert]:
-    return [a for a in alerts if CATALOGUE.get(a.signal).group == group]
+    return [a for a in alerts if _group_of(a) == group]
 
 
 def signal_check(monitor: HealthMonitor, alerts: list[Alert], group: Kind) -> Check:
@@ -173,6 +183,27 @@ def queue_checks(monitor: HealthMonitor, alerts: list[Alert] | None = None) -> l
 _PROBED = ("dependency", "queue")  # one check per configured dependency or queue
 
 
+def engine_checks(monitor: HealthMonitor) -> list[Check]:
+    """One check per engine read (over-Prometheus mode): degraded naming it when its last
+    call failed, with why and since when the values shown are stale."""
+    checks = []
+    for engine in monitor.engines:
+        state = engine.state
+        check = Check(state.name, "engine", details={"url": state.url},
+                      checked_at=state.checked_at)
+        if state.up is None:
+            check.worsen("degraded", f"{state.name} not asked yet")
+        elif not state.up:
+            check.worsen("degraded", f"{state.name} at {state.url}: {state.reason}")
+        checks.append(check)
+    point = monitor.history.latest()
+    if monitor.engines and point is not None:
+        age = time.time() - point.ts
+        if age > 2 * monitor.history.interval:
+            checks[0].worsen("degraded", f"values are stale: the newest is {age:.0f} s old")
+    return checks
+
+
 def targets_check(monitor: HealthMonitor) -> Check | None:
     """The watched apps (None when the sidecar watches its own registry): degraded naming each
     target that is down or answers something else, while the others still count."""
@@ -204,12 +235,13 @@ def full_checks(monitor: HealthMonitor) -> list[Check]:
     (Celery...) that has values or an alert."""
     alerts = monitor.alerts.active()
     point = monitor.history.latest()
-    others = [group for group in dict.fromkeys(s.group for s in CATALOGUE)
+    others = [group for group in dict.fromkeys([*(s.group for s in CATALOGUE), "alerts"])
               if group not in ("system", "http", *_PROBED) and (
                   any(a for a in _group(alerts, group)) or (point is not None and any(
                       point.values.get(s.name) for s in CATALOGUE if s.group == group)))]
     targets = targets_check(monitor)
     return [
+        *engine_checks(monitor),
         *([targets] if targets is not None else []),
         system_check(monitor, alerts),
         http_check(monitor, alerts),

@@ -61,7 +61,7 @@ class Point:
         return self.values if instance is None else self.instances.get(instance, {})
 
 
-def _split_instances(
+def split_instances(
     signals: Mapping[str, Mapping[Labels, float]],
 ) -> dict[str, dict[str, dict[Labels, float]]]:
     """{signal: {labels with instance: v}} -> {instance: {signal: {labels without it: v}}}."""
@@ -74,13 +74,21 @@ def _split_instances(
     return out
 
 
+PointMaker = Callable[[], Point]  # makes the point of now by itself (queries Prometheus)
+
+
 class History:
-    """Frames of the last signal window and points of the last history window, oldest first."""
+    """Frames of the last signal window and points of the last history window, oldest first.
+
+    The points come from `source` (samples reduced into frames and evaluated here), or from
+    `points_from`, which makes each point itself (the over-Prometheus mode runs the PromQL).
+    """
 
     def __init__(
         self,
-        source: Source | CollectorRegistry,
+        source: Source | CollectorRegistry | None,
         *,
+        points_from: PointMaker | None = None,
         signal_window: float,
         interval: float = 10.0,
         window: float = 3600.0,
@@ -96,6 +104,8 @@ class History:
             )
         self._source = registry_source(source) if isinstance(source, CollectorRegistry) else (
             source)
+        self._points_from = points_from
+        self.failing = False  # the last point could not be made: the newest one is stale
         self.interval = interval
         self.window = window  # how far back points are kept
         self.signal_window = signal_window  # what rates and quantiles are taken over
@@ -110,8 +120,20 @@ class History:
         self._lock = threading.Lock()
 
     def record(self) -> Point:
-        """Read the source now, evaluate every signal, append the point; returns it."""
+        """Read the source now, evaluate every signal, append the point; returns it. When the
+        point cannot be made (Prometheus down), raises and keeps the points it had."""
+        if self._points_from is not None:
+            try:
+                point = self._points_from()
+            except Exception:
+                self.failing = True  # the points kept are now stale
+                raise
+            with self._lock:
+                self._points.append(point)
+            self.failing = False
+            return point
         with self._lock:
+            assert self._source is not None
             self._source(self._reducer)
             self._frames.append(self._reducer.frame(self._monotonic(), self._clock()))
             frames = list(self._frames)
@@ -121,7 +143,7 @@ class History:
                 s.name: s.alert_values(window) if s.per_series else values[s.name]
                 for s in self._catalogue
             }
-            instances = _split_instances(
+            instances = split_instances(
                 {s.name: s.evaluate(window, per_instance=True) for s in self._catalogue}
             ) if self._per_instance else {}
             point = Point(frames[-1].wall, values, alerting, instances)
@@ -136,6 +158,16 @@ class History:
             return ring
         since = ring[-1].ts - seconds
         return [p for p in ring if p.ts >= since]
+
+    def extend(self, points: list[Point]) -> None:
+        """Add points made elsewhere (a history read back from Prometheus), oldest first, before
+        any recorded since."""
+        with self._lock:
+            newer = list(self._points)
+            self._points.clear()
+            first = newer[0].ts if newer else float("inf")
+            self._points.extend(p for p in points if p.ts < first)
+            self._points.extend(newer)
 
     def latest(self) -> Point | None:
         """The newest point, or None before the first one."""

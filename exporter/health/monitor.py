@@ -11,14 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from exporter.config import Settings
 from exporter.config.dependencies import parse_dependency, parse_queues
 from exporter.config.targets import parse_targets
 from exporter.health.alerts import AlertEvaluator
 from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
+from exporter.health.engine_alerts import EngineAlerts
+from exporter.health.engines import EngineClient, PrometheusQueries
 from exporter.health.history import History, Source
 from exporter.health.probes.runner import ProbeRunner
+from exporter.health.prometheus_source import PrometheusPoints
 from exporter.health.queue_collector import QueueCollector
 from exporter.health.sampler import HistorySampler
 from exporter.health.targets import TargetsSource
@@ -78,7 +82,12 @@ class HealthMonitor:
                 "least two history samples: make EXPORTER_HISTORY_INTERVAL_SECONDS at most "
                 f"{seconds / 2:g} (it is {settings.history_interval_seconds:g})")
         self.targets: TargetsSource | None = None
-        source: Source | CollectorRegistry
+        self.engines: list[EngineClient] = []  # Prometheus, Alertmanager: over-Prometheus mode
+        self._prometheus: PrometheusPoints | None = None
+        source: Source | CollectorRegistry | None
+        if settings.prometheus_url:
+            self._over_prometheus(settings)
+            return
         if settings.targets or settings.targets_file is not None:
             self.targets = TargetsSource(
                 parse_targets(settings.targets),
@@ -93,8 +102,40 @@ class HealthMonitor:
             source, signal_window=seconds, interval=settings.history_interval_seconds,
             window=settings.history_window_seconds, per_instance=self.targets is not None,
         )
-        self.alerts = AlertEvaluator(self.thresholds)
+        self.alerts: AlertEvaluator | EngineAlerts = AlertEvaluator(self.thresholds)
         self.sampler = HistorySampler(self.history, [self.alerts.evaluate])
+
+    def _over_prometheus(self, settings: Settings) -> None:
+        """History from the catalogue's PromQL, alerts from Alertmanager (or Prometheus)."""
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
+
+        prometheus = EngineClient(
+            "prometheus", settings.prometheus_url, timeout=settings.engine_timeout_seconds,
+            username=settings.prometheus_username, password=secret(settings.prometheus_password),
+            bearer=secret(settings.prometheus_bearer_token), tenant=settings.prometheus_tenant)
+        alertmanager = EngineClient(
+            "alertmanager", settings.alertmanager_url, timeout=settings.engine_timeout_seconds,
+        ) if settings.alertmanager_url else None
+        self.engines = [prometheus, *([alertmanager] if alertmanager else [])]
+        self._prometheus = PrometheusPoints(
+            PrometheusQueries(prometheus), settings.service_selector, self.signal_window)
+        self.history = History(
+            None, points_from=self._prometheus,
+            signal_window=parse_duration(self.signal_window),
+            interval=settings.history_interval_seconds, window=settings.history_window_seconds)
+        alerts = EngineAlerts(prometheus, alertmanager, self.thresholds, settings.service_selector)
+        self.alerts = alerts
+        backfilled = False
+
+        def backfill_once() -> None:
+            nonlocal backfilled
+            if not backfilled and self._prometheus is not None:
+                backfilled = True  # once, even if it fails: the ring fills as it goes
+                self.history.extend(self._prometheus.backfill(
+                    min(self.history.window, 3600.0), self.history.interval))
+
+        self.sampler = HistorySampler(self.history, before=[backfill_once, alerts.refresh])
 
     def start(self) -> None:
         """Start probing and sampling in the background."""
@@ -107,6 +148,10 @@ class HealthMonitor:
         history = self.sampler.stop(timeout)
         if self.targets is not None:
             self.targets.close()
+        if self._prometheus is not None:
+            self._prometheus.close()
+        for engine in self.engines:
+            engine.close()
         return bool(probes) and bool(history)
 
     def unregister(self) -> None:
