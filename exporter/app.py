@@ -14,25 +14,17 @@ from starlette.applications import Starlette
 
 from exporter._version import __version__
 from exporter.api.alert_webhook import alert_webhook_router
-from exporter.api.errors import errors_router
 from exporter.api.invalid_input import reply_to_invalid_input
-from exporter.api.log_stream import log_stream_router
 from exporter.api.logs import logs_router
-from exporter.api.observability import PREFIX as OBSERVABILITY_PREFIX
-from exporter.api.observability import observability_router
-from exporter.api.status_page import status_page_router
 from exporter.config import Settings, load_settings, multiprocess_directory
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
-from exporter.health.monitor import HealthMonitor
-from exporter.health.notifications import NotificationStore
 from exporter.host import HostCollector
 from exporter.http.exposition import MetricsEndpoint, multiprocess_registry
 from exporter.http.metrics import http_metrics_for
 from exporter.http.middleware import PrometheusMiddleware
-from exporter.http.routes import route_templates
 from exporter.logs.setup import AppLogging
-from exporter.logs.tail import LogTail
+from exporter.observe import observe
 from exporter.registry_parts import parts_on
 from exporter.runtime import Runtime, runtime_of
 
@@ -49,8 +41,15 @@ def instrument(
     app: Starlette,
     settings: Settings | None = None,
     registry: CollectorRegistry | None = None,
+    *,
+    observability: bool = False,
 ) -> Starlette:
     """Add HTTP metrics, trace ids and a `/metrics` route to `app`; returns the same app.
+
+    `observability=True` also serves, inside the app and about it, the observability API
+    (`/api/v1/observability/...`), the errors API, the live log tail and the status page (at
+    EXPORTER_STATUS_PAGE_PATH, `/observability`), with its health checks, history and alerts
+    (see docs/health.md). The default stays metrics only.
 
     The middleware wraps the whole app, outside Starlette's error middleware, so a 500 produced
     from an unhandled exception is counted as the client saw it and carries `X-Trace-Id` too.
@@ -93,6 +92,8 @@ def instrument(
 
     app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]
     runtime.bind(app)
+    if observability:
+        observe(app, settings, registry, page_path=settings.status_page_path)
     return app
 
 
@@ -104,14 +105,7 @@ def create_app(
     if settings is None:
         settings = load_settings()
     registry = REGISTRY if registry is None else registry
-    multiproc_dir = multiprocess_directory()
-    monitor = HealthMonitor(  # probes, history, in-process alerts
-        settings, registry,
-        history_source=multiprocess_registry(multiproc_dir, registry) if multiproc_dir else None,
-    )
-    log_tail = LogTail(settings.log_tail_queue_lines, settings.log_tail_max_clients, registry)
     app = FastAPI(title="exporter sidecar", version=__version__)
-    app.state.health_monitor = monitor
     reply_to_invalid_input(app)
     demo_load = DemoLoad(settings, app) if settings.demo else None
 
@@ -125,26 +119,20 @@ def create_app(
     runtime = runtime_of(app)
     assert runtime is not None
     # The parts start in this order when the app starts, and stop in reverse: the error
-    # capture last, after the log sinks.
-    errors = enable_error_capture(app, settings)
-    runtime.attach("logs", AppLogging(app, settings, registry, listeners=[log_tail.publish]))
+    # capture last, after the log sinks, the monitor first.
+    enable_error_capture(app, settings)
+    logs = runtime.attach("logs", AppLogging(app, settings, registry))
     if demo_load is not None:
         runtime.attach("demo load", demo_load)
-    runtime.attach("health monitor", monitor)  # probes, history, in-process alerts
-    notifications = NotificationStore(settings.alert_notifications_kept)
+    # Watching itself, the live tail gets the lines as its writer writes them; watching other
+    # apps, it follows their daily files in EXPORTER_LOG_DIR.
+    watching_self = not (settings.targets or settings.targets_file or settings.prometheus_url)
+    seen = observe(app, settings, registry, page_path="/", tail_from_files=not watching_self)
+    if watching_self:
+        logs.listeners.append(seen.tail.publish)
+    app.state.health_monitor = seen.monitor
     app.include_router(logs_router(settings))
-    if errors.store is not None:
-        app.include_router(errors_router(errors.store, settings))
-    app.include_router(alert_webhook_router(settings, notifications))
-    app.include_router(observability_router(settings, monitor, errors.store, notifications))
-    app.include_router(log_stream_router(settings, log_tail))
-    app.include_router(status_page_router(settings))
-    # The status page and its API are the sidecar watching itself: counting their polling would
-    # put the page's own requests into the QPS, error rate and latency it shows. The log
-    # ingestion API is real work and stays counted.
-    runtime.excluded.extend(["/", *(
-        path for path in route_templates(app.routes) if path.startswith(OBSERVABILITY_PREFIX)
-    )])
+    app.include_router(alert_webhook_router(settings, seen.notifications))
     return app
 
 

@@ -74,7 +74,14 @@ def observability_router(
     """The router; mount it on the sidecar (or any app) with `include_router`. With
     `error_store`, the dashboard lists the top error groups; with `notifications`, the alerts
     list what Alertmanager sent to the webhook."""
-    router = APIRouter(prefix=PREFIX, tags=["observability"], **protected(settings))
+    guard = protected(settings)
+
+    def fresh() -> None:
+        # A worker that does not run the monitor reads the one that does (health/shared.py).
+        monitor.before_read()
+
+    router = APIRouter(prefix=PREFIX, tags=["observability"], responses=guard["responses"],
+                       dependencies=[*guard["dependencies"], Depends(fresh)])
     service, env = settings.service_name, settings.environment
     # Where the access log starts writing slow_requests_*.log: the same number here.
     slow_ms = slow_request_seconds(settings, monitor.thresholds) * 1000.0

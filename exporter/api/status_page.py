@@ -1,4 +1,5 @@
-"""`GET /`: the sidecar's status page, one self-contained HTML file shipped in the package.
+"""The status page, one self-contained HTML file shipped in the package: at `/` on the sidecar,
+at EXPORTER_STATUS_PAGE_PATH (`/observability`) in an app instrumented with the observability API.
 
 The page holds no data (it reads the token-guarded API from the browser), so it is served without
 the token. Its inline script and style are allowed by hash in a strict Content-Security-Policy:
@@ -33,8 +34,8 @@ def page_html() -> str:
     return resources.files("exporter").joinpath(PAGE).read_text(encoding="utf-8")
 
 
-def status_page_router(settings: Settings) -> APIRouter:
-    """The router serving the status page at `/`."""
+def status_page_router(settings: Settings, path: str = "/") -> APIRouter:
+    """The router serving the status page at `path` (`/` on the sidecar)."""
     router = APIRouter()
     # Telling the page up front spares it a 401 (which browsers log as an error) to find out.
     required = "true" if settings.api_token is not None else "false"
@@ -54,7 +55,7 @@ def status_page_router(settings: Settings) -> APIRouter:
     }
 
     @router.api_route(
-        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+        path, methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
     )
     async def status_page() -> HTMLResponse:
         return HTMLResponse(html, headers=headers)

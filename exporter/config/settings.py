@@ -212,6 +212,10 @@ class Settings(WatchSettings):
         description="live-tail lines held per client; beyond, lines are skipped and counted",
     )
     log_tail_max_clients: int = Field(16, ge=1, le=1000, description="live-tail clients at once")
+    status_page_path: str = Field(
+        "/observability", pattern=r"^/[A-Za-z0-9_./-]*$",
+        description="where an app instrumented with observability=True serves the status page "
+        "(the sidecar serves it at /)")
 
     # --- celery ---
     celery_metrics_port: int = Field(

@@ -112,6 +112,11 @@ class AlertEvaluator:
     def _active(self) -> list[Alert]:
         return [a for a in self._alerts.values() if a.state != "resolved"]
 
+    def restore(self, alerts: list[Alert]) -> None:
+        """Hold exactly `alerts` (another worker's, read from the host's state)."""
+        with self._lock:
+            self._alerts = {(a.key, a.labels): a for a in alerts}
+
     def active(self) -> list[Alert]:
         """Pending and firing alerts."""
         with self._lock:

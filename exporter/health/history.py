@@ -169,6 +169,12 @@ class History:
             self._points.extend(p for p in points if p.ts < first)
             self._points.extend(newer)
 
+    def replace(self, points: list[Point]) -> None:
+        """Hold exactly `points` (another worker's history, read from the host's state)."""
+        with self._lock:
+            self._points.clear()
+            self._points.extend(points)
+
     def latest(self) -> Point | None:
         """The newest point, or None before the first one."""
         with self._lock:

@@ -7,6 +7,7 @@ each history interval.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,10 @@ class HealthMonitor:
             QueueCollector(self.runner, registry),
         ]
         current.monitor = self
+        # Called before the API, the page or a scrape reads the state: a worker that does not
+        # run this monitor itself reads the one that does (health/shared.py).
+        self.before_read: Callable[[], None] = lambda: None
+        self.runner.before_read = lambda: self.before_read()
         # Rates and percentiles over the rules' window, so the verdicts here are Prometheus'.
         self.signal_window = self.thresholds.render.rate_window
         seconds = parse_duration(self.signal_window)

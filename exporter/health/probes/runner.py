@@ -56,6 +56,8 @@ class ProbeRunner(Worker):
         self._on_probe = on_probe
         self._threads = ProbeThreads()
         # Replaced whole (never mutated) so readers need no lock.
+        # Called before results are read: a worker that does not probe refreshes them there.
+        self.before_read: Callable[[], None] = lambda: None
         self._dependency_results: dict[str, ProbeResult] = {}
         self._queue_results: dict[tuple[str, str], QueueReading] = {}
         self.rounds = 0
@@ -67,11 +69,18 @@ class ProbeRunner(Worker):
 
     def dependency_results(self) -> dict[str, ProbeResult]:
         """The last result of each dependency probed so far, by name."""
+        self.before_read()
         return self._dependency_results
 
     def queue_results(self) -> dict[tuple[str, str], QueueReading]:
         """The last reading of each queue read so far, by (backend, queue)."""
+        self.before_read()
         return self._queue_results
+
+    def restore(self, dependencies: dict[str, ProbeResult],
+                queues: dict[tuple[str, str], QueueReading]) -> None:
+        """Hold these results (another worker's, read from the host's state)."""
+        self._dependency_results, self._queue_results = dependencies, queues
 
     async def _call(self, dep: Dependency) -> Reading:
         blocking = BLOCKING_PROBES.get(dep.kind)
