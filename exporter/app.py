@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,7 @@ from exporter._version import __version__
 from exporter.api.alert_webhook import alert_webhook_router
 from exporter.api.invalid_input import reply_to_invalid_input
 from exporter.api.logs import logs_router
-from exporter.config import Settings, load_settings, multiprocess_directory
+from exporter.config import Settings, load_settings, multiprocess_directory, unknown_variables
 from exporter.demo import DemoLoad, demo_router
 from exporter.errors.capture import enable_error_capture
 from exporter.host import HostCollector
@@ -59,6 +61,8 @@ def instrument(
     """
     if settings is None:
         settings = load_settings()
+        for problem in unknown_variables(os.environ):  # a typo would silently change nothing
+            logging.getLogger("exporter.config").warning("%s", problem)
     if registry is None:
         registry = REGISTRY
     if runtime_of(app) is not None:
@@ -106,6 +110,8 @@ def create_app(
         settings = load_settings()
     registry = REGISTRY if registry is None else registry
     app = FastAPI(title="exporter sidecar", version=__version__)
+    # httpx logs every request at INFO: the sidecar's scrapes and queries would flood its logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     reply_to_invalid_input(app)
     demo_load = DemoLoad(settings, app) if settings.demo else None
 

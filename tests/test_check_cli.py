@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from exporter.cli import main
-from tests.conftest import run_sidecar
+from tests.conftest import require_tcp, run_sidecar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +48,35 @@ def test_check_names_the_bad_variable(
     err = capsys.readouterr().err
     assert err.startswith("exporter: error: EXPORTER_PROBE_TIMEOUT_SECONDS:")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EXPORTER_PROT", "9500")
+    assert main(["check"]) == 0  # a warning...
+    assert "warning: EXPORTER_PROT: not a setting; did you mean EXPORTER_PORT?" in (
+        capsys.readouterr().out)
+    assert main(["check", "--strict"]) == 2  # ...an error when asked to be strict
+    assert capsys.readouterr().err.strip() == (
+        "exporter: error: EXPORTER_PROT: not a setting; did you mean EXPORTER_PORT?")
+
+
+def test_probe_says_what_answers_and_why_the_others_do_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_tcp("127.0.0.1", 6379, "Redis")
+    monkeypatch.setenv("EXPORTER_DEPENDENCIES",
+                       "cache=redis://127.0.0.1:6379/0,gone=redis://127.0.0.1:1/0")
+    monkeypatch.setenv("EXPORTER_LOKI_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("EXPORTER_TARGETS", "127.0.0.1:1")
+    assert main(["check", "--probe"]) == 1
+    out = capsys.readouterr().out
+    assert "reachable: 1 of 4" in out
+    assert "ok   dependency cache (redis, redis://127.0.0.1:6379/0): ok" in out
+    assert "FAIL dependency gone (redis, redis://127.0.0.1:1/0): ConnectionError" in out
+    assert "FAIL loki: connection refused" in out
+    assert "FAIL target http://127.0.0.1:1/metrics: connection refused" in out
 
 
 def test_serve_refuses_a_bad_thresholds_file_from_any_directory(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`exporter serve --demo` as a user runs it: live numbers, a clean scrape, a clean stop."""
+"""`exporter serve` as a user runs it (with the demo routes inside, EXPORTER_DEMO): live numbers,
+a clean scrape, a clean stop."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def demo_requests(text: str) -> float:
 
 
 def test_demo_sidecar_shows_live_numbers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    with run_sidecar(tmp_path, ["--demo"], env={"EXPORTER_DEMO_RATE": "40"}) as server:
+    with run_sidecar(tmp_path, env={"EXPORTER_DEMO": "true", "EXPORTER_DEMO_RATE": "40"}) as server:
         deadline = time.monotonic() + 15
         while demo_requests(scrape(server.url)) < 20 and time.monotonic() < deadline:
             time.sleep(0.25)
@@ -59,7 +60,7 @@ def test_demo_sidecar_shows_live_numbers_and_stops_cleanly_on_sigterm(tmp_path: 
 
 
 def test_ctrl_c_stops_without_a_traceback(tmp_path: Path) -> None:
-    with run_sidecar(tmp_path, ["--demo"]) as server:
+    with run_sidecar(tmp_path, env={"EXPORTER_DEMO": "true"}) as server:
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(timeout=15) in (0, 130)
     output = server.output()
@@ -69,7 +70,7 @@ def test_ctrl_c_stops_without_a_traceback(tmp_path: Path) -> None:
 
 
 def test_demo_config_can_be_changed_while_running(tmp_path: Path) -> None:
-    with run_sidecar(tmp_path, ["--demo"], env={"EXPORTER_DEMO_RATE": "0"}) as server:
+    with run_sidecar(tmp_path, env={"EXPORTER_DEMO": "true", "EXPORTER_DEMO_RATE": "0"}) as server:
         changed = httpx.put(
             server.url + "/demo/config",
             json={"error_ratio": 1.0, "slow_seconds": 0.0, "rate": 0},
@@ -89,7 +90,7 @@ def test_demo_config_can_be_changed_while_running(tmp_path: Path) -> None:
 
 def test_promtool_finds_no_problem_in_a_real_scrape(tmp_path: Path) -> None:
     promtool = require_binary("promtool", "prometheus")
-    with run_sidecar(tmp_path, ["--demo"], env={"EXPORTER_DEMO_RATE": "40"}) as server:
+    with run_sidecar(tmp_path, env={"EXPORTER_DEMO": "true", "EXPORTER_DEMO_RATE": "40"}) as server:
         deadline = time.monotonic() + 15
         while demo_requests(scrape(server.url)) < 10 and time.monotonic() < deadline:
             time.sleep(0.25)

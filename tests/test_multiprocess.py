@@ -32,7 +32,7 @@ def test_four_workers_report_exact_totals(tmp_path: Path) -> None:
         "EXPORTER_PROBE_INTERVAL_SECONDS": "0.2",
         "EXPORTER_HISTORY_INTERVAL_SECONDS": "0.5",
     }
-    with run_sidecar(tmp_path, ["--demo", "--workers", "4"], env=env) as server:
+    with run_sidecar(tmp_path, ["--workers", "4"], env={**env, "EXPORTER_DEMO": "true"}) as server:
         for _ in range(REQUESTS):
             # A new connection each time, so the kernel spreads requests over the workers.
             with httpx.Client(timeout=10) as client:

@@ -74,7 +74,7 @@ def test_every_expression_parses_and_the_panels_have_data(tmp_path: Path) -> Non
         "EXPORTER_DEMO_RATE": "30",
         "EXPORTER_DEMO_ERROR_RATIO": "0.2",
     }
-    with run_sidecar(tmp_path, ["--demo"], env) as sidecar:
+    with run_sidecar(tmp_path, [], {**env, "EXPORTER_DEMO": "true"}) as sidecar:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(ROOT / "prometheus" / "rules" / "*.yml")],

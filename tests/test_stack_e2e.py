@@ -76,7 +76,7 @@ def test_alerts_fire_and_resolve_through_alertmanager_to_the_webhook(tmp_path: P
     env = {"EXPORTER_API_TOKEN": token, "EXPORTER_SERVICE_NAME": SERVICE,
            "EXPORTER_DEMO_RATE": "40", "EXPORTER_DEMO_ERROR_RATIO": "0",
            "EXPORTER_DEMO_SLOW_SECONDS": "0.05"}
-    with run_sidecar(tmp_path, ["--demo"], env) as sidecar:
+    with run_sidecar(tmp_path, [], {**env, "EXPORTER_DEMO": "true"}) as sidecar:
         receiver = {"url": f"{sidecar.url}/api/v1/observability/alerts/webhook",
                     "send_resolved": True,
                     "http_config": {"authorization": {

@@ -96,7 +96,7 @@ def sidecar(tmp_path: Path) -> Any:
         "EXPORTER_HISTORY_INTERVAL_SECONDS": "0.5", "EXPORTER_DEMO_RATE": "20",
         "EXPORTER_DEMO_ERROR_RATIO": "0",
     }
-    with run_sidecar(tmp_path, ["--demo"], env=env) as server:
+    with run_sidecar(tmp_path, env={**env, "EXPORTER_DEMO": "true"}) as server:
         yield server
 
 

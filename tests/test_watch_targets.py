@@ -19,6 +19,7 @@ from exporter.app import create_app
 from exporter.config import SettingsError, load_settings
 from exporter.config.targets import parse_file_sd, parse_targets
 from exporter.health.scrape import NotPrometheusText, parse_samples
+from exporter.signals.frames import parse_labels
 from tests.asgi import SyncClient, serve_in_process, serve_in_thread
 from tests.watched_apps import shop
 
@@ -70,12 +71,15 @@ def test_the_parser_reads_what_is_wanted_and_refuses_html() -> None:
         "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"
         'http_requests_total{route="/a\\"b",status="200"} 7.0\n'
         'http_requests_total{route="/{id}",status="500"} 2 1700000000000\n'
+        'http_requests_total{route="/x",status="200"} 5.0 # {trace_id="a}b"} 0.002 1.7e9\n'
         "python_gc_objects_collected_total{generation=\"0\"} 100.0\n"
     )
     samples, lines = parse_samples(text, frozenset({"http_requests_total"}))
-    assert lines == 3
-    assert samples == [("http_requests_total", {"route": '/a"b', "status": "200"}, 7.0),
-                       ("http_requests_total", {"route": "/{id}", "status": "500"}, 2.0)]
+    assert lines == 4
+    assert [(name, parse_labels(series), value) for series, name, value in samples] == [
+        ("http_requests_total", {"route": '/a"b', "status": "200"}, 7.0),
+        ("http_requests_total", {"route": "/{id}", "status": "500"}, 2.0),
+        ("http_requests_total", {"route": "/x", "status": "200"}, 5.0)]  # not the exemplar
     with pytest.raises(NotPrometheusText, match="not Prometheus text: '<!doctype html>"):
         parse_samples("<!doctype html>\n<html></html>", frozenset({"up"}))
 

@@ -13,7 +13,7 @@ from exporter.config import load_settings
 
 
 def shop() -> FastAPI:
-    """/work answers at once, /broken raises (a 500), /slow takes 0.3 s."""
+    """/work answers at once, /broken raises (a 500), /slow takes 0.65 s."""
     app = FastAPI()
 
     @app.get("/work")
@@ -26,7 +26,7 @@ def shop() -> FastAPI:
 
     @app.get("/slow")
     async def slow() -> dict[str, bool]:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.65)
         return {"ok": True}
 
     instrument(app, load_settings(log_stdout=False), CollectorRegistry())

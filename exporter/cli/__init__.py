@@ -1,9 +1,10 @@
-"""The `exporter` command: `exporter serve [--demo]`, `check`, `render`, `version`."""
+"""The `exporter` command: `exporter serve [--demo]`, `demo`, `check`, `render`, `version`."""
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from exporter.config import (
     load_settings,
     multiprocess_directory,
     set_multiprocess_directory,
+    unknown_variables,
 )
 
 
@@ -39,13 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", help="worker processes (EXPORTER_WORKERS, default 1)")
     serve.add_argument(
         "--demo", action="store_true", default=None,
-        help="add demo routes and a light background load (EXPORTER_DEMO)",
+        help="also start the demo shop (exporter demo, its own process) and watch it",
     )
-    serve.add_argument("--demo-error-ratio", help="share of /demo/flaky calls that fail")
+    serve.add_argument("--demo-error-ratio", help="share of the demo's checkouts that fail")
     serve.add_argument("--log-level", help="debug, info, warning, error or critical")
+    demo = sub.add_parser(
+        "demo", help="run the demo shop alone: an instrumented app with background traffic")
+    demo.add_argument("--port", help="bind port (EXPORTER_PORT, default 9481 via "
+                      "EXPORTER_DEMO_PORT)")
     sub.add_parser("version", help="print the version")
     check = sub.add_parser("check", help="validate settings and thresholds; show what is monitored")
     check.add_argument("--thresholds", help="thresholds file (EXPORTER_THRESHOLDS_FILE)")
+    check.add_argument("--strict", action="store_true",
+                       help="an EXPORTER_* variable no setting reads is an error, not a warning")
+    check.add_argument("--probe", action="store_true",
+                       help="also try every dependency, queue, target, Loki, Prometheus and "
+                       "Alertmanager once, and say whether each answers")
     render = sub.add_parser(
         "render", help="write Prometheus rules, promtool tests and Grafana dashboards"
     )
@@ -60,23 +71,45 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {
         name: value
-        for name in ("host", "port", "workers", "demo", "demo_error_ratio", "log_level")
+        for name in ("host", "port", "workers", "demo_error_ratio", "log_level")
         if (value := getattr(args, name)) is not None
     }
+    if args.demo:
+        from exporter.demo.launch import demo_service, demo_watch_defaults
+
+        settings = _settings(overrides)
+        with demo_service(settings) as address:
+            overrides["targets"] = address
+            overrides.update(demo_watch_defaults(settings))
+            if not settings.dependencies:  # the shop's database, probed like yours would be
+                database = settings.demo_database_url or (
+                    f"sqlite:///{os.path.abspath(settings.data_dir)}/demo-shop.db")
+                overrides["dependencies"] = {"shop-db": database}
+            return _run_sidecar(overrides)
+    return _run_sidecar(overrides)
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
     try:
-        settings = load_settings(**overrides)
+        return load_settings(**overrides)
     except SettingsError as exc:  # name the flag the user typed, not only its variable
         message = str(exc)
         for name in overrides:
             message = message.replace(f"{env_name(name)}:", f"{_setting(name, overrides)}:")
         raise SettingsError(message) from None
+
+
+def _run_sidecar(overrides: dict[str, Any]) -> int:
+    settings = _settings(overrides)
+    for problem in unknown_variables(os.environ):
+        print(f"exporter: warning: {problem}", file=sys.stderr)
     from exporter.thresholds import load_thresholds
 
     load_thresholds(settings.thresholds_file)  # a bad file stops start-up before any worker
     _preflight(settings, overrides)
     # Worker processes read their settings from the environment: pass the flags on.
     for name, value in overrides.items():
-        os.environ[env_name(name)] = str(value)
+        os.environ[env_name(name)] = json.dumps(value) if isinstance(value, dict) else str(value)
 
     import uvicorn
 
@@ -100,6 +133,24 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
     )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """`exporter demo`: the demo shop alone, with its own defaults where nothing is set."""
+    from exporter.demo.launch import SHOP_DEFAULTS
+
+    overrides: dict[str, Any] = {name: value for name, value in SHOP_DEFAULTS.items()
+                                 if env_name(name) not in os.environ}
+    settings = _settings(overrides)
+    overrides["port"] = args.port if args.port is not None else settings.demo_port
+    settings = _settings(overrides)
+    import uvicorn
+
+    from exporter.demo.service import create_demo_app
+
+    uvicorn.run(create_demo_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level)
     return 0
 
 
@@ -168,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from exporter.cli.check import run_check
 
-            return run_check(args.thresholds)
+            return run_check(args.thresholds, strict=args.strict, probe=args.probe)
+        if args.command == "demo":
+            return _demo(args)
         if args.command == "render":
             from exporter.render.command import run_render
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
-from exporter.config import Settings, load_settings
+from exporter.config import Settings, SettingsError, load_settings, unknown_variables
 from exporter.config.dependencies import parse_dependency, parse_queues
 from exporter.thresholds import format_duration, load_thresholds
 
@@ -59,10 +60,27 @@ def report(settings: Settings) -> list[str]:
     return lines
 
 
-def run_check(thresholds_file: str | None = None) -> int:
-    """Print the report; `SettingsError` propagates to the CLI (exit 2)."""
+def run_check(thresholds_file: str | None = None, strict: bool = False,
+              probe: bool = False) -> int:
+    """Print the report; `SettingsError` propagates to the CLI (exit 2). `strict`: unknown
+    EXPORTER_* variables are errors; `probe`: try every endpoint once (exit 1 if one fails)."""
     overrides = {"thresholds_file": thresholds_file} if thresholds_file else {}
-    for line in report(load_settings(**overrides)):
+    settings = load_settings(**overrides)
+    unknown = unknown_variables(os.environ)
+    if unknown and strict:
+        raise SettingsError("; ".join(unknown))
+    for line in report(settings):
         print(line)
+    for problem in unknown:
+        print(f"warning: {problem}")
+    if probe:
+        from exporter.cli.probe import probe_all
+
+        results = probe_all(settings)
+        print(f"reachable: {sum(ok for _, ok, _ in results)} of {len(results)}")
+        for what, ok, reason in results:
+            print(f"  {'ok  ' if ok else 'FAIL'} {what}: {reason}")
+        if not all(ok for _, ok, _ in results):
+            return 1
     print("ok")
     return 0

@@ -6,7 +6,7 @@ A leaf: nothing here imports the rest of the package, which reads its settings f
 from __future__ import annotations
 
 from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
-from exporter.config.loading import SettingsError, env_name, load_settings
+from exporter.config.loading import SettingsError, env_name, load_settings, unknown_variables
 from exporter.config.multiprocess import (
     MULTIPROC_ENV,
     multiprocess_directory,
@@ -27,4 +27,5 @@ __all__ = [
     "multiprocess_directory",
     "ring_length",
     "set_multiprocess_directory",
+    "unknown_variables",
 ]

@@ -3,7 +3,9 @@ variable and what it allows."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,3 +70,23 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         text = "; ".join(_describe(dict(err)) for err in exc.errors())
         raise SettingsError(re.sub(r"\s+", " ", text)) from None
+
+
+# EXPORTER_* names that are not settings but ours all the same.
+NOT_SETTINGS = frozenset({"EXPORTER_REQUIRE_INTEGRATION"})  # the test suite's CI switch
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`EXPORTER_*` variables no setting reads, each with the closest setting's name when one is
+    close ("EXPORTER_PROT: not a setting; did you mean EXPORTER_PORT?")."""
+    fields = [field.upper() for field in Settings.model_fields]
+    found = []
+    for name in sorted(environ):
+        rest = name.removeprefix(ENV_PREFIX)
+        if rest == name or rest in fields or name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(rest, fields, n=1, cutoff=0.75)  # the prefix aside
+        found.append(f"{name}: not a setting" + (
+            f"; did you mean {ENV_PREFIX}{close[0]}?" if close else
+            " (docs/configuration.md lists them)"))
+    return found

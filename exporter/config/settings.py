@@ -58,10 +58,17 @@ class Settings(WatchSettings):
     )
     data_dir: Path = Field(Path("data"), description="where local state (error store, spool) lives")
     log_dir: Path = Field(Path("logs"), description="where the daily JSON log files are written")
-    demo: bool = Field(False, description="add the demo routes and their background load")
+    demo: bool = Field(False, description="serve the demo routes and their background load "
+                       "inside the sidecar (make run starts the demo shop apart instead)")
     demo_error_ratio: float = Field(0.02, ge=0.0, le=1.0, description="share of failing demo calls")
     demo_slow_seconds: float = Field(0.45, ge=0.0, le=30.0, description="latency of /demo/slow")
     demo_rate: float = Field(5.0, ge=0.0, le=1000.0, description="demo requests per second")
+    demo_port: int = Field(9481, ge=1, le=65535, description="port of the demo service that "
+                           "`exporter serve --demo` starts")
+    demo_database_url: str = Field(
+        "", description="the demo shop's SQL database: empty for an SQLite file in "
+        "EXPORTER_DATA_DIR, or postgresql://...")
+    demo_redis_url: str = Field("", description="a Redis the demo shop caches items in")
     # --- logs ---
     log_stdout: bool = Field(True, description="also write the JSON log lines to stdout")
     log_retention_days: int = Field(30, ge=1, le=3650, description="days the daily files are kept")

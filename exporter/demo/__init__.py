@@ -46,8 +46,13 @@ class DemoLoad:
     """Sends the demo mix through `app` itself (in process), at `rate` requests per second; a
     part of the app's runtime, started and stopped with it."""
 
-    def __init__(self, settings: Settings, app: FastAPI) -> None:
+    def __init__(
+        self, settings: Settings, app: FastAPI,
+        mix: tuple[tuple[str, float], ...] | None = None,
+    ) -> None:
         self.app = app
+        # (path, share): "{n}" in a path becomes 1..500; "POST /path" is posted.
+        self.mix = mix or _MIX
         self.config = DemoConfig(
             error_ratio=settings.demo_error_ratio,
             slow_seconds=settings.demo_slow_seconds,
@@ -74,9 +79,10 @@ class DemoLoad:
 
     async def _run(self, app: FastAPI) -> None:
         in_flight: set[asyncio.Task[Any]] = set()
-        transport = httpx.ASGITransport(app=app)
-        paths = [path for path, _ in _MIX]
-        weights = [weight for _, weight in _MIX]
+        # A route that raises answers 500 as a server would: the load must not fail on it.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        paths = [path for path, _ in self.mix]
+        weights = [weight for _, weight in self.mix]
         async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
             try:
                 while True:
@@ -88,8 +94,9 @@ class DemoLoad:
                     if len(in_flight) >= _MAX_IN_FLIGHT:
                         continue
                     path = self._random.choices(paths, weights)[0]
-                    path = path.replace("{n}", str(self._random.randint(1, 500)))
-                    task = asyncio.create_task(client.get(path))
+                    path = path.replace("{n}", str(self._random.randint(1, 520)))
+                    method, _, path = path.rpartition(" ")
+                    task = asyncio.create_task(client.request(method or "GET", path))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
             finally:

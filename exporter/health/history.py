@@ -27,13 +27,25 @@ from exporter.signals import CATALOGUE, Catalogue, Frame, Labels, Reducer, Windo
 Source = Callable[[Reducer], None]
 
 
-def registry_source(registry: CollectorRegistry) -> Source:
-    """A source that reads `registry` (its own CPU window, apart from the scrapes')."""
+def registry_source(registry: CollectorRegistry, only: tuple[str, ...] = ()) -> Source:
+    """A source that reads `registry` (its own CPU window, apart from the scrapes'); the
+    families whose name starts with one of `only`, when given."""
 
     def read(reducer: Reducer) -> None:
         with cpu_reader("history"):
             for family in registry.collect():
-                reducer.add((s.name, s.labels, s.value) for s in family.samples)
+                if not only or family.name.startswith(only):
+                    reducer.add((s.name, s.labels, s.value) for s in family.samples)
+
+    return read
+
+
+def both(*sources: Source) -> Source:
+    """A source that reads each of `sources` in turn."""
+
+    def read(reducer: Reducer) -> None:
+        for source in sources:
+            source(reducer)
 
     return read
 

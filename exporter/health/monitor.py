@@ -21,7 +21,7 @@ from exporter.health.alerts import AlertEvaluator
 from exporter.health.dependency_collector import DependencyCollector, ProbeDurations
 from exporter.health.engine_alerts import EngineAlerts
 from exporter.health.engines import EngineClient, PrometheusQueries
-from exporter.health.history import History, Source
+from exporter.health.history import History, Source, both, registry_source
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.prometheus_source import PrometheusPoints
 from exporter.health.queue_collector import QueueCollector
@@ -98,7 +98,8 @@ class HealthMonitor:
                 parse_targets(settings.targets),
                 Path(settings.targets_file) if settings.targets_file is not None else None,
                 timeout=settings.scrape_timeout_seconds)
-            source = self.targets
+            # The apps' series, and this sidecar's own probes of their dependencies and queues.
+            source = both(self.targets, registry_source(registry, ("dependency_", "queue_")))
         else:
             # With several workers, what `/metrics` serves (every worker's files added up), so
             # the history, the alerts and the status page see the whole service.

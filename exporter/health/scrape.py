@@ -19,13 +19,12 @@ import httpx
 
 from exporter.config.targets import Target
 
-# Classic text first: it is what every client library serves, and it carries all we read.
-ACCEPT = "text/plain;version=0.0.4;q=1.0, application/openmetrics-text;version=1.0.0;q=0.5"
+# The classic text only: every client library serves it, and it carries all we read (not the
+# exemplars, which OpenMetrics adds after the value).
+ACCEPT = "text/plain;version=0.0.4"
 _SAMPLE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?[ \t]+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
-_UNESCAPE = re.compile(r"\\(.)")
-Sample = tuple[str, dict[str, str], float]
+Sample = tuple[str, str, float]  # (series as written, name, value)
 _CHECKED_LINES = 20
 
 
@@ -33,14 +32,10 @@ class NotPrometheusText(ValueError):
     """The body is not the Prometheus text format (an HTML page, JSON...)."""
 
 
-def _unescape(value: str) -> str:
-    if "\\" not in value:
-        return value
-    return _UNESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
-
-
 def parse_samples(text: str, wanted: frozenset[str]) -> tuple[list[Sample], int]:
-    """(the samples whose name is in `wanted`, how many sample lines there were).
+    """(the samples whose name is in `wanted`, how many sample lines there were); a sample is
+    (its series as written, `name{labels}`, the name, the value): the labels are parsed by the
+    reducer once per series, not here on every scrape.
 
     `NotPrometheusText` when one of the first lines, or a line read, is neither a comment nor
     a sample.
@@ -50,23 +45,31 @@ def parse_samples(text: str, wanted: frozenset[str]) -> tuple[list[Sample], int]
     for line in text.splitlines():
         if not line or line[0] == "#" or line.isspace():
             continue
-        cut = min((i for i in (line.find("{"), line.find(" ")) if i >= 0), default=len(line))
-        name = line[:cut]
+        brace, space = line.find("{"), line.find(" ")
+        labelled = brace != -1 and (space == -1 or brace < space)
+        name = line[:brace] if labelled else line[:space] if space != -1 else line
         lines += 1
+        read = name in wanted
         # Lines not read are only checked at the top: an HTML page fails there, and checking
         # all of a large exposition would cost more than the lines read.
-        if name not in wanted and lines > _CHECKED_LINES:
+        if not read and lines > _CHECKED_LINES:
             continue
-        match = _SAMPLE.match(line)
-        if match is None:
+        if lines <= _CHECKED_LINES and _SAMPLE.match(line) is None:
             raise NotPrometheusText(f"not Prometheus text: {line.strip()[:60]!r}")
-        labels = {k: _unescape(v) for k, v in _LABEL.findall(match.group(2) or "")}
+        if not read:
+            continue
+        if " # " in line:  # an OpenMetrics exemplar after the value: `... 3.0 # {trace_id=..}`
+            match = _SAMPLE.match(line)
+            if match is None:
+                raise NotPrometheusText(f"not Prometheus text: {line.strip()[:60]!r}")
+            end = match.end(2) if labelled else len(name)
+        else:
+            end = line.rfind("}") + 1 if labelled else len(name)  # a value holds no brace
         try:
-            value = float(match.group(3))
-        except ValueError:
+            value = float(line[end:].split(None, 1)[0])
+        except (ValueError, IndexError):
             raise NotPrometheusText(f"not Prometheus text: {line.strip()[:60]!r}") from None
-        if name in wanted:
-            found.append((name, labels, value))
+        found.append((line[:end], name, value))
     return found, lines
 
 

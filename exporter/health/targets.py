@@ -83,7 +83,7 @@ class TargetsSource:
         scrapes = self._scraper.scrape_all(self.targets(), reducer.names)
         for scrape in scrapes:
             if scrape.up:
-                reducer.add(scrape.samples, scrape.target.instance)
+                reducer.add_text(scrape.samples, scrape.target.instance)
         previous = {s.target.instance: s for s in self.last()}
         for scrape in scrapes:
             before = previous.get(scrape.target.instance)

@@ -75,6 +75,29 @@ def labels_of(keep: Sequence[str], key: Key, by: Iterable[str] | None) -> Labels
 Sample = tuple[str, Mapping[str, str], float]  # (name, labels, value) as a scrape gives it
 
 
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def parse_labels(series: str) -> dict[str, str]:
+    """The labels of a series as the text format writes it: `name{a="1",b="x\\"y"}`."""
+    inner = series[series.find("{") + 1:series.rfind("}")] if "{" in series else ""
+    return {k: _ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+            if "\\" in v else v for k, v in _LABEL.findall(inner)}
+
+
+class _Series:
+    """One series as the reducer knows it: its last raw value, the frame it was last seen in,
+    and which inputs read it under which key (worked out once, when it is first seen)."""
+
+    __slots__ = ("last", "reads", "seen")
+
+    def __init__(self, reads: tuple[tuple[Input, Key], ...]) -> None:
+        self.last: float | None = None
+        self.seen = -1
+        self.reads = reads
+
+
 class Reducer:
     """Reduces each interval's samples, from one registry or several instances, to a `Frame`.
 
@@ -86,6 +109,10 @@ class Reducer:
     the series are steady; inside the first window after a restart it may differ by the
     extrapolation Prometheus applies to each series near zero. Series unseen for `forget`
     frames are forgotten (a target back after longer reads as new).
+
+    What a series feeds (which inputs, under which keys) is worked out when it is first seen
+    and kept with it: a later interval costs a dictionary look-up per sample, which is what
+    makes fifty targets of 2,000 series each affordable (bench/sidecar_scale.py).
     """
 
     def __init__(self, inputs: Iterable[Input], forget: int = 360) -> None:
@@ -93,58 +120,75 @@ class Reducer:
         for source in dict.fromkeys(inputs):  # each input once, in order
             self._by_name.setdefault(source.name, []).append(source)
         self._forget = forget
-        # Per counter series: (last raw value, the frame it was seen in); per input key, the total.
-        self._last: dict[tuple[Input, str, Key, Labels | str], tuple[float, int]] = {}
+        self._series: dict[str, dict[Any, _Series]] = {}  # per instance, by series identity
         self._totals: dict[Input, dict[Key, float]] = {}
         self._values: dict[Input, dict[Key, float]] = {}
         self._raw: dict[Input, dict[Key, float]] = {}
         self._fresh: set[tuple[Input, Key]] = set()  # keys first seen in this interval
         self._frames = 0  # frames made so far: the number of the one being filled
+        # What series feed, shared: the routes of one target all feed the same few keys.
+        self._reads: dict[tuple[tuple[Input, Key], ...], tuple[tuple[Input, Key], ...]] = {}
 
     @property
     def names(self) -> frozenset[str]:
         """The sample names any input reads (a scrape parser may skip the others)."""
         return frozenset(self._by_name)
 
+    def _plan(self, name: str, labels: Mapping[str, str], instance: str) -> _Series:
+        reads = tuple(
+            (source, tuple((labels.get(label) or instance) if label == "instance" else
+                           labels.get(label, "") for label in source.keep))
+            for source in self._by_name.get(name, ()) if source.matches(labels))
+        return _Series(self._reads.setdefault(reads, reads))
+
     def add(self, samples: Iterable[Sample], instance: str = "") -> None:
-        """Reduce `samples` of one source; `instance` labels those without one."""
+        """Reduce `samples` (name, labels, value) of one source; `instance` labels those
+        without one."""
+        known = self._series.setdefault(instance, {})
         by_name = self._by_name
         for name, labels, value in samples:
-            readers = by_name.get(name)
-            if readers is None or value != value:  # not read, or NaN (a stale marker)
+            if name not in by_name or value != value:  # not read, or NaN (a stale marker)
                 continue
-            for source in readers:
-                if source.matches(labels):
-                    self._take(source, name, labels, value, instance)
+            ident = (name, tuple(sorted(labels.items())))
+            series = known.get(ident)
+            if series is None:
+                series = known[ident] = self._plan(name, labels, instance)
+            self._take(series, value)
 
-    def _take(self, source: Input, name: str, labels: Mapping[str, str], value: float,
-              instance: str) -> None:
-        key = tuple(
-            (labels.get(label) or instance) if label == "instance" else labels.get(label, "")
-            for label in source.keep
-        )
-        series = self._values.setdefault(source, {})
-        if source.kind == "gauge":
-            if key not in series or value > series[key]:
-                series[key] = value
-            return
-        ident = (source, instance, key, tuple(sorted(labels.items())))
-        previous = self._last.get(ident)
-        self._last[ident] = (value, self._frames)
-        totals = self._totals.setdefault(source, {})
-        if key not in totals:  # a new key starts where its series stand
-            totals[key] = 0.0
-            self._fresh.add((source, key))
-        if (source, key) in self._fresh:
-            increase = value
-        elif previous is None:  # a series new to a known key: its first sample counts nothing
-            increase = 0.0
-        else:
-            increase = value if value < previous[0] else value - previous[0]
-        totals[key] += increase
-        series[key] = totals[key]
-        raw = self._raw.setdefault(source, {})
-        raw[key] = raw.get(key, 0.0) + value
+    def add_text(self, samples: Iterable[tuple[str, str, float]], instance: str) -> None:
+        """Reduce samples as a scrape's text gives them: (`name{labels}` as written, name,
+        value); the labels are parsed once per series, when it is first seen."""
+        known = self._series.setdefault(instance, {})
+        for text, name, value in samples:
+            series = known.get(text)
+            if series is None:
+                series = known[text] = self._plan(name, parse_labels(text), instance)
+            if value == value:
+                self._take(series, value)
+
+    def _take(self, series: _Series, value: float) -> None:
+        previous = series.last if self._frames - series.seen <= self._forget else None
+        series.last, series.seen = value, self._frames
+        for source, key in series.reads:
+            values = self._values.setdefault(source, {})
+            if source.kind == "gauge":
+                if key not in values or value > values[key]:
+                    values[key] = value
+                continue
+            totals = self._totals.setdefault(source, {})
+            if key not in totals:  # a new key starts where its series stand
+                totals[key] = 0.0
+                self._fresh.add((source, key))
+            if (source, key) in self._fresh:
+                increase = value
+            elif previous is None:  # a series new to a known key: its first sample counts nothing
+                increase = 0.0
+            else:
+                increase = value if value < previous else value - previous
+            totals[key] += increase
+            values[key] = totals[key]
+            raw = self._raw.setdefault(source, {})
+            raw[key] = raw.get(key, 0.0) + value
 
     def frame(self, at: float, wall: float) -> Frame:
         """The frame of what was added since the last frame; the next interval starts."""
@@ -154,7 +198,12 @@ class Reducer:
         self._frames += 1
         if self._frames % 64 == 0:  # now and then: a scan of every series costs
             stale = self._frames - self._forget
-            self._last = {k: v for k, v in self._last.items() if v[1] >= stale}
+            for instance, known in list(self._series.items()):
+                kept = {k: v for k, v in known.items() if v.seen >= stale}
+                if kept:
+                    self._series[instance] = kept
+                else:
+                    del self._series[instance]
         return frame
 
 
