@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter.config import Settings, SettingsError
+from exporter.kubernetes_options import KubernetesOptions
 from exporter.signals import CATALOGUE
 
 PACKAGED_NAME = "thresholds.yaml"
@@ -108,6 +109,8 @@ class RenderOptions(BaseModel):
     rate_window: str = Field("5m", description="range of the recording rules' rate()")
     grafana_url: str = Field("http://localhost:3000", pattern=r"^https?://\S+[^/]$")
     runbook_url: str = Field("docs/runbooks.md", pattern=r"^\S+$")
+    kubernetes: KubernetesOptions = Field(
+        default_factory=lambda: KubernetesOptions.model_validate({}))
 
     @field_validator("rate_window", mode="before")
     @classmethod
