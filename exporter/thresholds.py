@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter.config import Settings, SettingsError
+from exporter.kubernetes_options import KubernetesOptions, is_absolute
 from exporter.signals import CATALOGUE
 
 PACKAGED_NAME = "thresholds.yaml"
@@ -108,6 +109,18 @@ class RenderOptions(BaseModel):
     rate_window: str = Field("5m", description="range of the recording rules' rate()")
     grafana_url: str = Field("http://localhost:3000", pattern=r"^https?://\S+[^/]$")
     runbook_url: str = Field("docs/runbooks.md", pattern=r"^\S+$")
+    kubernetes: KubernetesOptions = Field(
+        default_factory=lambda: KubernetesOptions.model_validate({}))
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook_link(cls, value: str) -> str:
+        # An absolute address opens from Slack and e-mail; a path (the shipped default) is
+        # shown as text. Anything else would be a link that cannot open.
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) and not is_absolute(value):
+            raise ValueError(f"must be an http(s) address with a host, or a path in the "
+                             f"repository such as docs/runbooks.md (got {value!r})")
+        return value
 
     @field_validator("rate_window", mode="before")
     @classmethod

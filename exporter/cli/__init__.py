@@ -58,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="also try every dependency, queue, target, Loki, Prometheus and "
                        "Alertmanager once, and say whether each answers")
     render = sub.add_parser(
-        "render", help="write Prometheus rules, promtool tests and Grafana dashboards"
+        "render", help="write Prometheus rules, promtool tests and Grafana dashboards, or "
+        "with --target kubernetes the same as Kubernetes objects in deploy/kubernetes/"
+    )
+    render.add_argument(
+        "--target", choices=("stack", "kubernetes"), default="stack",
+        help="stack (default): prometheus/, grafana/dashboards/, docs/signals.md; kubernetes: "
+        "deploy/kubernetes/ (docs/kubernetes.md)",
     )
     render.add_argument("--thresholds", help="default: OUT/thresholds.yaml, else the packaged one")
     render.add_argument("--out", default=".", help="repository root to write into (default: .)")
@@ -225,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             from exporter.render.command import run_render
 
-            return run_render(args.thresholds, args.out, args.check)
+            return run_render(args.thresholds, args.out, args.check, args.target)
         return _serve(args)
     except SettingsError as exc:
         print(f"exporter: error: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ from exporter.render.links import dashboard_url, runbook_url
 from exporter.render.rule import AlertRule, threshold_text
 from exporter.render.stack import stack_rules
 from exporter.signals import CATALOGUE
-from exporter.signals.rules import alert_value
+from exporter.signals.rules import alert_value, recording_groups
 from exporter.thresholds import Threshold, Thresholds, format_duration
 
 ALERTING_GROUP = "exporter-alerts"
@@ -67,3 +67,10 @@ def alerting_group(thresholds: Thresholds) -> dict[str, Any]:
         "name": ALERTING_GROUP,
         "rules": [rule_entry(r, thresholds) for r in alert_rules(thresholds)],
     }
+
+
+def rule_groups(thresholds: Thresholds) -> list[dict[str, Any]]:
+    """Every rule group: the recording groups, then the alerting group (a PrometheusRule
+    holds them all; prometheus/rules/ splits them in two files)."""
+    window = thresholds.render.rate_window
+    return [*recording_groups(CATALOGUE, window), alerting_group(thresholds)]
