@@ -46,7 +46,7 @@ def test_a_pod_with_two_workers_is_one_series_set_labelled_with_its_service(
     metrics_dir = tmp_path / "multiproc"
     metrics_dir.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "EXPORTER_DEMO_RATE": "0"}
-    with run_sidecar(tmp_path, ["--demo", "--workers", "2"], env) as app:
+    with run_sidecar(tmp_path, ["--workers", "2"], {**env, "EXPORTER_DEMO": "true"}) as app:
         for _ in range(REQUESTS):  # a new connection each time: the workers share them
             with httpx.Client(timeout=10) as client:
                 assert client.get(app.url + "/demo/fast").status_code == 200
