@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sentry_sdk
@@ -190,3 +191,17 @@ def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
         "errors_sentry_dropped_total", {"reason": "group_interval"}) == 19
     assert registry.get_sample_value(
         "errors_sentry_dropped_total", {"reason": "rate_limited"}) == 40 - len(types) - 19
+
+
+def test_sentry_sdks_own_scrubber_also_judges_names_by_our_words() -> None:
+    from exporter.errors.sentry_scrub import event_scrubber
+
+    event: dict[str, Any] = {
+        "request": {"headers": {"X-Stripe-Key": "sk-1", "X-Keyboard": "us", "Cookie": "c"}},
+        "extra": {"passphrase": "p-2", "keyword": "shoes", "nested": {"api_key": "k-3"}},
+    }
+    event_scrubber().scrub_event(event)
+    text = json.dumps(event, default=lambda value: f"<{value.value}>")
+    assert "sk-1" not in text and "p-2" not in text and "k-3" not in text and '"c"' not in text
+    assert event["request"]["headers"]["X-Keyboard"] == "us"
+    assert event["extra"]["keyword"] == "shoes"

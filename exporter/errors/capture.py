@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
-from exporter.errors.scrub import scrub_text
+from exporter.errors.scrub import safe_str, scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
 from exporter.http.middleware import CompletedRequest, current_request
@@ -190,8 +190,8 @@ class ErrorLogHandler(logging.Handler):
             return
         try:
             message = scrub_text(record.getMessage())[:500]
-        except Exception:
-            message = str(record.msg)[:500]
+        except Exception:  # bad %-arguments: the template, scrubbed too
+            message = scrub_text(safe_str(record.msg))[:500]
         self._capture.capture(exc, context={"logger": record.name, "log_message": message})
 
 
