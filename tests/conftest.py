@@ -18,6 +18,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.sentry_receiver import SentryReceiver, sentry_receiver
+
 # In CI (.ci/run sets it) a missing binary or server fails the test instead of skipping it.
 REQUIRE_INTEGRATION = os.environ.get("EXPORTER_REQUIRE_INTEGRATION") == "1"
 
@@ -62,6 +64,14 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+@pytest.fixture
+def sentry_endpoint() -> Iterator[SentryReceiver]:
+    """The in-test Sentry endpoint (tests/sentry_receiver.py), which must see no protocol error."""
+    with sentry_receiver() as running:
+        yield running
+    assert running.errors == []
 
 
 @pytest.fixture

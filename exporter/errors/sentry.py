@@ -19,8 +19,19 @@ from exporter._version import __version__
 from exporter.config import Settings
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.sentry_scrub import event_scrubber, scrub_event, scrubbed_request
+from exporter.errors.sentry_transport import (
+    DELIVERY_REASONS,
+    DeliveryFailure,
+    DeliveryLog,
+    transport_class,
+)
 from exporter.errors.worker import BackgroundWorker
 from exporter.http.trace import current_trace_id
+
+# Why a captured error did not reach Sentry (errors_sentry_dropped_total{reason}): ours, before
+# sentry-sdk (over EXPORTER_SENTRY_EVENTS_PER_SECOND, within GROUP_INTERVAL of the group's last
+# event, our report queue full), then the transport's (DELIVERY_REASONS).
+DROP_REASONS = ("rate_limited", "group_interval", "queue_full", *DELIVERY_REASONS)
 
 # Events waiting for preparation hold their exception (and its frames) alive: keep few.
 _MAX_QUEUED = 1000
@@ -82,11 +93,12 @@ class _Reporting:
 
     reporter: BackgroundWorker  # prepares the events off the request path
     budget: _EventBudget
-    on_drop: Callable[[str], None] | None
+    delivery: DeliveryLog  # what became of the events sentry-sdk's transport sent
+    on_drop: Callable[[str, int], None] | None
 
-    def dropped(self, reason: str) -> None:
+    def dropped(self, reason: str, events: int = 1) -> None:
         if self.on_drop is not None:
-            self.on_drop(reason)
+            self.on_drop(reason, events)
 
 
 _reporting: _Reporting | None = None
@@ -99,8 +111,11 @@ def release_of(settings: Settings) -> str:
     return __version__
 
 
-def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None) -> bool:
+def init_sentry(
+    settings: Settings, on_drop: Callable[[str, int], None] | None = None
+) -> bool:
     """Start sentry-sdk when `EXPORTER_SENTRY_DSN` is set; returns whether it is on.
+    `on_drop(reason, events)` hears of the errors that do not reach Sentry (DROP_REASONS).
 
     Our middleware, log handler and `capture_exception` report errors; a background thread
     prepares the events (about a millisecond each) and sentry-sdk's own worker sends them, so
@@ -117,6 +132,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
     from sentry_sdk.integrations.modules import ModulesIntegration
 
     tracing = settings.sentry_traces_sample_rate > 0
+    delivery = DeliveryLog(on_drop)
     # Logged exceptions reach Sentry through our log handler (with our fingerprint). Log
     # breadcrumbs are off too: without a scope per request they would mix requests, and the
     # trace id leads to the request's own log lines instead.
@@ -146,6 +162,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         auto_enabling_integrations=False,
         disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
         shutdown_timeout=2,
+        transport=transport_class(delivery),
     )
     budget = _EventBudget(settings.sentry_events_per_second,
                           max(1.0, settings.sentry_events_per_second * 5))
@@ -153,13 +170,22 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         _send, name="sentry", max_queued=_MAX_QUEUED,
         on_drop=lambda: reporting.dropped("queue_full"),
     )
-    _reporting = reporting = _Reporting(reporter, budget, on_drop)
+    _reporting = reporting = _Reporting(reporter, budget, delivery, on_drop)
     return True
 
 
 def sentry_enabled() -> bool:
     """True while `init_sentry` has sentry-sdk on in this process."""
     return _reporting is not None
+
+
+def sentry_delivery() -> DeliveryFailure | None:
+    """Sentry's latest failure to take an error event (`reason`, one of DELIVERY_REASONS;
+    `at`, `since`: time.time() of the latest and of the first failure in a row; `events` lost
+    since), as long as no error event was delivered after it. None when Sentry is off, nothing
+    failed, or the latest error event sent was delivered. Read-only; cheap."""
+    reporting = _reporting
+    return None if reporting is None else reporting.delivery.failure()
 
 
 def report(report: SentryReport) -> bool:
