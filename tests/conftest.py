@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+
+from tests.sentry_receiver import SentryReceiver, sentry_receiver
 
 # In CI (.ci/run sets it) a missing binary or server fails the test instead of skipping it.
 REQUIRE_INTEGRATION = os.environ.get("EXPORTER_REQUIRE_INTEGRATION") == "1"
@@ -54,6 +56,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sentry_endpoint() -> Iterator[SentryReceiver]:
+    """The in-test Sentry endpoint (tests/sentry_receiver.py), which must see no protocol error."""
+    with sentry_receiver() as running:
+        yield running
+    assert running.errors == []
 
 
 @pytest.fixture

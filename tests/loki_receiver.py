@@ -1,6 +1,8 @@
 """A small Loki push receiver on loopback that checks the wire format strictly.
 
 It can be up, down (nothing listens on its port), slow, or answer 429 (with Retry-After) or 500.
+`GET /loki/api/v1/query_range` answers with the newest `limit` lines received, whatever the
+LogQL query (it is not evaluated), in Loki's streams result shape.
 Run as a script (`python tests/loki_receiver.py PORT`) it serves forever and answers
 `GET /count` with the number of lines received, for the benchmark.
 """
@@ -17,8 +19,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 PUSH_PATH = "/loki/api/v1/push"
+QUERY_PATH = "/loki/api/v1/query_range"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -109,8 +113,13 @@ class LokiReceiver:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                if self.path == "/count":
+                url = urlsplit(self.path)
+                if url.path == "/count":
                     self._reply(200, str(receiver.count).encode())
+                elif url.path == QUERY_PATH:
+                    limit = int(parse_qs(url.query).get("limit", ["100"])[0])
+                    body = json.dumps(receiver.query_range(limit)).encode()
+                    self._reply(200, body, {"Content-Type": "application/json"})
                 else:
                     self._reply(404)
 
@@ -156,6 +165,16 @@ class LokiReceiver:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
             self._server = None
+
+    def query_range(self, limit: int) -> dict[str, Any]:
+        """Loki's query_range answer holding the newest `limit` lines received, newest first."""
+        with self._lock:
+            newest = sorted(self.entries, key=lambda entry: entry[1], reverse=True)[:limit]
+        streams: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
+        for labels, ts, line in newest:
+            streams.setdefault(tuple(sorted(labels.items())), []).append([str(ts), line])
+        return {"status": "success", "data": {"resultType": "streams", "result": [
+            {"stream": dict(labels), "values": values} for labels, values in streams.items()]}}
 
     def lines(self) -> list[str]:
         """Every line received, in arrival order."""

@@ -3,10 +3,15 @@
 Envelope format (develop.sentry.dev/sdk/data-model/envelopes/): a JSON header line, then items,
 each an item-header JSON line carrying `type` and `length`, then exactly `length` payload bytes
 and a newline. Anything else is recorded as a protocol error, which the tests assert is empty.
+
+It answers 200, or what a test sets: `status` (500, or 429 with `retry_after`, as Sentry does
+when it rate-limits a project), after `delay` seconds (longer than the client's timeout: a hung
+Sentry). Envelopes it does not answer 200 are still parsed and counted in `refused`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
@@ -37,6 +42,10 @@ class SentryReceiver:
     dsn: str
     envelopes: list[Envelope] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    status: int = 200
+    retry_after: str = "60"
+    delay: float = 0.0
+    refused: int = 0
 
     def events(self) -> list[dict[str, Any]]:
         """The payloads of all `event` items."""
@@ -111,15 +120,24 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError(f"envelope header names another project: {header}")
                 if not isinstance(header.get("sent_at"), str):
                     raise ValueError(f"envelope header lacks sent_at: {header}")
-            receiver.envelopes.append(envelope)
-            self.send_response(200)
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            if receiver.status != 200:
+                receiver.refused += 1
+                self.send_response(receiver.status)
+                if receiver.status == 429:
+                    self.send_header("Retry-After", receiver.retry_after)
+            else:
+                receiver.envelopes.append(envelope)
+                self.send_response(200)
         except Exception as exc:  # recorded, and the test fails on it
             receiver.errors.append(f"{type(exc).__name__}: {exc}")
             self.send_response(400)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
+        with contextlib.suppress(OSError):  # a client that timed out is gone
+            self.end_headers()
+            self.wfile.write(b"{}")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sentry_sdk
@@ -14,7 +15,7 @@ from exporter.api.errors import errors_router
 from exporter.errors.capture import ErrorCapture
 from exporter.errors.sentry import shutdown_sentry
 from tests.asgi import serve_in_process
-from tests.sentry_receiver import SentryReceiver, parse_envelope, sentry_receiver
+from tests.sentry_receiver import SentryReceiver, parse_envelope
 from tests.test_errors_capture import SECRETS, PaymentDeclined, build
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -22,18 +23,11 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
-def receiver() -> Iterator[SentryReceiver]:
-    with sentry_receiver() as running:
-        yield running
-    assert running.errors == []
-
-
-@pytest.fixture
 def sentry_app(
-    tmp_path: Path, registry: CollectorRegistry, receiver: SentryReceiver,
+    tmp_path: Path, registry: CollectorRegistry, sentry_endpoint: SentryReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[object, ErrorCapture]]:
-    monkeypatch.setenv("EXPORTER_SENTRY_DSN", receiver.dsn)
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", sentry_endpoint.dsn)
     app, capture = build(tmp_path, registry)
     assert capture.sentry_started
     assert not sentry_sdk.get_client().should_send_default_pii()
@@ -51,12 +45,12 @@ def _group_ids(capture: ErrorCapture) -> dict[str, str]:
 
 
 def test_an_unhandled_error_reaches_sentry_tagged_and_fingerprinted_like_the_store(
-    sentry_app: tuple[object, ErrorCapture], receiver: SentryReceiver
+    sentry_app: tuple[object, ErrorCapture], sentry_endpoint: SentryReceiver
 ) -> None:
     app, capture = sentry_app
     with serve_in_process(app) as client:  # type: ignore[arg-type]
         assert client.get("/v2/pay/12", headers={"traceparent": TRACEPARENT}).status_code == 500
-        events = receiver.wait_for_events(1)
+        events = sentry_endpoint.wait_for_events(1)
         groups = _group_ids(capture)
     assert len(events) == 1
     event = events[0]
@@ -68,13 +62,13 @@ def test_an_unhandled_error_reaches_sentry_tagged_and_fingerprinted_like_the_sto
 
 
 def test_logged_and_explicit_errors_carry_the_store_fingerprint(
-    sentry_app: tuple[object, ErrorCapture], receiver: SentryReceiver
+    sentry_app: tuple[object, ErrorCapture], sentry_endpoint: SentryReceiver
 ) -> None:
     app, capture = sentry_app
     with serve_in_process(app) as client:  # type: ignore[arg-type]
         client.get("/logged", headers={"traceparent": TRACEPARENT})
         client.get("/explicit")
-        events = receiver.wait_for_events(2)
+        events = sentry_endpoint.wait_for_events(2)
         groups = _group_ids(capture)
     by_type = {e["exception"]["values"][-1]["type"]: e for e in events}
     assert by_type["KeyError"]["fingerprint"] == [groups["KeyError"]]
@@ -88,7 +82,7 @@ def test_logged_and_explicit_errors_carry_the_store_fingerprint(
 
 
 def test_planted_secrets_reach_neither_sentry_nor_the_store_nor_the_api(
-    sentry_app: tuple[object, ErrorCapture], receiver: SentryReceiver
+    sentry_app: tuple[object, ErrorCapture], sentry_endpoint: SentryReceiver
 ) -> None:
     app, capture = sentry_app
     with serve_in_process(app) as client:  # type: ignore[arg-type]
@@ -102,7 +96,7 @@ def test_planted_secrets_reach_neither_sentry_nor_the_store_nor_the_api(
         assert response.status_code == 500
         client.get("/logged")
         client.get("/explicit")
-        events = receiver.wait_for_events(3)
+        events = sentry_endpoint.wait_for_events(3)
         groups = _group_ids(capture)
         api = [client.get("/api/v1/observability/errors").text,
                client.get("/api/v1/observability/errors/summary").text,
@@ -113,7 +107,7 @@ def test_planted_secrets_reach_neither_sentry_nor_the_store_nor_the_api(
     assert login["request"]["method"] == "POST"  # the request part was there, and scrubbed
     assert "hunter2" not in json.dumps(login["request"])
     for secret in SECRETS:
-        for envelope in receiver.envelopes:
+        for envelope in sentry_endpoint.envelopes:
             assert secret.encode() not in envelope.raw, secret
         for reply in api:
             assert secret not in reply, secret
@@ -133,10 +127,10 @@ def test_the_strict_parser_rejects_a_malformed_envelope() -> None:
 
 
 def test_with_tracing_the_asgi_integration_runs_and_errors_are_still_sent_once(
-    tmp_path: Path, registry: CollectorRegistry, receiver: SentryReceiver,
+    tmp_path: Path, registry: CollectorRegistry, sentry_endpoint: SentryReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("EXPORTER_SENTRY_DSN", receiver.dsn)
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", sentry_endpoint.dsn)
     monkeypatch.setenv("EXPORTER_SENTRY_TRACES_SAMPLE_RATE", "1.0")
     app, capture = build(tmp_path, registry)
     try:
@@ -149,8 +143,8 @@ def test_with_tracing_the_asgi_integration_runs_and_errors_are_still_sent_once(
     finally:
         capture.stop()
         shutdown_sentry()
-    events = receiver.events()
-    transactions = [json.loads(payload) for envelope in receiver.envelopes
+    events = sentry_endpoint.events()
+    transactions = [json.loads(payload) for envelope in sentry_endpoint.envelopes
                     for header, payload in envelope.items if header["type"] == "transaction"]
     assert sorted(e["exception"]["values"][-1]["type"] for e in events) == [
         "PaymentDeclined", "ZeroDivisionError"]
@@ -161,10 +155,10 @@ def test_with_tracing_the_asgi_integration_runs_and_errors_are_still_sent_once(
 
 
 def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
-    tmp_path: Path, registry: CollectorRegistry, receiver: SentryReceiver,
+    tmp_path: Path, registry: CollectorRegistry, sentry_endpoint: SentryReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("EXPORTER_SENTRY_DSN", receiver.dsn)
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", sentry_endpoint.dsn)
     monkeypatch.setenv("EXPORTER_SENTRY_EVENTS_PER_SECOND", "1")  # bursts of 5
     app, capture = build(tmp_path, registry)
     try:
@@ -181,7 +175,7 @@ def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
     finally:
         capture.stop()
         shutdown_sentry()
-    types = [event["exception"]["values"][-1]["type"] for event in receiver.events()]
+    types = [event["exception"]["values"][-1]["type"] for event in sentry_endpoint.events()]
     assert types.count("ZeroDivisionError") == 1
     assert 4 <= len(types) - 1 <= 6  # the burst of 5 less the one above, maybe one refilled
     assert capture.store is not None
@@ -190,3 +184,17 @@ def test_sentry_gets_a_budgeted_sample_while_the_store_counts_everything(
         "errors_sentry_dropped_total", {"reason": "group_interval"}) == 19
     assert registry.get_sample_value(
         "errors_sentry_dropped_total", {"reason": "rate_limited"}) == 40 - len(types) - 19
+
+
+def test_sentry_sdks_own_scrubber_also_judges_names_by_our_words() -> None:
+    from exporter.errors.sentry_scrub import event_scrubber
+
+    event: dict[str, Any] = {
+        "request": {"headers": {"X-Stripe-Key": "sk-1", "X-Keyboard": "us", "Cookie": "c"}},
+        "extra": {"passphrase": "p-2", "keyword": "shoes", "nested": {"api_key": "k-3"}},
+    }
+    event_scrubber().scrub_event(event)
+    text = json.dumps(event, default=lambda value: f"<{value.value}>")
+    assert "sk-1" not in text and "p-2" not in text and "k-3" not in text and '"c"' not in text
+    assert event["request"]["headers"]["X-Keyboard"] == "us"
+    assert event["extra"]["keyword"] == "shoes"

@@ -211,3 +211,22 @@ def test_an_event_sqlite_refuses_costs_only_itself(store: ErrorStore, clock: Clo
     broken = dataclasses.replace(_event(TypeError, clock), timestamp=float("nan"))
     assert store.record([_event(KeyError, clock), broken, _event(ValueError, clock)]) == 1
     assert {g["type"] for g in store.groups()[1]} == {"KeyError", "ValueError"}
+
+
+def test_text_stored_by_an_earlier_scrubber_is_scrubbed_again_when_read(
+    store: ErrorStore, clock: Clock
+) -> None:
+    # As a version with fewer rules stored it: the passphrase and the key as they came.
+    event = dataclasses.replace(
+        _event(KeyError, clock), message="unlock failed: passphrase=old-pp-1 key=old-k-2",
+        context={"api": {"key": "old-k-3"},
+                 "note": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0x.s"},
+    )
+    store.record([event])
+    _total, groups = store.groups()
+    detail = store.group(groups[0]["id"])
+    answers = repr((groups, store.top(), detail))
+    for secret in ("old-pp-1", "old-k-2", "old-k-3", "eyJzdWIiOiIxIn0x"):
+        assert secret not in answers, secret
+    assert detail is not None
+    assert detail["samples"][0]["message"] == "unlock failed: passphrase=[Filtered] key=[Filtered]"

@@ -11,11 +11,9 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
 )
 
-# Keys (case-insensitive substrings) whose values log lines show as [redacted];
-# EXPORTER_LOG_REDACT_KEYS adds to them.
-DEFAULT_REDACT_KEYS: tuple[str, ...] = (
-    "authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey", "dsn",
-)
+# Names whose values log lines show as [redacted] beyond the built-in secret names
+# (exporter/errors/secret_names.py, which always apply): EXPORTER_LOG_REDACT_KEYS.
+DEFAULT_REDACT_KEYS: tuple[str, ...] = ()
 
 # The most samples the ring keeps (2-4 kB each: a few hundred MB at the very most). An hour at
 # the shortest interval (50 ms) or a week every 7 s fits; a week every 50 ms (12 million

@@ -79,8 +79,9 @@ class Settings(WatchSettings):
     )
     log_redact_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_REDACT_KEYS),
-        description="more keys (case-insensitive substrings) whose values are logged as "
-        "[redacted]; they add to the built-in secret keys, never replace them",
+        description="more names whose values are logged as [redacted], matched as whole words "
+        "or word endings (ssn: user_ssn, userSsn, userssn); they add to the built-in secret "
+        "names, never replace them",
     )
     log_batch_max_entries: int = Field(1000, ge=1, le=100_000, description="entries per batch call")
     log_entry_max_bytes: int = Field(

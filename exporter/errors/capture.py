@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
-from exporter.errors.scrub import scrub_text
+from exporter.errors.scrub import safe_str, scrub_text
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
 from exporter.http.middleware import CompletedRequest, current_request
@@ -50,8 +50,11 @@ class ExceptionMetrics:
         self.sentry_dropped = Counter(
             "errors_sentry_dropped_total",
             "Captured errors not reported to Sentry: over EXPORTER_SENTRY_EVENTS_PER_SECOND "
-            "(rate_limited), within a second of the group's last event (group_interval), or "
-            "with the report queue full (queue_full).",
+            "(rate_limited), within a second of the group's last event (group_interval), with "
+            "the report queue full (queue_full); or sent and not delivered: connection failed "
+            "(network_error), timed out (timeout), Sentry answered 4xx (http_4xx) or 5xx "
+            "(http_5xx) or rate-limits us (sentry_rate_limited), sentry-sdk's queue was full "
+            "(transport_queue_full).",
             ("reason",),
             registry=registry,
         )
@@ -63,12 +66,17 @@ class ExceptionMetrics:
         """Count `events` not written to the store, by `reason` (one of STORE_DROP_REASONS)."""
         self.dropped.labels(reason).inc(events)
 
-    def sentry_drop(self, reason: str) -> None:
-        """Count one event not reported to Sentry, by `reason`."""
+    def sentry_drop(self, reason: str, events: int = 1) -> None:
+        """Count `events` not reported to Sentry, by `reason` (one of sentry.DROP_REASONS)."""
         child = self._drop_children.get(reason)
         if child is None:
             child = self._drop_children[reason] = self.sentry_dropped.labels(reason)
-        child.inc()
+        child.inc(events)
+
+    def sentry_on(self) -> None:
+        """Sentry reporting started: every drop reason is present, at 0 until it happens."""
+        for reason in sentry.DROP_REASONS:
+            self.sentry_drop(reason, 0)
 
     def inc(self, type_name: str) -> None:
         """Count one exception of `type_name`."""
@@ -190,8 +198,8 @@ class ErrorLogHandler(logging.Handler):
             return
         try:
             message = scrub_text(record.getMessage())[:500]
-        except Exception:
-            message = str(record.msg)[:500]
+        except Exception:  # bad %-arguments: the template, scrubbed too
+            message = scrub_text(safe_str(record.msg))[:500]
         self._capture.capture(exc, context={"logger": record.name, "log_message": message})
 
 
@@ -251,6 +259,8 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop
     )
+    if capture.sentry_started:
+        capture.metrics.sentry_on()
     set_active_capture(capture)
     return runtime.attach(PART, capture)
 

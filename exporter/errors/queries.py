@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from exporter.errors.scrub import scrub_text, scrub_value
+
 Status = Literal["unresolved", "resolved", "ignored"]
 STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
 HOUR = 3600
@@ -23,6 +25,9 @@ def _group_row(row: Sequence[Any]) -> dict[str, Any]:
             "first_seen", "last_seen")
     group = dict(zip(keys, row[:9], strict=True))
     group["regression"] = bool(group["regression"])
+    # Scrubbed when stored, and again when read: text stored by an earlier version, with fewer
+    # rules, is read with today's.
+    group["message"] = scrub_text(group["message"])
     return group
 
 
@@ -87,9 +92,10 @@ class ErrorQueries:
         group["trend"] = self._trend(self._clock(), 24, key)
         if samples:
             group["samples"] = [
-                {"seen": seen, "message": message, "route": route, "method": method,
-                 "trace_id": trace_id, "release": release, "environment": environment,
-                 "stack": json.loads(stack), "context": json.loads(context)}
+                {"seen": seen, "message": scrub_text(message), "route": route,
+                 "method": method, "trace_id": trace_id, "release": release,
+                 "environment": environment, "stack": json.loads(stack),
+                 "context": scrub_value(json.loads(context))}
                 for seen, message, route, method, trace_id, release, environment, stack, context
                 in self._query(
                     "SELECT seen, message, route, method, trace_id, release, environment, stack, "

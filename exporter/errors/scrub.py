@@ -8,14 +8,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from exporter.errors.secret_names import SecretNames
+
 FILTERED = "[Filtered]"
 
-# A key whose lower-cased name (`-` read as `_`) contains one of these holds a secret; its value
-# is dropped whole. (`auth` also catches `author`: a false alarm costs less than a leak.)
-SECRET_KEY_HINTS: tuple[str, ...] = (
-    "password", "passwd", "pwd", "secret", "token", "auth", "cookie", "session", "dsn",
-    "api_key", "apikey", "credential", "private_key", "privatekey", "signature",
-)
 _MAX_DEPTH = 20
 _MAX_VERDICTS = 10_000
 
@@ -26,58 +22,82 @@ _URL_CREDENTIALS = re.compile(
     r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s'\"@/:?#]*)"
     r"(?::(?P<password>[^\s'\"?#]*))?@(?=[^\s'\"@/?#]*(?:[/?#\s'\"]|$))"
 )
-_SCHEME_CREDENTIALS = re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
-_BARE_VALUE = r"[^\s&;,'\"}]+"
-
-
-def _hint_pattern(hint: str) -> str:
-    return re.escape(hint).replace("_", "[_-]")  # api_key matches api-key too
+# `Bearer <token>`, `Basic <base64>`, `Token <token>` (GitHub's scheme). The credential has a
+# digit or one of `._~+/=-`, or 20 letters: `Basic setup done` and `the token expired` stay.
+_CREDENTIAL = r"(?=[A-Za-z]*[0-9._~+/=-]|[A-Za-z]{20})[A-Za-z0-9._~+/=-]{8,}"
+_SCHEME_CREDENTIALS = re.compile(rf"\b((?i:bearer|basic|token))\s+{_CREDENTIAL}")
+# A JSON Web Token: base64url of `{"...` (header and payload), then the signature.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+# AWS access key ids: long-term (AKIA) and temporary (ASIA).
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+# A PEM private key, to its END line or, cut short, to the end of the text.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+# `name=`, `name:`, `"name": `: any name; whether it holds a secret is asked of SecretNames.
+# Possessive (`++`): a word that is not followed by a separator is not retried letter by letter.
+_NAME = re.compile(r"(?<![\w.-])(?P<key>[\w.-]++)[\"']?[ \t]*+[=:][ \t]*+")
+# No text shorter than an AWS key id (20 characters) holds one, nor a JWT or a PEM block.
+_SHORTEST_TOKEN = 20
+# The value of a pair: a quoted one whole, to its closing quote (or the end of the line); a
+# bare one up to a separator, with its scheme (`Authorization: Bearer ...`).
+_VALUE = re.compile(
+    r"(?P<quote>[\"'])(?:[^\n]*?(?P<close>(?P=quote))|[^\n]*)"
+    r"|(?:(?i:bearer|basic|token)\s+)?[^\s&;,'\"}]+"
+)
 
 
 class Scrubber:
-    """Replaces secrets with `replacement`: the values of keys that name one of `hints`, at
-    any depth of dicts and other mappings (Starlette `Headers`, `MappingProxyType`...), and in
-    free text URL credentials, `key=value` / `key: value` / `"key": "value"` pairs with such a
-    key (a quoted value is replaced whole, spaces included), and Bearer/Basic/Token credentials.
+    """Replaces secrets with `replacement`: the values of fields whose name holds a secret
+    (`SecretNames`: built-in words plus `names`) at any depth of dicts and other mappings
+    (Starlette `Headers`, `MappingProxyType`...); and in free text, URL credentials,
+    `name=value` / `name: value` / `"name": "value"` pairs (query strings included) with such a
+    name (a quoted value is replaced whole, spaces included), Bearer/Basic/Token credentials,
+    JSON Web Tokens, AWS access key ids and PEM private keys.
     """
 
-    def __init__(self, hints: Iterable[str], replacement: str) -> None:
-        names = sorted({h.lower().replace("-", "_") for h in hints if h.strip()}, key=len,
-                       reverse=True)
-        alternation = "|".join(_hint_pattern(name) for name in names)
+    def __init__(self, replacement: str, names: Iterable[str] = ()) -> None:
         self.replacement = replacement
-        self._key = re.compile(alternation)
-        self._pair = re.compile(
-            rf"(?P<key>[\w.-]*(?:{alternation})[\w.-]*)(?P<sep>[\"']?\s*[=:]\s*)"
-            # A quoted value goes whole, to its closing quote (or the end of the line); a bare
-            # one up to a separator.
-            rf"(?:(?P<quote>[\"'])(?:[^\n]*?(?P<close>(?P=quote))|[^\n]*)|{_BARE_VALUE})",
-            re.IGNORECASE,
-        )
+        self.names = SecretNames(names)
+        self._hint = re.compile("|".join(map(re.escape, self.names.hints)))
         self._verdicts: dict[str, bool] = {}
 
     def is_secret(self, key: str) -> bool:
         """True when a field, header or parameter named `key` holds a secret."""
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = self._key.search(key.lower().replace("-", "_")) is not None
-            if len(self._verdicts) < _MAX_VERDICTS:  # bounded: keys may come from callers
-                self._verdicts[key] = verdict
+            verdict = self.names.is_secret(key)
+            if len(self._verdicts) >= _MAX_VERDICTS:  # bounded: names come from callers
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
         return verdict
 
     def text(self, text: str) -> str:
-        """`text` with URL credentials, secret `key=value` pairs and scheme credentials replaced."""
+        """`text` with every secret pattern replaced (see the class)."""
         if not text:
             return text
         # Cheap substring tests first: most strings hold none of this, and the regexes are slower.
+        if len(text) >= _SHORTEST_TOKEN:
+            if "-----BEGIN " in text:
+                text = _PRIVATE_KEY.sub(self._private_key, text)
+            if "eyJ" in text:
+                text = _JWT.sub(self.replacement, text)
+            if "AKIA" in text or "ASIA" in text:
+                text = _AWS_KEY_ID.sub(self.replacement, text)
         if "@" in text and "://" in text:
             text = _URL_CREDENTIALS.sub(self._url, text)
         lowered = text.lower()
         if "bearer" in lowered or "basic" in lowered or "token" in lowered:
             text = _SCHEME_CREDENTIALS.sub(lambda m: m.group(1) + " " + self.replacement, text)
-        if ("=" in text or ":" in text) and self._key.search(lowered):
-            text = self._pair.sub(self._value_of_pair, text)
+        if ("=" in text or ":" in text) and self._hint.search(lowered):
+            text = self._pairs(text)
         return text
+
+    def _private_key(self, match: re.Match[str]) -> str:
+        kind = match.group("kind")
+        return (f"-----BEGIN {kind}PRIVATE KEY-----{self.replacement}"
+                f"-----END {kind}PRIVATE KEY-----")
 
     def _url(self, match: re.Match[str]) -> str:
         user, password = match.group("user"), match.group("password")
@@ -85,10 +105,26 @@ class Scrubber:
             return match.group("scheme") + self.replacement + "@" if user else match.group(0)
         return match.group("scheme") + user + ":" + self.replacement + "@"
 
-    def _value_of_pair(self, match: re.Match[str]) -> str:
-        quote = match.group("quote") or ""
-        closing = quote if match.group("close") is not None else ""
-        return match.group("key") + match.group("sep") + quote + self.replacement + closing
+    def _pairs(self, text: str) -> str:
+        """`text` with the values of its secret `name=value` pairs replaced."""
+        parts: list[str] = []
+        done = 0
+        # Names are found one after another, values are not skipped: the value of a pair that
+        # is no secret may hold one that is (`monkey:password=x`).
+        for name in _NAME.finditer(text):
+            if name.start() < done or not self.is_secret(name.group("key")):
+                continue
+            value = _VALUE.match(text, name.end())
+            if value is None:  # nothing after the separator
+                continue
+            quote = value.group("quote") or ""
+            closing = quote if value.group("close") is not None else ""
+            parts += (text[done:name.end()], quote, self.replacement, closing)
+            done = value.end()
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def value(self, value: Any, depth: int = 0) -> Any:
         """A JSON-ready copy of `value`: secret keys replaced, every string scrubbed, mappings
@@ -152,7 +188,7 @@ def safe_repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-_errors = Scrubber(SECRET_KEY_HINTS, FILTERED)
+_errors = Scrubber(FILTERED)
 
 
 def is_secret_key(key: str) -> bool:
@@ -161,7 +197,8 @@ def is_secret_key(key: str) -> bool:
 
 
 def scrub_text(text: str) -> str:
-    """`text` with URL credentials, `key=value` secrets and bearer tokens replaced."""
+    """`text` with URL credentials, secret `name=value` pairs, Bearer/Basic/Token credentials,
+    JWTs, AWS access key ids and PEM private keys replaced."""
     return _errors.text(text)
 
 

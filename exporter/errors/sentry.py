@@ -18,18 +18,21 @@ from typing import Any
 from exporter._version import __version__
 from exporter.config import Settings
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
-from exporter.errors.scrub import FILTERED, SECRET_KEY_HINTS, is_secret_key, scrub_text
+from exporter.errors.sentry_scrub import event_scrubber, scrub_event, scrubbed_request
+from exporter.errors.sentry_transport import (
+    DELIVERY_REASONS,
+    DeliveryFailure,
+    DeliveryLog,
+    transport_class,
+)
 from exporter.errors.worker import BackgroundWorker
 from exporter.http.trace import current_trace_id
 
-# Where a frame points is not data. (Its source lines are scrubbed: credentials do get
-# hard-coded.)
-_LOCATION_KEYS = frozenset({"abs_path", "filename", "module", "function", "package", "fingerprint"})
-# Added to sentry-sdk's own denylist (which it applies before `before_send`).
-EXTRA_DENYLIST = (
-    "set-cookie", "x-api-key", "api-key", "access_token", "refresh_token", "id_token",
-    "client_secret", "dsn", "sentry_dsn", "database_url", "pwd", *SECRET_KEY_HINTS,
-)
+# Why a captured error did not reach Sentry (errors_sentry_dropped_total{reason}): ours, before
+# sentry-sdk (over EXPORTER_SENTRY_EVENTS_PER_SECOND, within GROUP_INTERVAL of the group's last
+# event, our report queue full), then the transport's (DELIVERY_REASONS).
+DROP_REASONS = ("rate_limited", "group_interval", "queue_full", *DELIVERY_REASONS)
+
 # Events waiting for preparation hold their exception (and its frames) alive: keep few.
 _MAX_QUEUED = 1000
 # One group sends at most one event per interval: in a storm of one error Sentry gets samples
@@ -90,11 +93,12 @@ class _Reporting:
 
     reporter: BackgroundWorker  # prepares the events off the request path
     budget: _EventBudget
-    on_drop: Callable[[str], None] | None
+    delivery: DeliveryLog  # what became of the events sentry-sdk's transport sent
+    on_drop: Callable[[str, int], None] | None
 
-    def dropped(self, reason: str) -> None:
+    def dropped(self, reason: str, events: int = 1) -> None:
         if self.on_drop is not None:
-            self.on_drop(reason)
+            self.on_drop(reason, events)
 
 
 _reporting: _Reporting | None = None
@@ -107,8 +111,11 @@ def release_of(settings: Settings) -> str:
     return __version__
 
 
-def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None) -> bool:
+def init_sentry(
+    settings: Settings, on_drop: Callable[[str, int], None] | None = None
+) -> bool:
     """Start sentry-sdk when `EXPORTER_SENTRY_DSN` is set; returns whether it is on.
+    `on_drop(reason, events)` hears of the errors that do not reach Sentry (DROP_REASONS).
 
     Our middleware, log handler and `capture_exception` report errors; a background thread
     prepares the events (about a millisecond each) and sentry-sdk's own worker sends them, so
@@ -123,9 +130,9 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
     from sentry_sdk.integrations import Integration
     from sentry_sdk.integrations.logging import LoggingIntegration
     from sentry_sdk.integrations.modules import ModulesIntegration
-    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     tracing = settings.sentry_traces_sample_rate > 0
+    delivery = DeliveryLog(on_drop)
     # Logged exceptions reach Sentry through our log handler (with our fingerprint). Log
     # breadcrumbs are off too: without a scope per request they would mix requests, and the
     # trace id leads to the request's own log lines instead.
@@ -144,9 +151,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         profiles_sample_rate=settings.sentry_profiles_sample_rate if tracing else None,
         # send_default_pii is left at its default, off: sentry-sdk >= 2.5x deprecates passing
         # it, and its successor `data_collection` would switch the EventScrubber off.
-        event_scrubber=EventScrubber(
-            denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST], recursive=True
-        ),
+        event_scrubber=event_scrubber(),
         # Local variables hold secrets under any name; they are not sent. Source lines are
         # re-read from disk for every frame of every event (about 15 ms an event for a FastAPI
         # stack): the store's samples and the line numbers locate the code instead.
@@ -157,6 +162,7 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         auto_enabling_integrations=False,
         disabled_integrations=[ModulesIntegration()],  # every installed package, on every event
         shutdown_timeout=2,
+        transport=transport_class(delivery),
     )
     budget = _EventBudget(settings.sentry_events_per_second,
                           max(1.0, settings.sentry_events_per_second * 5))
@@ -164,13 +170,22 @@ def init_sentry(settings: Settings, on_drop: Callable[[str], None] | None = None
         _send, name="sentry", max_queued=_MAX_QUEUED,
         on_drop=lambda: reporting.dropped("queue_full"),
     )
-    _reporting = reporting = _Reporting(reporter, budget, on_drop)
+    _reporting = reporting = _Reporting(reporter, budget, delivery, on_drop)
     return True
 
 
 def sentry_enabled() -> bool:
     """True while `init_sentry` has sentry-sdk on in this process."""
     return _reporting is not None
+
+
+def sentry_delivery() -> DeliveryFailure | None:
+    """Sentry's latest failure to take an error event (`reason`, one of DELIVERY_REASONS;
+    `at`, `since`: time.time() of the latest and of the first failure in a row; `events` lost
+    since), as long as no error event was delivered after it. None when Sentry is off, nothing
+    failed, or the latest error event sent was delivered. Read-only; cheap."""
+    reporting = _reporting
+    return None if reporting is None else reporting.delivery.failure()
 
 
 def report(report: SentryReport) -> bool:
@@ -210,25 +225,10 @@ def _send(batch: list[SentryReport]) -> None:
                 if item.context:
                     scope.set_context("exporter", item.context)
                 if item.request:
-                    scope.add_event_processor(_add_request(_scrubbed_request(item.request)))
+                    scope.add_event_processor(_add_request(scrubbed_request(item.request)))
                 sentry_sdk.capture_exception(item.exc)
     finally:
         _on_reporter_thread.active = False
-
-
-def _scrubbed_request(raw: dict[str, Any]) -> dict[str, Any]:
-    """Sentry's request interface from the raw ASGI parts: secret headers and values removed."""
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw["headers"]:
-        name = raw_name.decode("latin-1")
-        headers[name] = FILTERED if is_secret_key(name) else scrub_text(raw_value.decode("latin-1"))
-    host = headers.get("host", "localhost")
-    return {
-        "method": raw["method"],
-        "url": f"{raw['scheme']}://{host}{raw['root_path']}{raw['path']}",
-        "query_string": scrub_text(raw["query_string"].decode("latin-1")),
-        "headers": headers,
-    }
 
 
 def _add_request(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
@@ -256,29 +256,8 @@ def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] |
         source = (event.get("transaction_info") or {}).get("source")
         if "route" not in tags and event.get("transaction") and source in ("route", "url"):
             tags["route"] = event["transaction"]
-        _scrub_in_place(event)
+        scrub_event(event)
     except Exception:
         # Better no event than one that may hold a secret.
         return None
     return event
-
-
-def _scrub_in_place(node: Any, depth: int = 0) -> None:
-    if depth > 30:
-        return
-    if isinstance(node, dict):
-        for key, value in list(node.items()):
-            if isinstance(key, str) and key in _LOCATION_KEYS:
-                continue
-            if isinstance(key, str) and is_secret_key(key) and value is not None:
-                node[key] = FILTERED
-            elif isinstance(value, str):
-                node[key] = scrub_text(value)
-            else:
-                _scrub_in_place(value, depth + 1)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            if isinstance(value, str):
-                node[index] = scrub_text(value)
-            else:
-                _scrub_in_place(value, depth + 1)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from exporter.config import DEFAULT_REDACT_KEYS
-from exporter.errors.scrub import SECRET_KEY_HINTS, Scrubber, safe_repr, safe_str
+from exporter.errors.scrub import Scrubber, safe_repr, safe_str
 from exporter.http.trace import current_trace
 
 REDACTED = "[redacted]"
@@ -24,19 +24,19 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 
 class Redactor(Scrubber):
     """The log lines' scrubber: the values of keys naming a secret become `[redacted]` at any
-    depth, and free text is scrubbed, for the built-in secret keys (those of the error store)
+    depth, and free text is scrubbed, for the built-in secret names (those of the error store)
     and the configured ones, which add to them."""
 
     def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
-        super().__init__((*SECRET_KEY_HINTS, *keys), REDACTED)
+        super().__init__(REDACTED, keys)
 
 
 _default = Redactor()
 
 
 def scrub_text(text: str) -> str:
-    """`text` with URL credentials, Bearer/Basic/Token credentials and secret `key=value` pairs
-    (of the default keys) redacted."""
+    """`text` with URL credentials, Bearer/Basic/Token credentials, JWTs, AWS access key ids,
+    PEM private keys and secret `name=value` pairs (of the built-in names) redacted."""
     return _default.text(text)
 
 
