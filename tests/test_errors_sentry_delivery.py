@@ -11,9 +11,12 @@ import pytest
 import sentry_sdk
 from prometheus_client import CollectorRegistry
 
+from exporter.app import instrument
+from exporter.config import load_settings
 from exporter.errors.capture import ErrorCapture
 from exporter.errors.sentry import DROP_REASONS, sentry_delivery
 from exporter.errors.sentry_transport import DELIVERY_REASONS, DeliveryLog, transport_class
+from exporter.health.checks import SENTRY_FAILURE_MEMORY, sentry_check
 from tests.asgi import serve_in_process
 from tests.conftest import free_port, wait_for
 from tests.sentry_receiver import SentryReceiver
@@ -70,10 +73,21 @@ def test_a_5xx_from_sentry_is_counted_and_lasts_until_an_event_is_delivered(
         assert failure is not None
         assert (failure.reason, failure.events) == ("http_5xx", 1)
         assert failure.since <= failure.at <= time.time()
+        check = sentry_check()
+        assert check is not None and check.status == "degraded"
+        assert check.reason.startswith("Sentry did not take 1 error event since ")
+        assert check.reason.endswith(": server error (5xx)")
+        assert check.details["events_lost"] == 1
+        # Ten minutes on with nothing sent since, the failure is past.
+        later = sentry_check(now=failure.at + SENTRY_FAILURE_MEMORY + 1)
+        assert later is not None and later.status == "healthy"
+        assert later.reasons == ["last delivery failed 10 min ago (http_5xx); nothing sent since"]
         sentry_endpoint.status = 200
         assert client.get("/divide/0").status_code == 500  # another group: not budgeted away
         sentry_endpoint.wait_for_events(1)
         wait_for(lambda: sentry_delivery() is None)
+        healthy = sentry_check()
+        assert healthy is not None and (healthy.status, healthy.reason) == ("healthy", "ok")
     assert sentry_endpoint.refused == 1
     assert dropped(registry) == {"http_5xx": 1.0}
 
@@ -125,3 +139,48 @@ def test_a_sentry_that_does_not_answer_in_time_is_a_timeout(
     assert drops == [("timeout", 1)]
     failure = log.failure()
     assert failure is not None and failure.reason == "timeout"
+
+
+def test_the_health_api_names_sentry_while_it_refuses_events(
+    tmp_path: Path, registry: CollectorRegistry, sentry_endpoint: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In an app watched in-process: /health/full has a `sentry` check, degraded (not
+    unhealthy) while Sentry answers 503, healthy once an event is delivered; no check at all
+    when Sentry is off."""
+    from fastapi import FastAPI
+
+    def app_with(dsn: str | None, registry: CollectorRegistry) -> FastAPI:
+        if dsn:
+            monkeypatch.setenv("EXPORTER_SENTRY_DSN", dsn)
+        else:
+            monkeypatch.delenv("EXPORTER_SENTRY_DSN", raising=False)
+        app = FastAPI()
+
+        @app.get("/boom/{kind}")
+        async def boom(kind: str) -> None:
+            raise (KeyError if kind == "key" else ValueError)(kind)
+
+        settings = load_settings(data_dir=tmp_path / "data", history_interval_seconds=0.2)
+        return instrument(app, settings, registry, observability=True)
+
+    def sentry(client: object) -> dict | None:
+        report = client.get("/api/v1/observability/health/full").json()  # type: ignore[attr-defined]
+        return next((c for c in report["checks"] if c["name"] == "sentry"), None)
+
+    sentry_endpoint.status = 503
+    with serve_in_process(app_with(sentry_endpoint.dsn, registry)) as client:
+        first = sentry(client)
+        assert first is not None and (first["status"], first["kind"]) == ("healthy", "reporting")
+        assert client.get("/boom/key").status_code == 500
+        wait_for(lambda: (sentry(client) or {}).get("status") == "degraded")
+        check = sentry(client)
+        assert check is not None and check["reason"].endswith(": server error (5xx)")
+        assert check["details"]["reason"] == "http_5xx"
+        overall = client.get("/api/v1/observability/health/full")
+        assert overall.status_code == 200 and overall.json()["status"] != "unhealthy"
+        sentry_endpoint.status = 200
+        assert client.get("/boom/value").status_code == 500
+        wait_for(lambda: (sentry(client) or {}).get("status") == "healthy")
+    with serve_in_process(app_with(None, CollectorRegistry())) as client:
+        assert sentry(client) is None

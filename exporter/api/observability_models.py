@@ -25,8 +25,8 @@ class CheckOut(BaseModel):
     """One check: a host resource, the HTTP traffic, a dependency or a queue."""
 
     name: str
-    kind: str = Field(description="system, http, dependency, queue, or a signal group of its "
-                      "own (celery)")
+    kind: str = Field(description="system, http, dependency, queue, targets, engine, reporting "
+                      "(sentry), or a signal group of its own (celery)")
     status: Status
     reason: str = Field(description="'ok', or every reason the check is not healthy")
     details: dict[str, Detail]
