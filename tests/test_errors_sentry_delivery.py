@@ -16,7 +16,7 @@ from exporter.config import load_settings
 from exporter.errors.capture import ErrorCapture
 from exporter.errors.sentry import DROP_REASONS, sentry_delivery
 from exporter.errors.sentry_transport import DELIVERY_REASONS, DeliveryLog, transport_class
-from exporter.health.checks import SENTRY_FAILURE_MEMORY, sentry_check
+from exporter.health.sentry_check import SENTRY_FAILURE_MEMORY, sentry_check
 from tests.asgi import serve_in_process
 from tests.conftest import free_port, wait_for
 from tests.sentry_receiver import SentryReceiver

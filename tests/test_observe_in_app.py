@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -77,17 +78,32 @@ def orders(tmp_path: Path) -> Iterator[str]:
 
 
 def traffic(url: str, polled: list[str], count: int) -> None:
-    """`count` requests at 20 a second, one in 10 a 503, each followed by polls of `polled`."""
+    """`count` requests at 20 a second, one in 10 a 503, while another client polls `polled`
+    as fast as it is answered (apart, so a slow poll on a busy machine never delays the
+    scripted requests)."""
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=url, timeout=10) as poller:
+            while not done.is_set():
+                for path in polled:
+                    poller.get(path, headers=AUTH)
+                time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     start = time.monotonic()
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for n in range(count):
-            if n % 10 == 0:
-                assert client.post("/orders").status_code == 503
-            else:
-                assert client.get(f"/orders/{n}").status_code == 200
-            for path in polled:
-                client.get(path, headers=AUTH)
-            time.sleep(max(0.0, start + (n + 1) / 20 - time.monotonic()))
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for n in range(count):
+                if n % 10 == 0:
+                    assert client.post("/orders").status_code == 503
+                else:
+                    assert client.get(f"/orders/{n}").status_code == 200
+                time.sleep(max(0.0, start + (n + 1) / 20 - time.monotonic()))
+    finally:
+        done.set()
+        poller.join(10)
 
 
 def page_figure(url: str) -> float:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporter.health.alerts import Alert
-from exporter.health.checks import Check, Detail, Status, worst
+from exporter.health.check import Check, Detail, Status, worst
 from exporter.health.history import Point
 from exporter.health.notifications import ReceivedNotification
 from exporter.signals import CATALOGUE

@@ -13,47 +13,13 @@ value with its window ("HighErrorRate firing: Error rate 8.4 % over 5m > 5 %").
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Literal
 
 from exporter.config.dependencies import DATABASE_KINDS
 from exporter.health.alerts import Alert
+from exporter.health.check import Check, Kind
 from exporter.health.monitor import HealthMonitor
+from exporter.health.sentry_check import sentry_check
 from exporter.signals import CATALOGUE
-
-Status = Literal["healthy", "degraded", "unhealthy"]
-Kind = str  # system, http, dependency, queue, or a signal group (celery, one of the app's own)
-_RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
-Detail = float | int | str | bool | None
-
-
-@dataclass
-class Check:
-    """One health check's outcome."""
-
-    name: str
-    kind: Kind
-    status: Status = "healthy"
-    reasons: list[str] = field(default_factory=list)
-    details: dict[str, Detail] = field(default_factory=dict)
-    checked_at: float | None = None
-
-    def worsen(self, status: Status, reason: str) -> None:
-        """Record `reason`; the status only ever gets worse."""
-        self.reasons.append(reason)
-        if _RANK[status] > _RANK[self.status]:
-            self.status = status
-
-    @property
-    def reason(self) -> str:
-        """The reasons joined, or "ok"."""
-        return "; ".join(self.reasons) or "ok"
-
-
-def worst(statuses: list[Status]) -> Status:
-    """The worst of `statuses` (healthy when empty)."""
-    return max(statuses, key=lambda s: _RANK[s], default="healthy")
-
 
 _QUEUE_STRUCTURES = frozenset({"list", "stream", "queue", "none"})
 
@@ -228,47 +194,6 @@ def targets_check(monitor: HealthMonitor) -> Check | None:
     check.details["up"] = up
     check.details["watched"] = len(scrapes)
     return check
-
-
-SENTRY_FAILURE_MEMORY = 600.0  # s: a failure older than this, with nothing sent since, is past
-
-
-def sentry_check(now: float | None = None) -> Check | None:
-    """Sentry, when this process reports to it: degraded while its latest attempt to deliver an
-    error event failed (why, how many events lost since when), healthy again once one is
-    delivered, or when the failure is SENTRY_FAILURE_MEMORY old and nothing was sent since.
-    Each process has its own Sentry client: the answering one is judged."""
-    from exporter.errors.sentry import sentry_delivery, sentry_enabled
-
-    if not sentry_enabled():
-        return None
-    now = time.time() if now is None else now
-    check = Check("sentry", "reporting", checked_at=now)
-    failure = sentry_delivery()
-    if failure is None:
-        return check
-    check.details.update(reason=failure.reason, events_lost=failure.events,
-                         failing_since=failure.since, last_failure=failure.at)
-    ago = now - failure.at
-    if ago > SENTRY_FAILURE_MEMORY:
-        check.reasons.append(f"last delivery failed {ago / 60:.0f} min ago ({failure.reason}); "
-                             "nothing sent since")
-        return check
-    since = time.strftime("%H:%M:%S UTC", time.gmtime(failure.since))
-    check.worsen("degraded", f"Sentry did not take {failure.events} error "
-                             f"event{'s' if failure.events != 1 else ''} since {since}: "
-                             f"{_SENTRY_REASONS.get(failure.reason, failure.reason)}")
-    return check
-
-
-_SENTRY_REASONS = {
-    "network_error": "cannot connect",
-    "timeout": "no answer in time",
-    "http_4xx": "refused (4xx)",
-    "http_5xx": "server error (5xx)",
-    "sentry_rate_limited": "rate-limited by Sentry",
-    "transport_queue_full": "sentry-sdk's send queue is full",
-}
 
 
 def full_checks(monitor: HealthMonitor) -> list[Check]:
