@@ -79,6 +79,12 @@ class Settings(WatchSettings):
     log_entry_max_bytes: int = Field(
         65536, ge=256, le=16 << 20, description="largest accepted message of the ingestion API"
     )
+    # What Loki refuses by default (reject_old_samples_max_age 1w; see docs/logs.md for why
+    # ahead is 1 minute, not Loki's creation_grace_period of 10).
+    log_entry_max_age_seconds: float = Field(
+        7 * 86400, ge=60, le=3650 * 86400, description="oldest accepted entry timestamp")
+    log_entry_max_skew_seconds: float = Field(
+        60, ge=0, le=86400, description="furthest ahead accepted entry timestamp")
     loki_url: str = Field("", description="Loki base URL; empty: no shipping, files only")
     loki_tenant: str = Field("", description="X-Scope-OrgID sent to a multi-tenant Loki")
     loki_username: str = Field("", description="basic-auth user for Loki")

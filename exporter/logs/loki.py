@@ -28,9 +28,10 @@ class LokiShipper(ShipperWorker, logging.Handler):
     `emit` formats the record in the caller's thread and puts it on a bounded queue (a full queue
     counts a `queue_full` drop). One daemon worker batches lines (by count, bytes or age), groups
     them into streams by low-cardinality labels (service, env, level and static labels), gzips
-    and POSTs them. 429, 5xx and network errors put the batch in the disk spool and retry with
-    exponential backoff and full jitter (or `Retry-After`); while the spool holds anything, new
-    batches queue behind it so each stream stays in order. Other 4xx drop the batch (`rejected`).
+    and POSTs them, each line with its own timestamp. 429, 5xx and network errors put the batch
+    in the disk spool and retry with exponential backoff and full jitter (or `Retry-After`);
+    while the spool holds anything, new batches queue behind it. Other 4xx drop the batch
+    (`rejected`).
     `close()` pushes what it can within the deadline and spools the rest for the next start.
     """
 
@@ -111,7 +112,8 @@ class LokiShipper(ShipperWorker, logging.Handler):
         if self._queue.qsize() >= self._capacity:
             self.metrics.dropped("queue_full", 1)
             return False
-        self._queue.put_nowait((labels, int(created * 1e9), line))
+        # To the microsecond a float holds (int(created * 1e9) made .781 into .780999936).
+        self._queue.put_nowait((labels, round(created * 1e6) * 1000, line))
         return True
 
     @property

@@ -110,7 +110,7 @@ class ShipperWorker(Worker):
         time.sleep(0.05)  # never a hot loop
 
     def _ship(self, batch: list[Entry]) -> None:
-        body = encode_push(self._streams.in_order(batch))
+        body = encode_push(batch)
         if len(self._spool) or not self._may_push():
             self._spool.add(body, len(batch))
             return
