@@ -24,6 +24,7 @@ _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
 # Fields the exporter sets itself; free metadata cannot overwrite them.
 _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "trace_id", "span_id"})
 _TOO_LARGE = 413
+WRITE_TIMEOUT_SECONDS = 10.0  # what a request waits for the log files to confirm its lines
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
 _ERROR: dict[str, Any] = {
@@ -126,6 +127,11 @@ def _parse(raw: bytes) -> Any:
         raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
 
 
+def _retry_later(code: int, why: str) -> HTTPException:
+    return HTTPException(code, f"{why}; retry in {RETRY_AFTER_SECONDS} s",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length", "")
@@ -171,16 +177,12 @@ def logs_router(
         """Refuse the request (429, before its body is read) while the pipeline is behind."""
         behind = target.backlog()
         if behind is not None:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"the log pipeline is behind ({behind}): nothing was written; retry in "
-                f"{RETRY_AFTER_SECONDS} s",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            raise _retry_later(status.HTTP_429_TOO_MANY_REQUESTS,
+                               f"the log pipeline is behind ({behind}): nothing was written")
 
-    def render(target: LogSinks, item: Any, now: float) -> tuple[float, str, str, Any]:
-        """Validate and render one entry: (created, level, line, service); ValidationError,
-        ValueError (TimestampRefused) or OverflowError."""
+    def render(target: LogSinks, item: Any, now: float) -> tuple[str, str]:
+        """Validate and render one entry: its (level, line); ValidationError, ValueError
+        (TimestampRefused) or OverflowError."""
         try:
             entry = LogEntry.model_validate(item)
         except RecursionError:
@@ -189,21 +191,29 @@ def logs_router(
             raise OverflowError(f"message: longer than {max_message} bytes")
         created = entry_time(entry.timestamp, now, settings.log_entry_max_age_seconds,
                              settings.log_entry_max_skew_seconds)
-        fields = _fields(entry, settings)
-        line = target.render_entry(created, entry.level, fields)
+        line = target.render_entry(created, entry.level, _fields(entry, settings))
         if len(line.encode("utf-8", "replace")) > max_line:
             raise OverflowError(
                 f"entry: its line is longer than {max_line} bytes (the message may take "
                 f"{max_message}, everything else {METADATA_BYTES})"
             )
-        return created, entry.level, line, fields["service"]
+        return entry.level, line
+
+    def write_durably(target: LogSinks, lines: list[tuple[str, str]]) -> None:
+        """Write the lines and wait until the files have them; 503 when they may not."""
+        problem = target.write_lines(lines, WRITE_TIMEOUT_SECONDS)
+        if problem is not None:
+            raise _retry_later(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"{problem}: some entries may be written (send them with their timestamps, so "
+                "copies are identical)")
 
     def write_one(target: LogSinks, raw: bytes) -> None:
         doc = _parse(raw)
         if not isinstance(doc, dict):
             raise invalid("body", "", "body must be one JSON object (an entry)")
         try:
-            target.write_line(*render(target, doc, time.time()))
+            line = render(target, doc, time.time())
         except ValidationError as exc:
             raise _invalid_entry(exc) from None
         except OverflowError as exc:
@@ -211,6 +221,7 @@ def logs_router(
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise invalid("body", field, message or str(exc)) from None
+        write_durably(target, [line])
 
     def write_many(target: LogSinks, raw: bytes) -> BatchReply:
         doc = _parse(raw)
@@ -225,7 +236,7 @@ def logs_router(
                 f"entries: {len(entries)} entries, at most {max_entries} per batch",
             )
         errors: list[BatchError] = []
-        lines: list[tuple[float, str, str, Any]] = []
+        lines: list[tuple[str, str]] = []
         refused_time = False
         now = time.time()
         for index, item in enumerate(entries):
@@ -241,8 +252,8 @@ def logs_router(
             # batch: nothing is written, and the 422 names every entry refused.
             raise _refused_batch(("body", "entries") if isinstance(doc, dict) else ("body",),
                                  errors)
-        for line in lines:
-            target.write_line(*line)
+        if lines:
+            write_durably(target, lines)
         total = len(entries)
         return BatchReply(total=total, success=total - len(errors), error=len(errors),
                           errors=errors)

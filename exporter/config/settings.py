@@ -96,8 +96,8 @@ class Settings(WatchSettings):
     loki_batch_lines: int = Field(1000, ge=1, le=100_000)
     loki_batch_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     loki_batch_wait_seconds: float = Field(1.0, gt=0.0, le=60.0)
-    loki_queue_lines: int = Field(100_000, ge=100, le=10_000_000)
-    loki_spool_max_bytes: int = Field(512 << 20, ge=0, description="disk bound of the spool")
+    loki_spool_max_bytes: int = Field(
+        512 << 20, ge=0, description="how far behind the daily files Loki may fall while failing")
     loki_close_timeout_seconds: float = Field(5.0, ge=0.0, le=300.0)
     loki_push_timeout_seconds: float = Field(5.0, gt=0.0, le=300.0)
 
