@@ -15,6 +15,9 @@ _MICROSECOND = timedelta(microseconds=1)
 UNKNOWN = "unknown"  # the level label of a line that is not one of our JSON objects
 # The start of one of our lines, whole or torn (a writer killed in the middle of a write()).
 _OURS = re.compile(r'^\{"ts":"([^"]*)","level":"([a-z]{1,16})"')
+_SERVICE = ',"service":"'
+_OUR_START = b'{"ts":"'
+Fields = tuple["str | None", str, object]  # ts, level, service
 
 
 class LineFields:
@@ -28,25 +31,14 @@ class LineFields:
         """The entry of one line (None for a blank one). A line that is not a JSON object is
         shipped as it is, at level `unknown` and `now_ns` (or at the level and `ts` it starts
         with, when it is the part of one of ours that a killed writer left)."""
-        raw = raw.strip(b"\x00")  # a power loss may leave a run of zeros where lines were
-        if not raw.strip():
-            return None
+        if not raw.startswith(_OUR_START):
+            raw = raw.strip(b"\x00")  # a power loss may leave a run of zeros where lines were
+            if not raw.strip():
+                return None
         line = raw.decode("utf-8", "replace")
-        try:
-            doc = json.loads(line)
-        except (ValueError, RecursionError):
-            doc = None
-        if not isinstance(doc, dict):
-            # Shipped as it is; at its own time and level when it is the start of one of ours.
-            ours = _OURS.match(line)
-            stamp = self.ns(ours.group(1)) if ours else None
-            labels = self._streams.labels(None, ours.group(2) if ours else UNKNOWN)
-            return (labels, now_ns if stamp is None else stamp, line)
-        level = doc.get("level")
-        labels = self._streams.labels(
-            doc.get("service"), level if isinstance(level, str) and level else UNKNOWN)
-        stamp = self.ns(doc.get("ts"))
-        return (labels, now_ns if stamp is None else stamp, line)
+        ts, level, service = _ours(line) or _parsed(line)
+        stamp = self.ns(ts)
+        return (self._streams.labels(service, level), now_ns if stamp is None else stamp, line)
 
     def ns(self, text: object) -> int | None:
         """`text` (RFC 3339; ours is `2026-11-23T16:21:58.001Z`) in ns since the epoch."""
@@ -71,3 +63,35 @@ class LineFields:
             when = when.replace(tzinfo=timezone.utc)
         return (when - _EPOCH) // _MICROSECOND * 1000
 
+
+def _ours(line: str) -> Fields | None:
+    """`ts`, level and service read from where our formatter puts them, without parsing the
+    line (parsing was most of the shipper's time): `ts` and `level` first, and `service` as a
+    string before any nested object. A quote inside a JSON string is escaped, so the first
+    `,"service":"` is the key. None when the line is not in that shape (then it is parsed)."""
+    head = _OURS.match(line)
+    if head is None:
+        return None
+    at = line.find(_SERVICE, head.end())
+    if at < 0:
+        return None
+    start = at + len(_SERVICE)
+    end = line.find('"', start)
+    if end < 0 or "\\" in line[start:end]:  # an escape: let the parser read it
+        return None
+    return head.group(1), head.group(2), line[start:end]
+
+
+def _parsed(line: str) -> Fields:
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError):
+        doc = None
+    if isinstance(doc, dict):
+        level, ts = doc.get("level"), doc.get("ts")
+        return (ts if isinstance(ts, str) else None,
+                level if isinstance(level, str) and level else UNKNOWN, doc.get("service"))
+    ours = _OURS.match(line)  # what a killed writer left of one of ours
+    if ours is not None:
+        return ours.group(1), ours.group(2), None
+    return None, UNKNOWN, None

@@ -42,8 +42,8 @@ class Positions:
     """`<path>` (JSON: the log folder and, per file name, device, inode and offset) and the
     `flock` on `<path>.lock` held by the one process that ships.
 
-    `save` writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-    folder: after a crash, even a power loss, the file holds the last saved positions whole.
+    `save` writes a temporary file, fsyncs it and renames it over the old one: after a crash,
+    even a power loss, the file holds whole positions, the last saved or the ones before.
     """
 
     def __init__(self, path: Path, log_dir: Path) -> None:
@@ -118,9 +118,14 @@ class Positions:
             os.fsync(fd)
         finally:
             os.close(fd)
+        created = not self.path.exists()
         os.replace(tmp, self.path)
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)  # the rename itself survives a power loss
-        finally:
-            os.close(folder)
+        # After a power loss a rename over the old file leaves the old one or the new one (a
+        # copy pushed again at worst). A file made for the first time must survive, or the
+        # next start would take the files as predating the shipper: fsync the folder then.
+        if created:
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
