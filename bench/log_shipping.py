@@ -1,6 +1,11 @@
 """Log shipping: caller cost, end-to-end throughput into a Loki receiver, and the batch API.
 
     python bench/log_shipping.py [--records 100000] [--api-seconds 10]    # about 1 minute
+    python bench/log_shipping.py --api-only --compare /tmp/before          # before/after
+
+With `--compare DIR` (a checkout of another version, e.g. `git archive <commit> | tar -x -C
+DIR`), only the batch API is measured, alternately on DIR's server and this checkout's, twice
+each (A, B, A, B): the two runs of one version are the A/A pair that shows the noise.
 
 Every variant formats with the same `JsonFormatter`. The receiver (tests/loki_receiver.py, the
 one the tests use, checking the push format) runs in its own process on CPU 1; the logging
@@ -29,6 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from exporter.logs.file_shipper import FileShipper  # noqa: E402
 from exporter.logs.formatter import JsonFormatter  # noqa: E402
 from exporter.logs.loki import LokiShipper  # noqa: E402
 from exporter.logs.loki_config import LokiConfig  # noqa: E402
@@ -128,6 +134,32 @@ def shipping_only(count: int) -> float:
     return count / (done - start)
 
 
+def files_shipping(count: int) -> float:
+    """Lines/s of the file shipper alone (what `setup_logging` and the sidecar use): `count`
+    lines already in a daily file, from the shipper's start to the last line received."""
+    formatter = JsonFormatter("bench", "bench")
+    lines = [formatter.render_fields(time.time(), "info", "exporter.ingest", {
+        "message": f"event {n}", "service": "ads", "trace_id": os.urandom(16).hex(),
+        "adv_id": n, "plan_id": f"p{n % 7}", "user_id": 1000 + n}) for n in range(BATCH_SIZE)]
+    chunk = ("\n".join(lines) + "\n").encode()
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    with receiver_process() as url, tempfile.TemporaryDirectory() as tmp:
+        logs = Path(tmp, "logs")
+        logs.mkdir()
+        Path(tmp, "data").mkdir()
+        with open(logs / f"app_{day}.log", "wb") as file:
+            file.write(chunk * (count // BATCH_SIZE))
+        Path(tmp, "data", "positions.json").write_text(  # as if saved with the file empty
+            json.dumps({"log_dir": str(logs.resolve()), "files": {}}))
+        start = time.perf_counter()
+        shipper = FileShipper(LokiConfig(url=url, spool_dir=Path(tmp, "unused"),
+                                         service="bench", env="bench"),
+                              logs, Path(tmp, "data", "positions.json"))
+        done = wait_received(url, count // BATCH_SIZE * BATCH_SIZE)
+        shipper.close()
+    return count // BATCH_SIZE * BATCH_SIZE / (done - start)
+
+
 def stream_handler_cost(count: int) -> float:
     """Best of three runs, after a warm-up (the machine is shared; the best run is the cost)."""
     with open(os.devnull, "w") as devnull:
@@ -141,9 +173,30 @@ def metric(text: str, name: str) -> float:
                if line.startswith(name))
 
 
-def api_throughput(seconds: int) -> tuple[float, int, int, int, int, float]:
-    """Through POST /logs/batch: (entries/s accepted, entries accepted, batches refused with
-    429, lines the receiver got, lines left in the spool for the next start, lines dropped)."""
+def left_behind(tmp: str) -> int:
+    """Lines Loki had not acknowledged at shutdown: in an older version's spool, or in the daily
+    files past the file shipper's positions (both wait for the next start)."""
+    spooled = sum(int(f.name.split("-")[1].split(".")[0])
+                  for f in Path(tmp, "data", "loki-spool").glob("*/*.gz"))
+    saved: dict[str, list[int]] = {}
+    for positions in Path(tmp, "data", "loki-positions").glob("*.json"):
+        saved.update(json.loads(positions.read_text())["files"])
+    for path in Path(tmp, "logs").glob("*.log"):
+        if not path.name.startswith(("app_", "access_")) or not saved:
+            continue
+        device, inode, offset = saved.get(path.name, [0, 0, 0])
+        stat = path.stat()
+        start = offset if (stat.st_dev, stat.st_ino) == (device, inode) else 0
+        with open(path, "rb") as file:
+            file.seek(start)
+            spooled += file.read().count(b"\n")
+    return spooled
+
+
+def api_throughput(seconds: int, repo: Path = REPO) -> tuple[float, int, int, int, int, float]:
+    """Through POST /logs/batch of the sidecar of `repo`: (entries/s accepted, entries
+    accepted, batches refused with 429, lines the receiver got, lines Loki had not acknowledged
+    at shutdown, lines dropped)."""
     entries = [{"message": f"event {n}", "service_name": "ads", "level": "info",
                 "trace_id": os.urandom(16).hex(), "adv_id": n, "plan_id": f"p{n % 7}",
                 "monitor_type": "cpc", "user_id": 1000 + n} for n in range(BATCH_SIZE)]
@@ -153,9 +206,10 @@ def api_throughput(seconds: int) -> tuple[float, int, int, int, int, float]:
         env = {**os.environ, "EXPORTER_LOKI_URL": loki, "EXPORTER_LOG_STDOUT": "false",
                "EXPORTER_DATA_DIR": f"{tmp}/data", "EXPORTER_LOG_DIR": f"{tmp}/logs",
                "EXPORTER_LOG_LEVEL": "warning"}
+        # `python -m exporter` from `repo`: its own package comes first on sys.path.
         server = subprocess.Popen(
             pinned(0, [sys.executable, "-m", "exporter", "serve", "--port", str(port)]),
-            env=env, cwd=REPO,
+            env={**env, "PYTHONPATH": str(repo)}, cwd=repo,
         )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -202,8 +256,7 @@ def api_throughput(seconds: int) -> tuple[float, int, int, int, int, float]:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
         got = received(loki)
-        spooled = sum(int(f.name.split("-")[1].split(".")[0])
-                      for f in Path(tmp, "data", "loki-spool").glob("*/*.gz"))
+        spooled = left_behind(tmp)
     dropped = metric(scrape, "loki_shipper_lines_dropped_total")
     return rate, accepted, refused, got, spooled, dropped
 
@@ -214,7 +267,13 @@ def main() -> None:
                         help="records our shipper logs (python-logging-loki: a fiftieth)")
     parser.add_argument("--api-seconds", type=int, default=API_SECONDS,
                         help="length of the wrk run against POST /api/v1/logs/batch")
+    parser.add_argument("--api-only", action="store_true", help="only the batch API")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="the batch API of the checkout in DIR and of this one, A B A B")
     args = parser.parse_args()
+    if args.compare is not None or args.api_only:
+        api_table(args.api_seconds, args.compare)
+        return
     if args.records < 1_000 or args.api_seconds < 1:
         parser.error(f"--records must be >= 1000 and --api-seconds >= 1 "
                      f"(got {args.records}, {args.api_seconds})")
@@ -236,6 +295,7 @@ def main() -> None:
     ours_us, ours_rate = run_variant(ours, records, lenient=False)
     base_us, base_rate = run_variant(baseline, baseline_records, lenient=True)
     alone_rate = shipping_only(records)
+    files_rate = files_shipping(records)
     ceiling = 1e6 / stream_us
 
     print(f"\nCaller cost per record (same JsonFormatter; {records:,} records, "
@@ -255,21 +315,31 @@ def main() -> None:
           f"{base_rate / ceiling:.3f} |")
     print(f"| formatted line -> LokiShipper.enqueue_line (shipper alone) | {alone_rate:,.0f} | "
           f"{alone_rate / base_rate:.1f}x | |")
+    print(f"| lines in a daily file -> FileShipper (what setup_logging ships with) | "
+          f"{files_rate:,.0f} | {files_rate / base_rate:.1f}x | |")
     print(f"| (ceiling: logger.info -> StreamHandler to /dev/null) | {ceiling:,.0f} | | 1.00 |")
     print("goals: caller <= 2x StreamHandler; end to end >= 50,000 lines/s and >= 10x baseline.")
     print("No in-process handler can beat the ceiling: one logger.info with this formatter costs "
           f"{stream_us:.1f} µs here.")
 
-    rate, accepted, refused, got, spooled, dropped = api_throughput(args.api_seconds)
+    api_table(args.api_seconds, None)
+
+
+def api_table(seconds: int, other: Path | None) -> None:
+    """The batch API's figures: this checkout once, or `other` and this one, A B A B."""
+    runs = [REPO] if other is None else [other.resolve(), REPO, other.resolve(), REPO]
     print(f"\nPOST /api/v1/logs/batch, {BATCH_SIZE} entries per request, one uvicorn worker "
-          f"(CPU 0), wrk -c4 for {args.api_seconds} s (CPU 1)")
-    print("| entries/s accepted | entries accepted | batches refused (429, to retry) "
-          "| lines Loki received | lines spooled at shutdown | lines dropped |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {rate:,.0f} | {accepted:,} | {refused:,} | {got:,} | {spooled:,} "
-          f"| {dropped:,.0f} |")
+          f"(CPU 0), wrk -c4 for {seconds} s (CPU 1)")
+    print("| checkout | entries/s accepted | entries accepted | batches refused (429, to retry) "
+          "| lines Loki received | lines not yet acknowledged at shutdown | lines dropped |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for repo in runs:
+        rate, accepted, refused, got, spooled, dropped = api_throughput(seconds, repo)
+        print(f"| {repo} | {rate:,.0f} | {accepted:,} | {refused:,} | {got:,} | {spooled:,} "
+              f"| {dropped:,.0f} |", flush=True)
     print("(Loki also receives the sidecar's own log lines; wrk counts only completed requests; "
-          "a refused batch wrote nothing)")
+          "a refused batch wrote nothing; lines not yet acknowledged wait in the spool or the "
+          "daily files for the next start)")
     print("goal: >= 20,000 entries/s (the gRPC log client it replaces: 2,000-3,000)")
 
 

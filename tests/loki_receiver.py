@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -65,6 +66,12 @@ def check_push(
                 raise ValueError(f"timestamp {ts} is more than a day away from now")
             entries.append((labels, int(ts), line))
     return entries
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-request
+            super().handle_error(request, client_address)
 
 
 class LokiReceiver:
@@ -124,7 +131,11 @@ class LokiReceiver:
                     self._reply(404)
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client died mid-request (kill -9): nothing arrived
+                    self.close_connection = True
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if self.path != PUSH_PATH:
                     receiver.errors.append(f"POST to {self.path}")
@@ -150,7 +161,7 @@ class LokiReceiver:
                     receiver.count += len(entries)
                 self._reply(204)
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = _Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -189,6 +200,19 @@ class LokiReceiver:
                 return True
             time.sleep(0.02)
         return self.count >= count
+
+
+@contextlib.contextmanager
+def running_receiver() -> Iterator[LokiReceiver]:
+    """A receiver up on a free port, stopped afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    receiver = LokiReceiver(port).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 if __name__ == "__main__":

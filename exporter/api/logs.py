@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from exporter.api.validation import ErrorReply, invalid, protected
 from exporter.config import Settings
+from exporter.logs.entry_time import TimestampRefused, entry_time
 from exporter.logs.shipper_health import shipper_health
 from exporter.logs.sinks import LogSinks, active_sinks
 
@@ -22,9 +23,8 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
 # Fields the exporter sets itself; free metadata cannot overwrite them.
 _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "trace_id", "span_id"})
-_MAX_AGE = 7 * 86400  # Loki's default reject_old_samples_max_age
-_MAX_AHEAD = 600
 _TOO_LARGE = 413
+WRITE_TIMEOUT_SECONDS = 10.0  # what a request waits for the log files to confirm its lines
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
 _ERROR: dict[str, Any] = {
@@ -46,7 +46,8 @@ class LogEntry(BaseModel):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     trace_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
     span_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    timestamp: datetime | None = Field(None, description="when it happened (default: now)")
+    timestamp: datetime | None = Field(None, description="when it happened (default: now; no "
+        "zone: UTC), kept as it is, within EXPORTER_LOG_ENTRY_MAX_AGE/_SKEW_SECONDS (else 422)")
     metadata: dict[str, Any] | None = None
 
     @field_validator("level", mode="before")
@@ -74,15 +75,6 @@ class BatchReply(BaseModel):
     errors: list[BatchError]
 
 
-def _created(entry: LogEntry, now: float) -> float:
-    if entry.timestamp is None:
-        return now
-    when = entry.timestamp.timestamp()
-    if when < now - _MAX_AGE or when > now + _MAX_AHEAD:
-        raise ValueError("timestamp: must be within the last 7 days and at most 10 minutes ahead")
-    return when
-
-
 def _fields(entry: LogEntry, settings: Settings) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "message": entry.message,
@@ -107,6 +99,17 @@ def _first_error(exc: ValidationError) -> str:
     return f"{_where(err)}: {err['msg']}"
 
 
+def _refused_batch(where: tuple[str, ...], errors: list[BatchError]) -> RequestValidationError:
+    """The 422 of a batch refused whole: each refused entry, by its index (`reason` is
+    `field: message`)."""
+    found = []
+    for error in errors:
+        field, _, message = error.reason.partition(": ")
+        found.append({"type": "value_error", "msg": message or error.reason,
+                      "loc": (*where, error.index, *field.split("."))})
+    return RequestValidationError(found)
+
+
 def _invalid_entry(exc: ValidationError) -> RequestValidationError:
     # FastAPI's shape, without `input`: it may hold what cannot be encoded (a lone surrogate).
     return RequestValidationError([
@@ -122,6 +125,11 @@ def _parse(raw: bytes) -> Any:
         raise invalid("body", "", "body is nested too deeply") from None
     except ValueError as exc:  # not JSON, or not UTF-8
         raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
+
+
+def _retry_later(code: int, why: str) -> HTTPException:
+    return HTTPException(code, f"{why}; retry in {RETRY_AFTER_SECONDS} s",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -169,37 +177,43 @@ def logs_router(
         """Refuse the request (429, before its body is read) while the pipeline is behind."""
         behind = target.backlog()
         if behind is not None:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"the log pipeline is behind ({behind}): nothing was written; retry in "
-                f"{RETRY_AFTER_SECONDS} s",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            raise _retry_later(status.HTTP_429_TOO_MANY_REQUESTS,
+                               f"the log pipeline is behind ({behind}): nothing was written")
 
-    def accept(target: LogSinks, item: Any, now: float) -> None:
-        """Validate, render and write one entry; ValidationError, ValueError or OverflowError."""
+    def render(target: LogSinks, item: Any, now: float) -> tuple[str, str]:
+        """Validate and render one entry: its (level, line); ValidationError, ValueError
+        (TimestampRefused) or OverflowError."""
         try:
             entry = LogEntry.model_validate(item)
         except RecursionError:
             raise ValueError("entry: nested too deeply") from None
         if len(entry.message.encode("utf-8", "replace")) > max_message:
             raise OverflowError(f"message: longer than {max_message} bytes")
-        created = _created(entry, now)
-        fields = _fields(entry, settings)
-        line = target.render_entry(created, entry.level, fields)
+        created = entry_time(entry.timestamp, now, settings.log_entry_max_age_seconds,
+                             settings.log_entry_max_skew_seconds)
+        line = target.render_entry(created, entry.level, _fields(entry, settings))
         if len(line.encode("utf-8", "replace")) > max_line:
             raise OverflowError(
                 f"entry: its line is longer than {max_line} bytes (the message may take "
                 f"{max_message}, everything else {METADATA_BYTES})"
             )
-        target.write_line(created, entry.level, line, fields["service"])
+        return entry.level, line
+
+    def write_durably(target: LogSinks, lines: list[tuple[str, str]]) -> None:
+        """Write the lines and wait until the files have them; 503 when they may not."""
+        problem = target.write_lines(lines, WRITE_TIMEOUT_SECONDS)
+        if problem is not None:
+            raise _retry_later(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"{problem}: some entries may be written (send them with their timestamps, so "
+                "copies are identical)")
 
     def write_one(target: LogSinks, raw: bytes) -> None:
         doc = _parse(raw)
         if not isinstance(doc, dict):
             raise invalid("body", "", "body must be one JSON object (an entry)")
         try:
-            accept(target, doc, time.time())
+            line = render(target, doc, time.time())
         except ValidationError as exc:
             raise _invalid_entry(exc) from None
         except OverflowError as exc:
@@ -207,6 +221,7 @@ def logs_router(
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise invalid("body", field, message or str(exc)) from None
+        write_durably(target, [line])
 
     def write_many(target: LogSinks, raw: bytes) -> BatchReply:
         doc = _parse(raw)
@@ -221,14 +236,24 @@ def logs_router(
                 f"entries: {len(entries)} entries, at most {max_entries} per batch",
             )
         errors: list[BatchError] = []
+        lines: list[tuple[str, str]] = []
+        refused_time = False
         now = time.time()
         for index, item in enumerate(entries):
             try:
-                accept(target, item, now)
+                lines.append(render(target, item, now))
             except ValidationError as exc:
                 errors.append(BatchError(index=index, reason=_first_error(exc)))
             except (ValueError, OverflowError) as exc:
+                refused_time = refused_time or isinstance(exc, TimestampRefused)
                 errors.append(BatchError(index=index, reason=str(exc)))
+        if refused_time:
+            # A timestamp Loki would refuse is most often a client's clock, wrong for the whole
+            # batch: nothing is written, and the 422 names every entry refused.
+            raise _refused_batch(("body", "entries") if isinstance(doc, dict) else ("body",),
+                                 errors)
+        if lines:
+            write_durably(target, lines)
         total = len(entries)
         return BatchReply(total=total, success=total - len(errors), error=len(errors),
                           errors=errors)

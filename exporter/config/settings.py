@@ -87,6 +87,12 @@ class Settings(WatchSettings):
     log_entry_max_bytes: int = Field(
         65536, ge=256, le=16 << 20, description="largest accepted message of the ingestion API"
     )
+    # What Loki refuses by default (reject_old_samples_max_age 1w; see docs/logs.md for why
+    # ahead is 1 minute, not Loki's creation_grace_period of 10).
+    log_entry_max_age_seconds: float = Field(
+        7 * 86400, ge=60, le=3650 * 86400, description="oldest accepted entry timestamp")
+    log_entry_max_skew_seconds: float = Field(
+        60, ge=0, le=86400, description="furthest ahead accepted entry timestamp")
     loki_url: str = Field("", description="Loki base URL; empty: no shipping, files only")
     loki_tenant: str = Field("", description="X-Scope-OrgID sent to a multi-tenant Loki")
     loki_username: str = Field("", description="basic-auth user for Loki")
@@ -98,8 +104,8 @@ class Settings(WatchSettings):
     loki_batch_lines: int = Field(1000, ge=1, le=100_000)
     loki_batch_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     loki_batch_wait_seconds: float = Field(1.0, gt=0.0, le=60.0)
-    loki_queue_lines: int = Field(100_000, ge=100, le=10_000_000)
-    loki_spool_max_bytes: int = Field(512 << 20, ge=0, description="disk bound of the spool")
+    loki_spool_max_bytes: int = Field(
+        512 << 20, ge=0, description="how far behind the daily files Loki may fall while failing")
     loki_close_timeout_seconds: float = Field(5.0, ge=0.0, le=300.0)
     loki_push_timeout_seconds: float = Field(5.0, gt=0.0, le=300.0)
 

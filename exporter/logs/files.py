@@ -64,6 +64,10 @@ class DailyFiles(Worker):
         self._wake = threading.Event()
         self._idle = False
         self._lingering = False
+        self._flushing = False  # someone waits in flush(): write without lingering
+        # Lines that could not be written (a file that cannot be opened or written);
+        # a caller of flush() compares it before and after to know its lines were written.
+        self.write_failures = 0
         self._on_drop = on_drop
         self._clock = clock
         self._fds: dict[int, int] = {}
@@ -116,11 +120,14 @@ class DailyFiles(Worker):
         self._listeners.append(listener)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far is written; False on timeout."""
+        """Wait until everything queued so far is written (handed to the kernel with write(),
+        which survives the process being killed, not a power loss); False on timeout, or when
+        the writer has stopped with lines still queued (they will not be written)."""
         if self.stopped or not self.alive:
-            return True
+            return not self._queue
         done = threading.Event()
         self._queue.append(done)  # past the bound: a marker is not a line
+        self._flushing = True
         self._wake.set()
         return done.wait(timeout)
 
@@ -147,9 +154,10 @@ class DailyFiles(Worker):
                 # Let lines gather: at a few hundred lines a second, waking this thread (and
                 # handing the GIL over) once per line cost more than writing the line did.
                 self._lingering = True  # set before looking: see _put
-                if len(waiting) < _BATCH_ITEMS:
+                if len(waiting) < _BATCH_ITEMS and not self._flushing:
                     self._wake.wait(_LINGER_SECONDS)
                 self._lingering = False
+                self._flushing = False  # its marker is taken below (or in the next batch)
                 self._wake.clear()
             items = [waiting.popleft()]
             while len(items) < 5000 and waiting:
@@ -201,7 +209,7 @@ class DailyFiles(Worker):
                 continue
             fd = self._fd(kind)
             if fd is None:  # cannot be opened (permissions, no space, no descriptors left)
-                self._dropped(len(lines))
+                self._failed(len(lines))
                 continue
             chunk: list[bytes] = []
             size = 0
@@ -231,7 +239,11 @@ class DailyFiles(Worker):
             while view:  # a regular file takes it all at once; loop only on a short write
                 view = view[os.write(fd, view):]
         except OSError:
-            self._dropped(data.count(b"\n"))
+            self._failed(data.count(b"\n"))
+
+    def _failed(self, lines: int) -> None:
+        self.write_failures += lines
+        self._dropped(lines)
 
     def _dropped(self, lines: int) -> None:
         if self._on_drop is not None:
@@ -244,9 +256,10 @@ class DailyFiles(Worker):
             path = self.log_dir / pattern.format(day=self._day)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError:
                 return None
+            _end_torn_line(fd)
             self._fds[kind] = fd
         return fd
 
@@ -270,3 +283,16 @@ class DailyFiles(Worker):
         day = day or self._today()
         pattern = next(p for _k, p, n in FILES if n == name)
         return self.log_dir / pattern.format(day=day)
+
+
+def _end_torn_line(fd: int) -> None:
+    """End the file's last line if it has no newline: a process killed in the middle of a
+    write() (SIGKILL stops a write between two pages) leaves part of a line, which would
+    otherwise swallow the first line written after it. If another process is writing just
+    then, this only adds an empty line after its own."""
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+    except OSError:
+        pass

@@ -1,5 +1,6 @@
 """`DailyFilesHandler`: the root logger's handler that `setup_logging` installs; records go to
-the daily files' writer thread, which makes their lines and passes them on to stdout and Loki."""
+the daily files' writer thread, which makes their lines and passes them on to stdout (Loki's
+shipper reads them from the files)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,21 @@ from collections.abc import Callable
 from exporter.logs import layout
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter, Snapshot
-from exporter.logs.loki import LokiShipper
 
 
 class DailyFilesHandler(logging.Handler):
     """Sends each record to the daily files: app (all), error (ERROR+), errors (with exception),
-    to stdout when `echo` is set, and to Loki when there is a shipper.
+    and to stdout when `echo` is set.
 
     The caller only takes a snapshot of what the line needs (its message, the current trace,
-    copies of flat `extra=` fields); the writer thread makes the line, in batches, then hands it
-    to the shipper. Formatting one line at a time between a worker's other work cost about three
-    times what it costs in a batch (measured in Celery workers). Records with an exception, or
+    copies of flat `extra=` fields); the writer thread makes the line, in batches. Formatting
+    one line at a time between a worker's other work cost about three times what it costs in a
+    batch (measured in Celery workers). Records with an exception, or
     with `extra=` values that could change later, are formatted at once, in the caller.
     """
 
     def __init__(
-        self, daily: DailyFiles, formatter: JsonFormatter, echo: bool = False,
-        shipper: LokiShipper | None = None, *,
+        self, daily: DailyFiles, formatter: JsonFormatter, echo: bool = False, *,
         reported: Callable[[logging.LogRecord], bool],
     ) -> None:
         super().__init__()
@@ -35,7 +34,6 @@ class DailyFilesHandler(logging.Handler):
         self.setFormatter(formatter)
         self._json = formatter
         self._daily = daily
-        self._shipper = shipper
         self._base = layout.APP | (layout.STDOUT if echo else 0)
         self._render_later = self._render  # one bound method for every waiting line
 
@@ -60,19 +58,11 @@ class DailyFilesHandler(logging.Handler):
                 if snapshot is not None:
                     self._daily.submit_deferred(self._render_later, (kinds, snapshot))
                     return
-            line = self.format(record)
-            self._daily.submit(kinds, line)
-            if self._shipper is not None:
-                self._shipper.ship(record.created, record.levelname, record.name, line,
-                                   record.__dict__.get("service"))
+            self._daily.submit(kinds, self.format(record))
         except Exception:
             self.handleError(record)
 
     def _render(self, item: tuple[int, Snapshot]) -> list[tuple[int, str]]:
-        """The line of a deferred record (on the writer thread), handed to Loki too."""
+        """The line of a deferred record (on the writer thread)."""
         kinds, snapshot = item
-        line = self._json.render_snapshot(snapshot)
-        if self._shipper is not None:
-            service = next((value for key, value in snapshot[6] or () if key == "service"), None)
-            self._shipper.ship(snapshot[0], snapshot[1], snapshot[2], line, service)
-        return [(kinds, line)]
+        return [(kinds, self._json.render_snapshot(snapshot))]

@@ -24,6 +24,9 @@ FILES: tuple[tuple[int, str, str], ...] = (
     (ACCESS, "access_{day}.log", "access"),
     (SLOW, "slow_requests_{day}.log", "slow_requests"),
 )
+# What a shipper sends to Loki, as Promtail and Alloy do (promtail/, alloy/): app_* and access_*.
+# error_* and slow_requests_* are subsets of them, and errors/ repeats error lines with stacks.
+SHIPPED = re.compile(r"^(?:app|access)_(\d{4}-\d{2}-\d{2})\.log$")
 DATED = re.compile(
     r"^(?:app|error|errors|access|slow_requests)_(\d{4}-\d{2}-\d{2})\.(?:log|jsonl)$"
 )

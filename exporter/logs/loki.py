@@ -1,5 +1,6 @@
 """`LokiShipper`: a logging handler whose caller only enqueues; one worker batches and pushes
-(its side is `ShipperWorker`, in loki_worker.py)."""
+(its side is `ShipperWorker`, in loki_worker.py). It is for a process without the daily files:
+`setup_logging` ships the files instead (`FileShipper`), whose lines outlive a `kill -9`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.logs.loki_config import LokiConfig
-from exporter.logs.loki_worker import STOP, ShipperWorker, log
-from exporter.logs.push import LokiClient, PushResult
-from exporter.logs.shipper_metrics import ShipperMetrics, shipper_metrics_for
+from exporter.logs.loki_worker import STOP, ShipperWorker
+from exporter.logs.pushing import log
 from exporter.logs.spool import Spool, Spools
 from exporter.logs.streams import Entry, Streams
 
 # Our own diagnostics are not shipped: a failing push must not feed the queue it cannot drain.
 _IGNORED_LOGGERS = (log.name,)
-_SPOOL_GRACE = 10.0  # seconds close() waits past its deadline for the worker to spool the rest
 
 
 class LokiShipper(ShipperWorker, logging.Handler):
@@ -28,10 +27,11 @@ class LokiShipper(ShipperWorker, logging.Handler):
     `emit` formats the record in the caller's thread and puts it on a bounded queue (a full queue
     counts a `queue_full` drop). One daemon worker batches lines (by count, bytes or age), groups
     them into streams by low-cardinality labels (service, env, level and static labels), gzips
-    and POSTs them. 429, 5xx and network errors put the batch in the disk spool and retry with
-    exponential backoff and full jitter (or `Retry-After`); while the spool holds anything, new
-    batches queue behind it so each stream stays in order. Other 4xx drop the batch (`rejected`).
-    `close()` pushes what it can within the deadline and spools the rest for the next start.
+    and POSTs them, each line with its own timestamp. 429, 5xx and network errors put the batch
+    in the disk spool and retry with exponential backoff and full jitter (or `Retry-After`);
+    while the spool holds anything, new batches queue behind it. Other 4xx drop the batch
+    (`rejected`). `close()` pushes what it can within the deadline and spools the rest for the
+    next start. What waits in memory is lost to a `kill -9`.
     """
 
     def __init__(
@@ -41,12 +41,7 @@ class LokiShipper(ShipperWorker, logging.Handler):
         level: int = logging.NOTSET,
     ) -> None:
         logging.Handler.__init__(self, level)
-        ShipperWorker.__init__(self, "loki", stop_timeout=config.close_timeout)
-        self.config = config
-        self._client = LokiClient(
-            config.url, config.tenant, config.username, config.password, config.bearer_token
-        )
-        self.metrics: ShipperMetrics = shipper_metrics_for(registry)
+        ShipperWorker.__init__(self, "loki", config, registry)
         self.metrics.watch(self)
         # SimpleQueue (C, lock-free for the caller) costs a tenth of queue.Queue per line; the
         # bound is checked before each put, so concurrent callers may overshoot it by a few.
@@ -55,20 +50,11 @@ class LokiShipper(ShipperWorker, logging.Handler):
         # The own slot, and slots other processes left (fewer workers after a restart).
         self._spool = Spools(config.spool_dir, config.spool_max_bytes, self._drop_spooled)
         self._streams = Streams(config)
-        self._next_attempt = 0.0
-        self._failures = 0
         # The batch being built lives on the shipper, so a failed turn can count what it lost.
         self._batch: list[Entry] = []
         self._batch_size = 0
         self._started = 0.0
-        self._failure_logged = -60.0
-        self.worker_errors = 0
-        self.last_worker_error: str | None = None
-        self.last_worker_error_at: float | None = None
-        self._deadline: float | None = None
         self._closed = False
-        self.last_result: PushResult | None = None
-        self.last_success: float | None = None
         # A process that exits without close() still flushes: the worker contract stops it at
         # exit, before daemon threads are killed.
         self.start()
@@ -111,19 +97,9 @@ class LokiShipper(ShipperWorker, logging.Handler):
         if self._queue.qsize() >= self._capacity:
             self.metrics.dropped("queue_full", 1)
             return False
-        self._queue.put_nowait((labels, int(created * 1e9), line))
+        # To the microsecond a float holds (int(created * 1e9) made .781 into .780999936).
+        self._queue.put_nowait((labels, round(created * 1e6) * 1000, line))
         return True
-
-    @property
-    def worker_alive(self) -> bool:
-        """True while the worker thread runs (it ends only after `close()`)."""
-        return self.alive
-
-    @property
-    def worker_failing(self) -> bool:
-        """True when the worker's last failure came after its last successful push."""
-        failed = self.last_worker_error_at
-        return failed is not None and (self.last_success is None or failed >= self.last_success)
 
     @property
     def queue_lines(self) -> int:
@@ -160,12 +136,6 @@ class LokiShipper(ShipperWorker, logging.Handler):
         self._closed = True
         self._deadline = time.monotonic() + timeout
         self._queue.put_nowait(STOP)  # behind every line queued before close()
-
-    def _overdue(self) -> float:
-        # A push that began before close() still has its own, longer timeout: cut it short.
-        # The worker then spools that batch and what is queued, which takes a little longer.
-        self._client.abort()
-        return _SPOOL_GRACE
 
     def _after_stop(self) -> None:
         self._count_left_behind()

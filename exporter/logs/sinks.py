@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -24,11 +25,12 @@ from exporter.config import Settings
 from exporter.errors.scrub import safe_str
 from exporter.http.middleware import CompletedRequest
 from exporter.logs import layout
+from exporter.logs.file_shipper import FileShipper
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
-from exporter.logs.loki import LokiShipper
 from exporter.logs.loki_config import LokiConfig
+from exporter.logs.positions import positions_path
 from exporter.registry_parts import parts_on
 from exporter.thresholds import slow_request_seconds
 
@@ -62,13 +64,18 @@ class LogSinks:
         self.files = DailyFiles(
             settings.log_dir, settings.log_retention_days, on_drop=dropped.inc, echo=self._echo
         )
-        self.shipper: LokiShipper | None = None
+        # Loki gets the lines from the files (app_*, access_*), read from positions kept on
+        # disk: what reached a file reaches Loki, even after a kill -9.
+        self.shipper: FileShipper | None = None
         if settings.loki_url:
-            self.shipper = LokiShipper(_loki_config(settings), registry)
-        # One handler: stdout and Loki get their lines from the file writer, in batches (after
-        # close, stdout from `self.stdout`).
+            self.shipper = FileShipper(
+                _loki_config(settings), settings.log_dir,
+                positions_path(settings.data_dir, settings.log_dir), registry)
+            self.files.listen(self.shipper.wake)
+        # One handler: stdout gets its lines from the file writer, in batches (after close,
+        # from `self.stdout`).
         self.handlers: list[logging.Handler] = [
-            DailyFilesHandler(self.files, self.formatter, self._echo is not None, self.shipper,
+            DailyFilesHandler(self.files, self.formatter, self._echo is not None,
                               reported=_reported_by_access_log)
         ]
         self.stdout: logging.Handler | None = None
@@ -80,35 +87,44 @@ class LogSinks:
     def backlog(self) -> str | None:
         """Why ingested entries should wait (None: they can be taken now).
 
-        The files' and the shipper's queues drop what does not fit, which is right for a
-        process's own logging (it must never wait) but not for entries a client sent us: the
-        ingestion API refuses a batch with 429 once either queue is half full, so the client
-        retries it later and the other half stays free for concurrent batches and our own lines.
+        The files' queue drops what does not fit, which is right for a process's own logging
+        (it must never wait) but not for entries a client sent us: the ingestion API refuses a
+        batch with 429 once the queue is half full, so the client retries it later and the other
+        half stays free for concurrent batches and our own lines. (Loki needs no such bound: the
+        shipper reads the files, which are on disk.)
         """
         if self.files.queued * 2 > self.files.capacity:
             return f"{self.files.queued} lines wait for the log files"
-        shipper = self.shipper
-        if shipper is not None and shipper.queue_lines * 2 > shipper.queue_capacity:
-            return f"{shipper.queue_lines} lines wait to be shipped to Loki"
         return None
 
     def write_entry(self, created: float, level: str, fields: dict[str, Any]) -> None:
-        """Write one entry that did not come through `logging` (ingestion API) to files and Loki."""
-        self.write_line(created, level, self.render_entry(created, level, fields),
-                        fields.get("service"))
+        """Queue one entry that did not come through `logging` for the files (not waiting)."""
+        self._queue_line(level, self.render_entry(created, level, fields))
 
     def render_entry(self, created: float, level: str, fields: dict[str, Any]) -> str:
         """The JSON line of an ingested entry (secrets redacted), not yet written."""
         return self.formatter.render_fields(created, level, "exporter.ingest", fields)
 
-    def write_line(self, created: float, level: str, line: str, service: object = None) -> None:
-        """Write a line from `render_entry` to the files and Loki."""
+    def write_lines(self, lines: Sequence[tuple[str, str]], timeout: float) -> str | None:
+        """Write `(level, line)` pairs from `render_entry` to the files and wait until the
+        kernel has them (Loki's shipper reads them there): None once they are all written,
+        else why they may not be (some may be: a client that sends them again may send
+        copies). Written means a `kill -9` cannot lose them; a power loss still can."""
+        failures = self.files.write_failures
+        refused = sum(not self._queue_line(level, line) for level, line in lines)
+        if refused:
+            return f"the log files' queue was full for {refused} of {len(lines)} lines"
+        if not self.files.flush(timeout):
+            return f"the log files did not confirm the write within {timeout:g} s"
+        if self.files.write_failures != failures:
+            return "the log files could not be written (see log_file_lines_dropped_total)"
+        return None
+
+    def _queue_line(self, level: str, line: str) -> bool:
         kinds = layout.APP
         if level in ("error", "critical"):
             kinds |= layout.ERROR
-        self.files.submit(kinds, line)
-        if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line, service)
+        return self.files.submit(kinds, line)
 
     def observe_request(self, done: CompletedRequest) -> None:
         """The access-log observer: hands the request to the writer thread, which formats it."""
@@ -131,8 +147,6 @@ class LogSinks:
         }
         line = self.formatter.render_fields(created, level, "exporter.access", fields)
         out = [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
-        if self.shipper is not None:
-            self.shipper.enqueue_line(created, level, line)
         if exception is not None:
             exc = exception
             fields["exc_type"] = type(exc).__name__
@@ -164,7 +178,7 @@ class LogSinks:
             root.addHandler(self.stdout)
         for handler in self.handlers:
             root.removeHandler(handler)
-        # Access lines reach the shipper through the file writer: stop the writer first.
+        # The shipper reads what the writer wrote: stop the writer first.
         self.files.stop()
         if self.shipper is not None:
             self.shipper.close()
@@ -190,7 +204,7 @@ def _loki_config(settings: Settings) -> LokiConfig:
         static_labels=dict(settings.loki_labels), tenant=settings.loki_tenant,
         username=settings.loki_username, password=secret, bearer_token=bearer,
         batch_lines=settings.loki_batch_lines, batch_bytes=settings.loki_batch_bytes,
-        batch_wait=settings.loki_batch_wait_seconds, queue_lines=settings.loki_queue_lines,
+        batch_wait=settings.loki_batch_wait_seconds,
         spool_max_bytes=settings.loki_spool_max_bytes,
         close_timeout=settings.loki_close_timeout_seconds,
         push_timeout=settings.loki_push_timeout_seconds,

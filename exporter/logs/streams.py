@@ -1,5 +1,6 @@
-"""The Loki streams of one shipper: label sets with a bounded number of services, and
-timestamps that never go backwards within a stream."""
+"""The Loki streams of one shipper: label sets with a bounded number of services. Each line
+keeps its own timestamp: Loki takes out-of-order lines within a stream (since 2.4), so no line
+is ever moved to keep a stream in order."""
 
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ class Streams:
         self._config = config
         self._labels: dict[tuple[str, str], Labels] = {}
         self._services: set[str] = {config.service}
-        self._last_ts: dict[Labels, int] = {}
 
     def labels(self, service: object, level: str) -> Labels:
         """The label set of a line of `service` (any value, taken as text) at `level`."""
@@ -65,23 +65,6 @@ class Streams:
             if len(self._labels) < _MAX_LABEL_SETS:
                 self._labels[key] = labels
         return labels
-
-    def in_order(self, batch: list[Entry]) -> list[Entry]:
-        """`batch` with each stream's timestamps made non-decreasing (worker thread only).
-
-        Loki wants each stream in time order, and clocks can step back.
-        """
-        last = self._last_ts
-        if len(last) > 2 * _MAX_LABEL_SETS:  # bounded: streams that were not cached come and go
-            last.clear()
-        ordered: list[Entry] = []
-        for labels, ts, line in batch:
-            previous = last.get(labels, 0)
-            if ts < previous:
-                ts = previous
-            last[labels] = ts
-            ordered.append((labels, ts, line))
-        return ordered
 
     def forget(self) -> None:
         """Drop the cached label sets (after the configuration changed)."""
