@@ -45,7 +45,8 @@ _TLS_CLIENT: Schema = {"args": {
     "insecure", "insecure_skip_verify", "server_name", "ca_file", "ca_pem", "cert_file",
     "cert_pem", "key_file", "key_pem", "min_version", "max_version", "reload_interval",
     "cipher_suites", "include_system_ca_certs_pool"}, "blocks": {"tpm": None}}
-_STATEMENTS: Schema = {"args": {"context", "statements"}, "blocks": {}}
+_STATEMENTS: Schema = {"args": {"context", "statements", "conditions", "error_mode"},
+                       "blocks": {}}
 _QUEUE_AND_RETRY = {"sending_queue": None, "retry_on_failure": None, "debug_metrics": None}
 ALLOY_REFERENCE: dict[str, Schema] = {
     "otelcol.receiver.otlp": {"args": set(), "blocks": {
@@ -61,7 +62,8 @@ ALLOY_REFERENCE: dict[str, Schema] = {
         "output": _OUTPUT, "debug_metrics": None}},
     "otelcol.processor.transform": {"args": {"error_mode"}, "blocks": {
         "trace_statements": _STATEMENTS, "metric_statements": _STATEMENTS,
-        "log_statements": _STATEMENTS, "output": _OUTPUT, "debug_metrics": None}},
+        "log_statements": _STATEMENTS, "output": _OUTPUT, "debug_metrics": None,
+        "statements": {"args": {"log", "metric", "trace"}, "blocks": {}}}},
     "otelcol.processor.batch": {"args": {
         "timeout", "send_batch_size", "send_batch_max_size", "metadata_keys",
         "metadata_cardinality_limit"}, "blocks": {"output": _OUTPUT, "debug_metrics": None}},
