@@ -1,6 +1,9 @@
 """A small Loki push receiver on loopback that checks the wire format strictly.
 
-It can be up, down (nothing listens on its port), slow, or answer 429 (with Retry-After) or 500.
+It can be up, down (nothing listens on its port), slow, or answer 429 (with Retry-After) or 500,
+or be a Loki that takes no structured metadata (`allow_structured_metadata = False`: a schema
+before v13, or the limit off), which keeps the valid lines of a push and answers 400 with Loki's
+own message for the others, as Loki's distributor does.
 `GET /loki/api/v1/query_range` answers with the newest `limit` lines received, whatever the
 LogQL query (it is not evaluated), in Loki's streams result shape.
 Run as a script (`python tests/loki_receiver.py PORT`) it serves forever and answers
@@ -25,12 +28,66 @@ from urllib.parse import parse_qs, urlsplit
 PUSH_PATH = "/loki/api/v1/push"
 QUERY_PATH = "/loki/api/v1/query_range"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Loki's limits_config defaults: max_label_names_per_series, max_label_name_length,
+# max_label_value_length, max_structured_metadata_entries_count, _size.
+MAX_LABELS, MAX_NAME_CHARS, MAX_VALUE_CHARS = 15, 1024, 2048
+MAX_METADATA_ENTRIES, MAX_METADATA_BYTES = 128, 64 * 1024
+# pkg/validation/validate.go, DisallowedStructuredMetadataErrorMsg (the stream's labels in %s).
+DISALLOWED_METADATA = (
+    "stream '%s' includes structured metadata, but this feature is disallowed. Please see "
+    "`limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+)
+Metadata = dict[str, str] | None
+Value = tuple[dict[str, str], int, str, Metadata]  # labels, ns timestamp, line, metadata
+
+
+def _check_labels(labels: object) -> dict[str, str]:
+    if not isinstance(labels, dict) or not labels:
+        raise ValueError("'stream' must be a non-empty object")
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"{len(labels)} labels: Loki takes at most {MAX_LABELS}")
+    for name, value in labels.items():
+        if (not _LABEL_NAME.match(name) or name.startswith("__") or len(name) > MAX_NAME_CHARS
+                or not isinstance(value, str) or not value or len(value) > MAX_VALUE_CHARS):
+            raise ValueError(f"bad label {name!r}={value!r:.100}")
+    return labels
+
+
+def _check_metadata(metadata: object) -> dict[str, str]:
+    """Structured metadata as Loki's push API takes it: an object of string keys and string
+    values, nothing nested. Ours is stricter: keys LogQL can name (`| trace_id="..."`), values
+    not empty, and no empty object (a line without metadata has a two-element value)."""
+    if not isinstance(metadata, dict) or not metadata:
+        raise ValueError(f"structured metadata must be a non-empty object: {metadata!r:.200}")
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise ValueError(f"{len(metadata)} structured metadata entries (Loki: at most "
+                         f"{MAX_METADATA_ENTRIES})")
+    size = 0
+    for name, value in metadata.items():
+        if not _LABEL_NAME.match(name) or not isinstance(value, str) or not value:
+            raise ValueError(f"bad structured metadata {name!r}={value!r:.100}")
+        size += len(name) + len(value)
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"structured metadata of {size} bytes (Loki: {MAX_METADATA_BYTES})")
+    return metadata
+
+
+def _stream_text(labels: dict[str, str]) -> str:
+    """Labels as Loki prints a stream in its messages: {a="1", b="2"}, sorted."""
+    return "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())) + "}"
 
 
 def check_push(
     headers: dict[str, str], raw: bytes, require_gzip: bool = True
 ) -> list[tuple[dict[str, str], int, str]]:
     """The (labels, ns timestamp, line) entries of a push; ValueError says what is wrong."""
+    return [(labels, ts, line) for labels, ts, line, _meta in check_values(headers, raw,
+                                                                           require_gzip)]
+
+
+def check_values(headers: dict[str, str], raw: bytes, require_gzip: bool = True) -> list[Value]:
+    """The (labels, ns timestamp, line, structured metadata or None) of each value of a push;
+    ValueError says what is wrong."""
     if headers.get("content-type") != "application/json":
         raise ValueError(f"content-type must be application/json: {headers.get('content-type')}")
     if headers.get("content-encoding") == "gzip":
@@ -42,29 +99,26 @@ def check_push(
     doc = json.loads(raw)
     if not isinstance(doc, dict) or set(doc) != {"streams"} or not isinstance(doc["streams"], list):
         raise ValueError("body must be {'streams': [...]}")
-    entries: list[tuple[dict[str, str], int, str]] = []
+    entries: list[Value] = []
     now_ns = time.time_ns()
     for stream in doc["streams"]:
         if not isinstance(stream, dict) or set(stream) != {"stream", "values"}:
             raise ValueError(f"a stream must have exactly 'stream' and 'values': {stream!r:.200}")
-        labels = stream["stream"]
-        if not isinstance(labels, dict) or not labels:
-            raise ValueError("'stream' must be a non-empty object")
-        for name, value in labels.items():
-            if not _LABEL_NAME.match(name) or not isinstance(value, str) or not value:
-                raise ValueError(f"bad label {name!r}={value!r}")
+        labels = _check_labels(stream["stream"])
         if not isinstance(stream["values"], list) or not stream["values"]:
             raise ValueError("'values' must be a non-empty list")
         for value in stream["values"]:
-            if not (isinstance(value, list) and len(value) == 2
-                    and all(isinstance(v, str) for v in value)):
-                raise ValueError(f"a value must be [ts, line] strings: {value!r:.200}")
-            ts, line = value
+            if not (isinstance(value, list) and len(value) in (2, 3)
+                    and all(isinstance(v, str) for v in value[:2])):
+                raise ValueError(f"a value must be [ts, line] or [ts, line, {{metadata}}]: "
+                                 f"{value!r:.200}")
+            ts, line = value[:2]
+            metadata = _check_metadata(value[2]) if len(value) == 3 else None
             if not ts.isdigit() or len(ts) != 19:
                 raise ValueError(f"timestamp must be a nanosecond decimal string, got {ts!r}")
             if abs(int(ts) - now_ns) > 86_400 * 10**9:
                 raise ValueError(f"timestamp {ts} is more than a day away from now")
-            entries.append((labels, int(ts), line))
+            entries.append((labels, int(ts), line, metadata))
     return entries
 
 
@@ -84,7 +138,10 @@ class LokiReceiver:
         self.mode = "up"
         self.delay = 0.0
         self.retry_after = "1"
+        self.allow_structured_metadata = True
+        self.refused_metadata = 0  # lines refused for their structured metadata
         self.entries: list[tuple[dict[str, str], int, str]] = []
+        self.metadata: list[Metadata] = []  # of each entry, in the same order
         self.errors: list[str] = []
         self.requests: list[dict[str, str]] = []
         self.count = 0
@@ -150,15 +207,28 @@ class LokiReceiver:
                     self._reply(500, b"ingester unavailable")
                     return
                 try:
-                    entries = check_push(headers, raw, receiver.require_gzip)
+                    values = check_values(headers, raw, receiver.require_gzip)
                 except ValueError as exc:
                     receiver.errors.append(str(exc))
                     self._reply(400, str(exc).encode())
                     return
+                refused = []
+                if not receiver.allow_structured_metadata:
+                    refused = [DISALLOWED_METADATA % _stream_text(labels)
+                               for labels, _ts, _line, meta in values if meta is not None]
+                    values = [value for value in values if value[3] is None]
                 with receiver._lock:
                     receiver.requests.append(headers)
-                    receiver.entries.extend(entries)
-                    receiver.count += len(entries)
+                    receiver.entries.extend(value[:3] for value in values)
+                    receiver.metadata.extend(value[3] for value in values)
+                    receiver.count += len(values)
+                    receiver.refused_metadata += len(refused)
+                if refused:  # Loki keeps the valid lines and lists the errors (GroupedErrors)
+                    groups = {message: refused.count(message) for message in refused}
+                    self._reply(400, "; ".join(
+                        message if len(groups) == 1 and n == 1 else f"{n} errors like: {message}"
+                        for message, n in groups.items()).encode() + b"\n")
+                    return
                 self._reply(204)
 
         server = _Server(("127.0.0.1", self.port), Handler)
@@ -186,6 +256,12 @@ class LokiReceiver:
             streams.setdefault(tuple(sorted(labels.items())), []).append([str(ts), line])
         return {"status": "success", "data": {"resultType": "streams", "result": [
             {"stream": dict(labels), "values": values} for labels, values in streams.items()]}}
+
+    def values(self) -> list[Value]:
+        """Every (labels, ns timestamp, line, structured metadata or None) received, in order."""
+        with self._lock:
+            return [(*entry, meta) for entry, meta in zip(self.entries, self.metadata,
+                                                          strict=True)]
 
     def lines(self) -> list[str]:
         """Every line received, in arrival order."""

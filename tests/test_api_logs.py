@@ -87,8 +87,11 @@ def test_write_takes_one_entry_to_files_and_loki(
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert (line["adv_id"], line["plan_id"]) == (7, "p1")
     labels, _ts, pushed = pushed_entry(receiver, "order placed")
-    assert labels == {"service": "ads", "env": "test", "level": "warning"}
+    assert labels == {"service": "ads", "env": "test", "level": "warning", "kind": "app"}
     assert json.loads(pushed) == line
+    # The trace id also goes as structured metadata, as Promtail and Alloy send it.
+    (metadata,) = [meta for _l, _t, text, meta in receiver.values() if text == pushed]
+    assert metadata == {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
 
 
 def test_batch_reports_each_failed_entry_by_index(sidecar: httpx.Client, tmp_path: Path) -> None:

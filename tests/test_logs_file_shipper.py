@@ -83,8 +83,10 @@ def test_lines_keep_their_own_timestamps_and_labels_and_only_app_and_access_are_
     # Each entry at its own `ts` (to the millisecond), however far from its neighbours.
     assert by_seq[0][1] == round(ahead * 1000) * 1_000_000
     assert by_seq[1][1] == round(late * 1000) * 1_000_000
-    assert by_seq[1][0] == {"service": "shop", "env": "test", "level": "error", "region": "eu"}
+    assert by_seq[1][0] == {"service": "shop", "env": "test", "level": "error", "kind": "app",
+                            "region": "eu"}
     assert by_seq[2][0]["service"] == "billing"
+    assert by_seq[3][0]["kind"] == "access"  # the label promtail/ and alloy/ give access_*.log
     assert registry.get_sample_value("loki_shipper_lines_sent_total") == 4
 
 
@@ -220,3 +222,88 @@ def test_a_file_whose_end_a_power_loss_took_is_read_again_from_its_start(
     wait_until(lambda: receiver.count >= 13)
     shipper.close()
     assert seqs(receiver) == list(range(13)) and receiver.errors == []
+
+
+TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def metadata_by_seq(receiver: LokiReceiver) -> dict[int, dict[str, str] | None]:
+    return {json.loads(text)["seq"]: meta for _labels, _ts, text, meta in receiver.values()}
+
+
+def test_trace_and_span_ids_go_as_structured_metadata_when_the_line_has_them(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    import logging
+
+    shipper = make_shipper(receiver, tmp_path, registry)
+    record = logging.LogRecord("shop", logging.INFO, __file__, 1, "paid", None, None)
+    record.seq, record.trace_id, record.span_id = 5, TRACE, SPAN
+    append(tmp_path, [
+        line(0, trace_id=TRACE, span_id=SPAN),
+        line(1),  # "trace_id": null
+        line(2, trace_id=TRACE),
+        line(3, trace_id='a"quoted"id'),  # an escape: the line is parsed
+        line(4, trace_id=12345),  # not a string: no metadata, the line keeps it
+        FORMATTER.format(record),  # a logging record: trace_id, then span_id, then extras
+        line(6, trace_id="x" * 300),  # longer than an id: stays in the line only
+        line(7, ctx={"a": 1, "trace_id": "nested"}),  # a nested key is not the line's
+    ])
+    append(tmp_path, [line(8, trace_id=TRACE, span_id=SPAN)], f"access_{DAY}.log")
+    wait_until(lambda: receiver.count >= 9)
+    shipper.close()
+    assert receiver.errors == []
+    assert metadata_by_seq(receiver) == {
+        0: {"trace_id": TRACE, "span_id": SPAN}, 1: None, 2: {"trace_id": TRACE},
+        3: {"trace_id": 'a"quoted"id'}, 4: None, 5: {"trace_id": TRACE, "span_id": SPAN},
+        6: None, 7: None, 8: {"trace_id": TRACE, "span_id": SPAN},
+    }
+    for labels, _ts, text in receiver.entries:  # ids are never labels; the line keeps them
+        assert not {"trace_id", "span_id"} & set(labels)
+        assert json.loads(text)["trace_id"] is not None or json.loads(text)["seq"] in (1, 7)
+
+
+def test_a_loki_refusing_structured_metadata_gets_the_lines_again_without_it(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver.allow_structured_metadata = False  # Loki with a schema before v13
+    shipper = make_shipper(receiver, tmp_path, registry)
+    first = [line(n, trace_id=TRACE) if n % 2 else line(n) for n in range(10)]
+    append(tmp_path, first)
+    wait_until(lambda: registry.get_sample_value("loki_shipper_lines_sent_total") == 10)
+    append(tmp_path, [line(n, trace_id=TRACE, span_id=SPAN) for n in range(10, 15)])
+    wait_until(lambda: registry.get_sample_value("loki_shipper_lines_sent_total") == 15)
+    shipper.close()
+    assert receiver.errors == []
+    # Loki kept the 5 lines without ids of the refused push, and drops them when they come
+    # again (same labels, timestamp and line): every line is there, none was dropped.
+    unique = {(tuple(sorted(labels.items())), ts, text) for labels, ts, text in receiver.entries}
+    assert len(unique) == 15 and receiver.count == 20
+    assert sorted(seqs(receiver)) == sorted([*range(0, 10, 2), *range(15)])
+    assert receiver.metadata == [None] * 20
+    assert receiver.refused_metadata == 5, "after one refusal, batches go without metadata"
+    assert registry.get_sample_value("loki_shipper_lines_without_metadata_total") == 10
+    assert drops(registry, "rejected") == 0
+    said = [r for r in caplog.records if "refuses structured metadata" in r.getMessage()]
+    assert len(said) == 1 and "disallowed" in said[0].getMessage()
+
+
+def test_after_a_refusal_a_batch_tries_with_structured_metadata_again(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exporter.logs import pushing
+
+    receiver.allow_structured_metadata = False
+    shipper = make_shipper(receiver, tmp_path, registry)
+    append(tmp_path, [line(0, trace_id=TRACE)])
+    wait_until(lambda: registry.get_sample_value("loki_shipper_lines_sent_total") == 1)
+    assert not shipper.sends_metadata
+    receiver.allow_structured_metadata = True  # Loki upgraded to schema v13 meanwhile
+    monkeypatch.setattr(pushing, "METADATA_RETRY_SECONDS", 0.0)
+    append(tmp_path, [line(1, trace_id=TRACE)])
+    wait_until(lambda: receiver.count >= 2)
+    shipper.close()
+    assert metadata_by_seq(receiver) == {0: None, 1: {"trace_id": TRACE}}
+    assert registry.get_sample_value("loki_shipper_lines_without_metadata_total") == 1

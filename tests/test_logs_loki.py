@@ -82,7 +82,8 @@ def test_push_body_labels_and_headers_follow_the_loki_api(
     assert receiver.errors == []
     assert receiver.count == 2
     labels = [entry[0] for entry in receiver.entries]
-    assert labels[0] == {"service": "shop", "env": "test", "level": "info", "region": "eu"}
+    assert labels[0] == {"service": "shop", "env": "test", "level": "info", "kind": "app",
+                         "region": "eu"}
     assert labels[1]["level"] == "error"
     line = json.loads(receiver.entries[0][2])
     assert line["message"] == "hello world" and "trace_id" in line  # trace id stays in the line
@@ -91,6 +92,49 @@ def test_push_body_labels_and_headers_follow_the_loki_api(
     assert headers["x-scope-orgid"] == "team-a"
     assert headers["authorization"] == "Bearer s3cr3t-token"
     assert registry.get_sample_value("loki_shipper_lines_sent_total") == 2
+
+
+TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def test_a_records_trace_and_span_ids_go_as_structured_metadata(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    shipper = make_shipper(receiver, tmp_path, registry)
+    logger = make_logger(shipper, "test.metadata")
+    logger.info("in a request", extra={"seq": 0, "trace_id": TRACE, "span_id": SPAN})
+    logger.info("outside any request", extra={"seq": 1})
+    shipper.enqueue_line(time.time(), "info", json.dumps({"seq": 2, "trace_id": TRACE}),
+                         kind="access")
+    shipper.close()
+    assert receiver.errors == []
+    assert receiver.metadata == [{"trace_id": TRACE, "span_id": SPAN}, None, {"trace_id": TRACE}]
+    assert [labels["kind"] for labels, _ts, _line in receiver.entries] == ["app", "app", "access"]
+
+
+def test_spooled_batches_reach_a_loki_refusing_structured_metadata_without_it(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver.stop()
+    shipper = make_shipper(receiver, tmp_path, registry, close_timeout=0.2, batch_lines=100)
+    logger = make_logger(shipper, "test.spooled")
+    for seq in range(300):
+        logger.info("record", extra={"seq": seq, "trace_id": TRACE})
+    shipper.close()
+    assert list((tmp_path / "spool").glob("*/*.gz")), "written with metadata, while Loki was down"
+    receiver.allow_structured_metadata = False  # it comes back with a schema before v13
+    receiver.start()
+    second_registry = CollectorRegistry()
+    second = make_shipper(receiver, tmp_path, second_registry)
+    make_logger(second, "test.spooled").info("after", extra={"seq": 300, "trace_id": TRACE})
+    assert receiver.wait_for(301, timeout=10)
+    second.close()
+    assert sequence_numbers(receiver) == list(range(301)) and receiver.errors == []
+    assert receiver.metadata == [None] * 301
+    assert second_registry.get_sample_value("loki_shipper_lines_without_metadata_total") == 301
+    assert drops(second_registry, "rejected") == 0
+    assert sum("refuses structured metadata" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_basic_auth_is_sent_when_configured(

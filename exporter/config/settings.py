@@ -136,7 +136,7 @@ class Settings(WatchSettings):
         for name in value:
             if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
                 raise ValueError(f"label name {name!r} is not a valid Loki label name")
-            if name in ("service", "env", "level"):
+            if name in ("service", "env", "level", "kind"):
                 raise ValueError(f"label {name!r} is set by the exporter itself")
         return value
 

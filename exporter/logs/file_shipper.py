@@ -182,8 +182,9 @@ class FileShipper(PushingWorker):
         now_ns = time.time_ns()
         entry = self._fields.entry
         for chunk in chunks:
+            kind = "access" if chunk.name.startswith("access_") else "app"  # layout.SHIPPED
             for raw in chunk.lines:
-                made = entry(raw, now_ns)
+                made = entry(raw, now_ns, kind)
                 if made is not None:
                     batch.entries.append(made)
                 batch.size += len(raw) + _ENTRY_OVERHEAD

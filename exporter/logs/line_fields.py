@@ -1,5 +1,6 @@
 """What the file shipper reads from one line of the daily files: its own timestamp (`ts`), its
-level and its service, which make the Loki entry."""
+level and its service, which make the Loki entry, and its trace and span ids, which go with it
+as structured metadata."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
+from exporter.logs.push import Metadata
 from exporter.logs.streams import Entry, Streams
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -17,7 +19,14 @@ UNKNOWN = "unknown"  # the level label of a line that is not one of our JSON obj
 _OURS = re.compile(r'^\{"ts":"([^"]*)","level":"([a-z]{1,16})"')
 _SERVICE = ',"service":"'
 _OUR_START = b'{"ts":"'
-Fields = tuple["str | None", str, object]  # ts, level, service
+Fields = tuple["str | None", str, object, Metadata]  # ts, level, service, metadata
+# Structured metadata, as Promtail and Alloy send it (promtail/, alloy/): the line's own ids.
+# Loki indexes none of it: `{...} | trace_id="<id>"` finds a line without parsing it.
+METADATA_KEYS = ("trace_id", "span_id")
+_MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
+_TRACE = ',"trace_id":'
+_SPAN = ',"span_id":'
+_PARSE = object()  # the fast reading cannot tell: parse the line
 
 
 class LineFields:
@@ -27,18 +36,19 @@ class LineFields:
         self._streams = streams
         self._second: tuple[str, int] = ("", 0)  # the last `ts` second seen, in seconds
 
-    def entry(self, raw: bytes, now_ns: int) -> Entry | None:
-        """The entry of one line (None for a blank one). A line that is not a JSON object is
-        shipped as it is, at level `unknown` and `now_ns` (or at the level and `ts` it starts
-        with, when it is the part of one of ours that a killed writer left)."""
+    def entry(self, raw: bytes, now_ns: int, kind: str = "app") -> Entry | None:
+        """The entry of one line of a `kind` file (None for a blank one). A line that is not a
+        JSON object is shipped as it is, at level `unknown` and `now_ns` (or at the level and
+        `ts` it starts with, when it is the part of one of ours that a killed writer left)."""
         if not raw.startswith(_OUR_START):
             raw = raw.strip(b"\x00")  # a power loss may leave a run of zeros where lines were
             if not raw.strip():
                 return None
         line = raw.decode("utf-8", "replace")
-        ts, level, service = _ours(line) or _parsed(line)
+        ts, level, service, metadata = _ours(line) or _parsed(line)
         stamp = self.ns(ts)
-        return (self._streams.labels(service, level), now_ns if stamp is None else stamp, line)
+        return (self._streams.labels(service, level, kind), now_ns if stamp is None else stamp,
+                line, metadata)
 
     def ns(self, text: object) -> int | None:
         """`text` (RFC 3339; ours is `2026-11-23T16:21:58.001Z`) in ns since the epoch."""
@@ -64,11 +74,20 @@ class LineFields:
         return (when - _EPOCH) // _MICROSECOND * 1000
 
 
+def metadata_of(line: str) -> Metadata:
+    """The structured metadata of one formatted line (see `_ours`; other lines are parsed)."""
+    head = _OURS.match(line)
+    found = _metadata(line, head.end()) if head is not None else _PARSE
+    return _parsed(line)[3] if found is _PARSE else found  # type: ignore[return-value]
+
+
 def _ours(line: str) -> Fields | None:
-    """`ts`, level and service read from where our formatter puts them, without parsing the
-    line (parsing was most of the shipper's time): `ts` and `level` first, and `service` as a
-    string before any nested object. A quote inside a JSON string is escaped, so the first
-    `,"service":"` is the key. None when the line is not in that shape (then it is parsed)."""
+    """`ts`, level, service and the ids read from where our formatter puts them, without
+    parsing the line (parsing was most of the shipper's time): `ts` and `level` first, then
+    `service`, `trace_id` and `span_id` as strings before any nested object (every writer of
+    the daily files puts them there; `span_id` right after `trace_id`). A quote inside a JSON
+    string is escaped, so the first `,"service":"` is the key. None when the line is not in
+    that shape (then it is parsed)."""
     head = _OURS.match(line)
     if head is None:
         return None
@@ -79,7 +98,55 @@ def _ours(line: str) -> Fields | None:
     end = line.find('"', start)
     if end < 0 or "\\" in line[start:end]:  # an escape: let the parser read it
         return None
-    return head.group(1), head.group(2), line[start:end]
+    metadata = _metadata(line, head.end())
+    if metadata is _PARSE:
+        return None
+    return head.group(1), head.group(2), line[start:end], metadata  # type: ignore[return-value]
+
+
+def _metadata(line: str, start: int) -> Metadata | object:
+    """`trace_id` and `span_id` (what follows it) of one of our lines, from `start`; None when
+    it has neither, `_PARSE` when a value holds an escape or is not a string or null, or when
+    a nested value comes first."""
+    at = line.find(_TRACE, start)
+    if at < 0:
+        return None
+    if line.find('":{', start, at) >= 0 or line.find('":[', start, at) >= 0:
+        return _PARSE  # an object or array before it: the key found may be one of its own
+    trace, at = _string_at(line, at + len(_TRACE))
+    span = None
+    if line.startswith(_SPAN, at):
+        span, at = _string_at(line, at + len(_SPAN))
+    if trace is _PARSE or span is _PARSE:
+        return _PARSE
+    if trace is None and span is None:
+        return None
+    metadata = {}
+    if trace is not None:
+        metadata["trace_id"] = trace
+    if span is not None:
+        metadata["span_id"] = span
+    return metadata
+
+
+def _string_at(line: str, at: int) -> tuple[object, int]:
+    """(the JSON string value at `at`, None for null, `_PARSE` for anything else; where the
+    value ends)."""
+    if not line.startswith('"', at):
+        if line.startswith("null", at):
+            return None, at + 4
+        return _PARSE, at  # a number, an object...: the parser tells what it is
+    end = line.find('"', at + 1)
+    if end < 0:
+        return None, len(line)
+    value = line[at + 1:end]
+    if "\\" in value:
+        return _PARSE, end + 1
+    return (value if 0 < len(value) <= _MAX_ID_CHARS else None), end + 1
+
+
+def _id(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS else None
 
 
 def _parsed(line: str) -> Fields:
@@ -89,9 +156,11 @@ def _parsed(line: str) -> Fields:
         doc = None
     if isinstance(doc, dict):
         level, ts = doc.get("level"), doc.get("ts")
+        ids = {key: value for key in METADATA_KEYS if (value := _id(doc.get(key))) is not None}
         return (ts if isinstance(ts, str) else None,
-                level if isinstance(level, str) and level else UNKNOWN, doc.get("service"))
+                level if isinstance(level, str) and level else UNKNOWN, doc.get("service"),
+                ids or None)
     ours = _OURS.match(line)  # what a killed writer left of one of ours
     if ours is not None:
-        return ours.group(1), ours.group(2), None
-    return None, UNKNOWN, None
+        return ours.group(1), ours.group(2), None, None
+    return None, UNKNOWN, None, None

@@ -26,7 +26,8 @@ class LokiShipper(ShipperWorker, logging.Handler):
 
     `emit` formats the record in the caller's thread and puts it on a bounded queue (a full queue
     counts a `queue_full` drop). One daemon worker batches lines (by count, bytes or age), groups
-    them into streams by low-cardinality labels (service, env, level and static labels), gzips
+    them into streams by low-cardinality labels (service, env, level, kind and static labels),
+    with each line's trace and span ids as structured metadata, gzips
     and POSTs them, each line with its own timestamp. 429, 5xx and network errors put the batch
     in the disk spool and retry with exponential backoff and full jitter (or `Retry-After`);
     while the spool holds anything, new batches queue behind it. Other 4xx drop the batch
@@ -82,15 +83,17 @@ class LokiShipper(ShipperWorker, logging.Handler):
             self.handleError(record)
 
     def enqueue_line(
-        self, created: float, level: str, line: str, service: object = None
+        self, created: float, level: str, line: str, service: object = None, kind: str = "app"
     ) -> bool:
         """Queue one formatted line; False (and a counted drop) when it cannot be taken.
 
         `service` (default: the configured one) becomes the `service` label; any value is taken
         as text, and past `streams.MAX_SERVICES` distinct names the configured service is used
-        instead (the line keeps the caller's name).
+        instead (the line keeps the caller's name). `kind` is the `kind` label (`app` or
+        `access`, as for lines read from app_*.log and access_*.log). The line's `trace_id` and
+        `span_id` go with it as structured metadata (read by the worker, not here).
         """
-        labels = self._streams.labels(service, level)
+        labels = self._streams.labels(service, level, kind)
         if self._closed:
             self.metrics.dropped("closed", 1)
             return False

@@ -8,6 +8,7 @@ import queue
 import time
 from typing import Any
 
+from exporter.logs.line_fields import metadata_of
 from exporter.logs.push import encode_push
 from exporter.logs.pushing import PushingWorker
 from exporter.logs.spool import Spools
@@ -59,7 +60,8 @@ class ShipperWorker(PushingWorker):
             else:
                 if not self._batch:
                     self._started = time.monotonic()
-                self._batch.append(item)
+                labels, ts_ns, line = item
+                self._batch.append((labels, ts_ns, line, metadata_of(line)))
                 self._batch_size += len(item[2]) + _ENTRY_OVERHEAD
                 if len(self._batch) >= cfg.batch_lines or self._batch_size >= cfg.batch_bytes:
                     self._ship_batch()

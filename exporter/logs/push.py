@@ -1,4 +1,5 @@
-"""The Loki push API on the wire: the gzipped JSON body, and one keep-alive HTTP connection."""
+"""The Loki push API on the wire: the gzipped JSON body (each value `[ns, line]`, or
+`[ns, line, {structured metadata}]`), and one keep-alive HTTP connection."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 PUSH_PATH = "/loki/api/v1/push"
 Labels = tuple[tuple[str, str], ...]
+# Structured metadata of one line (string keys and values; Loki indexes none of it), or None.
+Metadata = dict[str, str] | None
+Entry = tuple[Labels, int, str, Metadata]  # labels, ns timestamp, line, structured metadata
+_DETAIL_BYTES = 16 << 10  # of an error answer: Loki lists one error per stream before the next
 
 
 def push_url(base: str) -> str:
@@ -23,14 +29,19 @@ def push_url(base: str) -> str:
     return base if base.endswith(PUSH_PATH) else base + PUSH_PATH
 
 
-def encode_push(entries: list[tuple[Labels, int, str]]) -> bytes:
-    """A gzipped push body; `entries` are (labels, ns timestamp, line) in the order to keep."""
-    streams: dict[Labels, list[list[str]]] = {}
-    for labels, ts_ns, line in entries:
+def encode_push(entries: list[Entry]) -> bytes:
+    """A gzipped push body; `entries` are (labels, ns timestamp, line, metadata) in the order to
+    keep. Metadata is the third element of a value (Loki's push API), only when a line has it."""
+    streams: dict[Labels, list[list[Any]]] = {}
+    for labels, ts_ns, line, metadata in entries:
         values = streams.get(labels)
         if values is None:
             values = streams[labels] = []
-        values.append([str(ts_ns), line])
+        values.append([str(ts_ns), line, metadata] if metadata else [str(ts_ns), line])
+    return _packed(streams)
+
+
+def _packed(streams: dict[Labels, list[list[Any]]]) -> bytes:
     body = json.dumps(
         {"streams": [{"stream": dict(labels), "values": values} for labels, values in
                      streams.items()]},
@@ -41,6 +52,21 @@ def encode_push(entries: list[tuple[Labels, int, str]]) -> bytes:
     return packer.compress(body) + packer.flush()
 
 
+def without_metadata(body: bytes) -> tuple[bytes, int]:
+    """`body` (from `encode_push`, maybe read back from a spool) with every value's structured
+    metadata left out, and how many lines lost theirs (0: `body` itself is returned)."""
+    doc = json.loads(zlib.decompress(body, 47))  # 47: gzip or zlib header, as written
+    stripped = 0
+    for stream in doc["streams"]:
+        for value in stream["values"]:
+            if len(value) > 2:
+                del value[2:]
+                stripped += 1
+    if not stripped:
+        return body, 0
+    return _packed({tuple(s["stream"].items()): s["values"] for s in doc["streams"]}), stripped
+
+
 @dataclass(frozen=True, slots=True)
 class PushResult:
     """How one push ended: `ok`, `retry` (429, 5xx, network) or `reject` (other 4xx)."""
@@ -49,6 +75,15 @@ class PushResult:
     status: int | None = None
     retry_after: float | None = None
     detail: str = ""
+
+
+def refuses_metadata(result: PushResult) -> bool:
+    """True when Loki refused a push because it takes no structured metadata (a schema before
+    v13, or `limits_config.allow_structured_metadata: false`): its 400 says "stream '{...}'
+    includes structured metadata, but this feature is disallowed" (Loki's validation errors)."""
+    detail = result.detail.lower()
+    return (result.status == 400 and "structured metadata" in detail
+            and ("disallowed" in detail or "not allowed" in detail or "disabled" in detail))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -105,7 +140,7 @@ class LokiClient:
                     conn.sock.settimeout(timeout)
             conn.request("POST", self._path, body=body, headers=self._headers)
             response = conn.getresponse()
-            detail = response.read(512).decode("utf-8", "replace").strip()
+            detail = response.read(_DETAIL_BYTES).decode("utf-8", "replace").strip()
             response.read()
             if response.will_close:
                 self.close()

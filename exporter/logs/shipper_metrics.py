@@ -60,6 +60,12 @@ class ShipperMetrics:
         )
         for reason in DROP_REASONS:  # present at 0, so an alert on increase() sees the first drop
             self._dropped.labels(reason)
+        self.without_metadata = Counter(
+            "loki_shipper_lines_without_metadata",
+            "Log lines Loki accepted without their structured metadata (trace_id, span_id) "
+            "because it refuses structured metadata; the ids stay in the line.",
+            registry=registry,
+        )
         self.retries = Counter(
             "loki_shipper_retries", "Pushes that failed and will be retried.", registry=registry
         )
