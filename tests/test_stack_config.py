@@ -871,7 +871,7 @@ def test_the_files_not_shipped_are_subsets_of_those_shipped(tmp_path: Path) -> N
 
 def test_promtail_labels_only_service_env_level_and_kind() -> None:
     stages = _promtail_stages()
-    assert set(stages["json"]["expressions"]) >= STREAM_LABELS | {"trace_id", "ts"}
+    assert set(stages["json"]["expressions"]) >= STREAM_LABELS | {"trace_id", "span_id", "ts"}
     assert set(stages["labels"]) == STREAM_LABELS
     static = {key for group in _promtail_job()["static_configs"]
               for key in group["labels"] if not key.startswith("__")}
@@ -882,7 +882,7 @@ def test_promtail_labels_only_service_env_level_and_kind() -> None:
 def test_promtail_keeps_trace_id_out_of_labels() -> None:
     stages = _promtail_stages()
     assert "trace_id" not in stages["labels"]
-    assert set(stages["structured_metadata"]) == {"trace_id"}
+    assert set(stages["structured_metadata"]) == {"trace_id", "span_id"}
 
 
 def test_promtail_takes_the_timestamp_from_ts() -> None:
@@ -942,7 +942,7 @@ def test_alloy_pipeline_matches_promtails() -> None:
     assert _alloy_keys(_alloy_block("values =", _alloy_block("stage.labels", process))) == (
         STREAM_LABELS)
     metadata = _alloy_block("stage.structured_metadata", process)
-    assert _alloy_keys(_alloy_block("values =", metadata)) == {"trace_id"}
+    assert _alloy_keys(_alloy_block("values =", metadata)) == {"trace_id", "span_id"}
     timestamp = _alloy_block("stage.timestamp", process)
     assert re.search(r'source\s*=\s*"ts"', timestamp)
     assert re.search(r'format\s*=\s*"RFC3339Nano"', timestamp)
