@@ -2,10 +2,13 @@
 
     python bench/log_shipping.py [--records 100000] [--api-seconds 10]    # about 1 minute
     python bench/log_shipping.py --api-only --compare /tmp/before          # before/after
+    python bench/log_shipping.py --shippers-only --compare /tmp/before     # before/after
 
 With `--compare DIR` (a checkout of another version, e.g. `git archive <commit> | tar -x -C
-DIR`), only the batch API is measured, alternately on DIR's server and this checkout's, twice
-each (A, B, A, B): the two runs of one version are the A/A pair that shows the noise.
+DIR`), only the batch API (`--api-only`) or only the two shippers alone (`--shippers-only`: the
+shipper alone and the file shipper alone) are measured, alternately with DIR's package and this
+checkout's, twice each (A, B, A, B): the two runs of one version are the A/A pair that shows the
+noise. Both versions ship the same lines into the same (this checkout's) strict receiver.
 
 Every variant formats with the same `JsonFormatter`. The receiver (tests/loki_receiver.py, the
 one the tests use, checking the push format) runs in its own process on CPU 1; the logging
@@ -19,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -32,7 +36,10 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+# `--package DIR`: import the exporter package of another checkout (what --compare runs).
+PACKAGE = Path(sys.argv[sys.argv.index("--package") + 1]) if "--package" in sys.argv else REPO
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(PACKAGE))
 
 from exporter.logs.file_shipper import FileShipper  # noqa: E402
 from exporter.logs.formatter import JsonFormatter  # noqa: E402
@@ -121,8 +128,9 @@ def run_variant(make: Callable[[str], logging.Handler], count: int, lenient: boo
 def shipping_only(count: int) -> float:
     """Lines/s of the shipper alone: lines already formatted, handed to `enqueue_line` (the
     path the ingestion API takes), from the first hand-over to the last line received."""
-    line = JsonFormatter("bench", "bench").render_fields(
-        time.time(), "info", "bench", {"message": "order 1 placed", "order_id": 1, "amount": 12.5})
+    line = JsonFormatter("bench", "bench").render_fields(time.time(), "info", "bench", {
+        "message": "order 1 placed", "trace_id": os.urandom(16).hex(),
+        "span_id": os.urandom(8).hex(), "order_id": 1, "amount": 12.5})
     with receiver_process() as url:
         shipper = LokiShipper(LokiConfig(url=url, spool_dir=Path(tempfile.mkdtemp()),
                                          service="bench", env="bench", queue_lines=count + 1))
@@ -268,9 +276,24 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=int, default=API_SECONDS,
                         help="length of the wrk run against POST /api/v1/logs/batch")
     parser.add_argument("--api-only", action="store_true", help="only the batch API")
+    parser.add_argument("--shippers-only", action="store_true",
+                        help="only the shipper alone and the file shipper alone")
     parser.add_argument("--compare", type=Path, metavar="DIR",
-                        help="the batch API of the checkout in DIR and of this one, A B A B")
+                        help="the batch API (or with --shippers-only, the shippers) of the "
+                             "checkout in DIR and of this one, A B A B")
+    parser.add_argument("--package", type=Path, metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shippers_only:
+        if args.package is not None:  # one run, for --compare: the figures as JSON
+            figures = []
+            for run in (shipping_only, files_shipping):
+                cpu = cpu_seconds()
+                rate = run(args.records)
+                figures += [rate, (cpu_seconds() - cpu) / args.records * 1e6]
+            print(json.dumps(figures))
+        else:
+            shippers_table(args.records, args.compare)
+        return
     if args.compare is not None or args.api_only:
         api_table(args.api_seconds, args.compare)
         return
@@ -323,6 +346,32 @@ def main() -> None:
           f"{stream_us:.1f} µs here.")
 
     api_table(args.api_seconds, None)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (every thread; not the receiver's process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def shippers_table(records: int, other: Path | None) -> None:
+    """Lines/s of the shipper alone and the file shipper alone: this checkout once, or `other`
+    and this one, A B A B (each run in its own process, importing its checkout's package)."""
+    runs = [REPO] if other is None else [other.resolve(), REPO, other.resolve(), REPO]
+    print(f"\nShippers alone, {records:,} lines into the strict receiver (CPU 1), shipper on CPU 0")
+    print("| checkout | formatted line -> LokiShipper.enqueue_line: lines/s | its CPU µs/line "
+          "| lines in a daily file -> FileShipper: lines/s | its CPU µs/line |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for repo in runs:
+        out = subprocess.run(
+            pinned(0, [sys.executable, str(Path(__file__).resolve()), "--shippers-only",
+                       "--records", str(records), "--package", str(repo)]),
+            capture_output=True, text=True, check=True).stdout
+        alone, alone_cpu, files, files_cpu = json.loads(out.strip().splitlines()[-1])
+        print(f"| {repo} | {alone:,.0f} | {alone_cpu:.1f} | {files:,.0f} | {files_cpu:.1f} |",
+              flush=True)
+    print("(CPU: the shipping process's, all threads, per line: the caller's hand-over or the "
+          "file reading included; a loaded machine slows the lines/s more than the CPU time)")
 
 
 def api_table(seconds: int, other: Path | None) -> None:

@@ -116,9 +116,17 @@ def _pipeline(tokens: list[tuple[str, str]], at: int, found: Needs) -> int:
 # ---- where the repository writes LogQL ----------------------------------------------------
 
 def queries_in_dashboards() -> Iterator[tuple[str, str]]:
-    """(where, expr) of every Loki target of every dashboard JSON under grafana/."""
-    for path in sorted((ROOT / "grafana").rglob("*.json")):
-        for where, node in _nodes(json.loads(path.read_text()), path.name):
+    """(where, expr) of every Loki target of every dashboard: the JSON files under grafana/
+    and the ConfigMaps of deploy/kubernetes/ that hold them."""
+    boards = [(path.name, json.loads(path.read_text()))
+              for path in sorted((ROOT / "grafana").rglob("*.json"))]
+    for path in sorted((ROOT / "deploy" / "kubernetes").glob("grafana-dashboard*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            boards += [(f"{path.name}:{name}", json.loads(text))
+                       for name, text in (doc or {}).get("data", {}).items()
+                       if name.endswith(".json")]
+    for name, board in boards:
+        for where, node in _nodes(board, name):
             source = node.get("datasource")
             if isinstance(node.get("expr"), str) and isinstance(source, dict) and (
                     source.get("type") == "loki"):

@@ -26,6 +26,7 @@ METADATA_KEYS = ("trace_id", "span_id")
 _MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
 _TRACE = ',"trace_id":'
 _SPAN = ',"span_id":'
+_TRACE_CHARS, _SPAN_CHARS = len(_TRACE), len(_SPAN)
 _PARSE = object()  # the fast reading cannot tell: parse the line
 
 
@@ -105,44 +106,38 @@ def _ours(line: str) -> Fields | None:
 
 
 def _metadata(line: str, start: int) -> Metadata | object:
-    """`trace_id` and `span_id` (what follows it) of one of our lines, from `start`; None when
+    """`trace_id` and `span_id` (right after it) of one of our lines, from `start`; None when
     it has neither, `_PARSE` when a value holds an escape or is not a string or null, or when
-    a nested value comes first."""
+    an object or array comes first (the key found may be one of its own). Written out, not
+    through helpers: it runs for every line shipped."""
     at = line.find(_TRACE, start)
     if at < 0:
         return None
     if line.find('":{', start, at) >= 0 or line.find('":[', start, at) >= 0:
-        return _PARSE  # an object or array before it: the key found may be one of its own
-    trace, at = _string_at(line, at + len(_TRACE))
-    span = None
-    if line.startswith(_SPAN, at):
-        span, at = _string_at(line, at + len(_SPAN))
-    if trace is _PARSE or span is _PARSE:
         return _PARSE
-    if trace is None and span is None:
-        return None
-    metadata = {}
-    if trace is not None:
-        metadata["trace_id"] = trace
-    if span is not None:
-        metadata["span_id"] = span
+    metadata: dict[str, str] | None = None
+    at += _TRACE_CHARS
+    for key in METADATA_KEYS:
+        if line.startswith('"', at):
+            end = line.find('"', at + 1)
+            if end < 0:
+                return metadata
+            if 0 < end - at - 1 <= _MAX_ID_CHARS:
+                value = line[at + 1:end]
+                if "\\" in value:
+                    return _PARSE
+                if metadata is None:
+                    metadata = {}
+                metadata[key] = value
+            at = end + 1
+        elif line.startswith("null", at):
+            at += 4
+        else:
+            return _PARSE
+        if not line.startswith(_SPAN, at):
+            return metadata
+        at += _SPAN_CHARS
     return metadata
-
-
-def _string_at(line: str, at: int) -> tuple[object, int]:
-    """(the JSON string value at `at`, None for null, `_PARSE` for anything else; where the
-    value ends)."""
-    if not line.startswith('"', at):
-        if line.startswith("null", at):
-            return None, at + 4
-        return _PARSE, at  # a number, an object...: the parser tells what it is
-    end = line.find('"', at + 1)
-    if end < 0:
-        return None, len(line)
-    value = line[at + 1:end]
-    if "\\" in value:
-        return _PARSE, end + 1
-    return (value if 0 < len(value) <= _MAX_ID_CHARS else None), end + 1
 
 
 def _id(value: object) -> str | None:
