@@ -152,6 +152,12 @@ def _datasource_queries(doc: Any, where: str) -> Iterator[tuple[str, str]]:
                 yield from _datasource_queries(yaml.safe_load(value), f"{place}.{key}")
             elif key == "url" and node.get("datasourceUid") == "loki":
                 yield f"{place} (derived field {node.get('name')})", value
+            elif key == "query" and node.get("datasourceUid") == "loki":  # traces to logs
+                # Grafana puts `label="value"` of each tag (span attribute -> label) in
+                # ${__tags}; the value is the span's, any text here.
+                tags = ", ".join(f'{tag.get("value") or tag["key"]}="<{tag["key"]}>"'
+                                 for tag in node.get("tags", []))
+                yield f"{place} (traces to logs)", re.sub(r"\$?\$\{__tags\}", tags, value)
             elif key == "url" and "expr" in unquote(value):
                 for expr in re.findall(r'"expr":("(?:[^"\\]|\\.)*")', unquote(value)):
                     yield f"{place} (link {node.get('name')})", json.loads(expr)

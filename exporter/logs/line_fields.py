@@ -25,8 +25,12 @@ Fields = tuple["str | None", str, object, Metadata]  # ts, level, service, metad
 METADATA_KEYS = ("trace_id", "span_id")
 _MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
 _TRACE = ',"trace_id":'
-_SPAN = ',"span_id":'
-_TRACE_CHARS, _SPAN_CHARS = len(_TRACE), len(_SPAN)
+_ENV = ',"env":"'
+# The ids as every writer of the daily files puts them: strings without escapes (or null),
+# `span_id` right after `trace_id`. One search in C: reading them was a fifth of the shipper's
+# time with str.find and slices.
+_ID = r'(?:"([^"\\]{1,' + str(_MAX_ID_CHARS) + r'})"|null)(?=[,}])'
+_IDS = re.compile(r',"trace_id":' + _ID + r'(?:,"span_id":' + _ID + ")?")
 _PARSE = object()  # the fast reading cannot tell: parse the line
 
 
@@ -99,7 +103,12 @@ def _ours(line: str) -> Fields | None:
     end = line.find('"', start)
     if end < 0 or "\\" in line[start:end]:  # an escape: let the parser read it
         return None
-    metadata = _metadata(line, head.end())
+    # Where the formatter and the ingestion API put the ids: right after `service` (and `env`).
+    at = end + 1
+    if line.startswith(_ENV, at):
+        at = line.find('"', at + len(_ENV)) + 1
+    found = _IDS.match(line, at)
+    metadata = _ids(line, found) if found is not None else _metadata(line, head.end())
     if metadata is _PARSE:
         return None
     return head.group(1), head.group(2), line[start:end], metadata  # type: ignore[return-value]
@@ -108,36 +117,24 @@ def _ours(line: str) -> Fields | None:
 def _metadata(line: str, start: int) -> Metadata | object:
     """`trace_id` and `span_id` (right after it) of one of our lines, from `start`; None when
     it has neither, `_PARSE` when a value holds an escape or is not a string or null, or when
-    an object or array comes first (the key found may be one of its own). Written out, not
-    through helpers: it runs for every line shipped."""
-    at = line.find(_TRACE, start)
-    if at < 0:
-        return None
+    an object or array comes first (the key found may be one of its own)."""
+    found = _IDS.search(line, start)
+    if found is None:  # no such key, or a value the pattern does not take: parse to be sure
+        return None if line.find(_TRACE, start) < 0 else _PARSE
+    at = found.start()
     if line.find('":{', start, at) >= 0 or line.find('":[', start, at) >= 0:
         return _PARSE
-    metadata: dict[str, str] | None = None
-    at += _TRACE_CHARS
-    for key in METADATA_KEYS:
-        if line.startswith('"', at):
-            end = line.find('"', at + 1)
-            if end < 0:
-                return metadata
-            if 0 < end - at - 1 <= _MAX_ID_CHARS:
-                value = line[at + 1:end]
-                if "\\" in value:
-                    return _PARSE
-                if metadata is None:
-                    metadata = {}
-                metadata[key] = value
-            at = end + 1
-        elif line.startswith("null", at):
-            at += 4
-        else:
-            return _PARSE
-        if not line.startswith(_SPAN, at):
-            return metadata
-        at += _SPAN_CHARS
-    return metadata
+    return _ids(line, found)
+
+
+def _ids(line: str, found: re.Match[str]) -> Metadata | object:
+    """The metadata of an `_IDS` match."""
+    trace, span = found.groups()
+    if span is None and line.startswith(',"span_id":', found.end()):
+        return _PARSE  # one the pattern does not take
+    if span is None:
+        return None if trace is None else {"trace_id": trace}
+    return {"span_id": span} if trace is None else {"trace_id": trace, "span_id": span}
 
 
 def _id(value: object) -> str | None:

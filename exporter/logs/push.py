@@ -58,17 +58,20 @@ def _packed(streams: dict[Labels, list[list[Any]]]) -> bytes:
 
 def without_metadata(body: bytes) -> tuple[bytes, int]:
     """`body` (from `encode_push`, maybe read back from a spool) with every value's structured
-    metadata left out, and how many lines lost theirs (0: `body` itself is returned)."""
-    doc = json.loads(zlib.decompress(body, 47))  # 47: gzip or zlib header, as written
-    stripped = 0
-    for stream in doc["streams"]:
-        for value in stream["values"]:
-            if len(value) > 2:
-                del value[2:]
-                stripped += 1
-    if not stripped:
+    metadata left out, and how many lines lost theirs (0: `body` itself is returned, also when
+    it cannot be read: Loki refuses it, and it is counted as rejected, as before)."""
+    try:
+        doc = json.loads(zlib.decompress(body, 47))  # 47: gzip or zlib header, as written
+        stripped = 0
+        for stream in doc["streams"]:
+            for value in stream["values"]:
+                if len(value) > 2:
+                    del value[2:]
+                    stripped += 1
+        streams = {tuple(s["stream"].items()): s["values"] for s in doc["streams"]}
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError):
         return body, 0
-    return _packed({tuple(s["stream"].items()): s["values"] for s in doc["streams"]}), stripped
+    return (_packed(streams), stripped) if stripped else (body, 0)
 
 
 @dataclass(frozen=True, slots=True)
