@@ -81,9 +81,7 @@ class LineFields:
 
 def metadata_of(line: str) -> Metadata:
     """The structured metadata of one formatted line (see `_ours`; other lines are parsed)."""
-    head = _OURS.match(line)
-    found = _metadata(line, head.end()) if head is not None else _PARSE
-    return _parsed(line)[3] if found is _PARSE else found  # type: ignore[return-value]
+    return (_ours(line) or _parsed(line))[3]
 
 
 def _ours(line: str) -> Fields | None:
