@@ -53,6 +53,10 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("EXPORTER_METRICS_PATH", "metrics", "a path such as /metrics"),
         ("EXPORTER_DISK_PATHS", "/,/no/such/mount", "'/no/such/mount' is not an existing"),
         ("EXPORTER_DISK_PATHS", "", "needs at least one directory"),
+        # The shipper labels streams as Promtail and Alloy do: these four are its own.
+        ("EXPORTER_LOKI_LABELS", "kind=batch", "label 'kind' is set by the exporter itself"),
+        ("EXPORTER_LOKI_LABELS", "level=x", "label 'level' is set by the exporter itself"),
+        ("EXPORTER_LOKI_LABELS", "__name__=x", "not a valid Loki label name"),
     ],
 )
 def test_bad_value_names_the_variable_and_what_is_allowed(

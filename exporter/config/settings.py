@@ -99,7 +99,8 @@ class Settings(WatchSettings):
     loki_password: SecretStr | None = Field(None, description="basic-auth password for Loki")
     loki_bearer_token: SecretStr | None = Field(None, description="bearer token for Loki")
     loki_labels: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict, description="static stream labels, 'k=v,k2=v2' or a JSON object"
+        default_factory=dict, description="static stream labels besides service, env, level and "
+        "kind, 'k=v,k2=v2' or a JSON object"
     )
     loki_batch_lines: int = Field(1000, ge=1, le=100_000)
     loki_batch_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
