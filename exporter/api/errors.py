@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from exporter.api.bounded import TOO_LARGE_REPLY, bounded_route
 from exporter.api.validation import ErrorReply, Since, protected, since_time
-from exporter.config import Settings
+from exporter.config import Settings, env_name
 from exporter.errors.store import ErrorStore
 
 StatusName = Literal["unresolved", "resolved", "ignored"]
@@ -118,7 +119,10 @@ def _not_found(group_id: str) -> HTTPException:
 def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
     """The errors API over `store`, behind the API token."""
     router = APIRouter(
-        prefix="/api/v1/observability/errors", tags=["errors"], **protected(settings)
+        prefix="/api/v1/observability/errors", tags=["errors"], **protected(settings),
+        # The token and the body's size are checked before PATCH's body is read.
+        route_class=bounded_route(settings, settings.api_body_max_bytes,
+                                  env_name("api_body_max_bytes")),
     )
 
     # Plain `def` handlers: FastAPI runs them in its thread pool, off the event loop.
@@ -157,7 +161,8 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
         return group
 
     @router.patch(
-        "/{group_id}", response_model=ErrorGroup, responses={400: _UNDECODABLE, 404: _UNKNOWN}
+        "/{group_id}", response_model=ErrorGroup,
+        responses={400: _UNDECODABLE, 404: _UNKNOWN, 413: TOO_LARGE_REPLY},
     )
     def set_status(group_id: str, change: StatusChange) -> dict[str, Any]:
         group = store.set_status(group_id, change.status)

@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from exporter.api.bounded import TOO_LARGE, declared_length, too_large
 from exporter.api.validation import ErrorReply, invalid, protected
-from exporter.config import Settings
+from exporter.config import Settings, env_name
 from exporter.logs.entry_time import TimestampRefused, entry_time
 from exporter.logs.shipper_health import shipper_health
 from exporter.logs.sinks import LogSinks, active_sinks
@@ -23,7 +24,6 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
 # Fields the exporter sets itself; free metadata cannot overwrite them.
 _RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "trace_id", "span_id"})
-_TOO_LARGE = 413
 WRITE_TIMEOUT_SECONDS = 10.0  # what a request waits for the log files to confirm its lines
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
@@ -132,18 +132,17 @@ def _retry_later(code: int, why: str) -> HTTPException:
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, setting: str) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_large = HTTPException(_TOO_LARGE, f"body larger than {limit} bytes")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise too_large(limit, setting)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise too_large(limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -163,6 +162,9 @@ def logs_router(
     # JSON escapes (\uXXXX) may take six bytes for one character of a message.
     write_limit = 4 * max_line
     batch_limit = max_entries * max_line
+    line_setting = f"{env_name('log_entry_max_bytes')} + {METADATA_BYTES}"
+    write_setting = f"4 x ({line_setting})"
+    batch_setting = f"{env_name('log_batch_max_entries')} x ({line_setting})"
 
     def current() -> LogSinks:
         found = sinks()
@@ -217,7 +219,7 @@ def logs_router(
         except ValidationError as exc:
             raise _invalid_entry(exc) from None
         except OverflowError as exc:
-            raise HTTPException(_TOO_LARGE, str(exc)) from None
+            raise HTTPException(TOO_LARGE, str(exc)) from None
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise invalid("body", field, message or str(exc)) from None
@@ -232,7 +234,7 @@ def logs_router(
             )
         if len(entries) > max_entries:
             raise HTTPException(
-                _TOO_LARGE,
+                TOO_LARGE,
                 f"entries: {len(entries)} entries, at most {max_entries} per batch",
             )
         errors: list[BatchError] = []
@@ -268,7 +270,7 @@ def logs_router(
     async def write(request: Request) -> dict[str, str]:
         target = current()
         ready(target)
-        raw = await _read_body(request, write_limit)
+        raw = await _read_body(request, write_limit, write_setting)
         await run_in_threadpool(write_one, target, raw)
         return {"status": "accepted"}
 
@@ -288,7 +290,7 @@ def logs_router(
     async def batch(request: Request) -> BatchReply:
         target = current()
         ready(target)
-        raw = await _read_body(request, batch_limit)
+        raw = await _read_body(request, batch_limit, batch_setting)
         return await run_in_threadpool(write_many, target, raw)
 
     @router.get("/health")

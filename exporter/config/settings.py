@@ -56,6 +56,8 @@ class Settings(WatchSettings):
     api_token: SecretStr | None = Field(
         None, description="when set, the /api/v1/... routes need `Authorization: Bearer <token>`"
     )
+    api_body_max_bytes: int = Field(64 * 1024, ge=1024, le=64 << 20, description="largest body "
+                                    "of PATCH /errors/{id}, PUT /demo/config; more: 413 unread")
     data_dir: Path = Field(Path("data"), description="where local state (error store, spool) lives")
     log_dir: Path = Field(Path("logs"), description="where the daily JSON log files are written")
     demo: bool = Field(False, description="serve the demo routes and their background load "
@@ -176,6 +178,8 @@ class Settings(WatchSettings):
     alert_notifications_kept: int = Field(
         100, ge=1, le=10_000, description="Alertmanager notifications kept in memory for /alerts"
     )
+    alert_webhook_max_bytes: int = Field(4 << 20, ge=64 * 1024, le=256 << 20, description="largest"
+                                         " Alertmanager notification body; more: 413 unread")
 
     @field_validator("dependencies", mode="before")
     @classmethod
