@@ -55,6 +55,15 @@ class WebhookPayload(_Payload):
     version: Literal["4"]
     group_key: _Text = Field(alias="groupKey")
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts", strict=True)
+
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON Schema's "integer" is any number without a fraction: 143.0 is one. A string
+        # or a bool is not (strict refuses them).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
     status: Literal["firing", "resolved"]
     receiver: _Text
     group_labels: _Labels = Field(alias="groupLabels")

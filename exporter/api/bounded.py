@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope, Send
 
 from exporter.api.auth import bearer_token_guard
 from exporter.api.validation import ErrorReply
@@ -61,10 +61,17 @@ def bounded_route(
 ) -> type[APIRoute]:
     """An `APIRoute` class (for `APIRouter(route_class=...)`) whose routes check the bearer
     token (when `token` and EXPORTER_API_TOKEN is set) and a body cap of `limit` bytes before
-    FastAPI reads the body: 401 or 413, each with a `detail`."""
+    FastAPI reads the body: 401 or 413, each with a `detail`. A method no route of the path
+    serves is answered 405 with every method of the path in `Allow` (Starlette names those of
+    the first route only: `Allow: GET` where GET and PATCH are served)."""
     authorize = bearer_token_guard(settings) if token else None
+    routes: list[APIRoute] = []  # every route of this class: the router's
 
     class BoundedRoute(APIRoute):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            routes.append(self)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
@@ -78,5 +85,12 @@ def bounded_route(
                     Request(request.scope, _bounded_receive(request.receive, limit, variable)))
 
             return guarded
+
+        async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if self.methods and scope["method"] not in self.methods:
+                allowed = {m for route in routes if route.path == self.path
+                           for m in route.methods or ()}
+                raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+            await super().handle(scope, receive, send)
 
     return BoundedRoute

@@ -29,8 +29,9 @@ METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
 _ERROR: dict[str, Any] = {
     "model": ErrorReply, "description": "the request cannot be taken; `detail` says why"}
-_INVALID: dict[str, Any] = {
-    "description": "Validation Error",
+_INVALID: dict[str, Any] = {  # a timestamp's bounds move with the clock: no schema keyword can
+    "description": "an entry is not valid, or its `timestamp` is out of EXPORTER_LOG_ENTRY_MAX_AGE"
+    "_SECONDS/_SKEW_SECONDS (nothing written); `loc` names the field (and entry's index)",
     "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
 }
@@ -162,9 +163,7 @@ def logs_router(
     # JSON escapes (\uXXXX) may take six bytes for one character of a message.
     write_limit = 4 * max_line
     batch_limit = max_entries * max_line
-    line_setting = f"{env_name('log_entry_max_bytes')} + {METADATA_BYTES}"
-    write_setting = f"4 x ({line_setting})"
-    batch_setting = f"{env_name('log_batch_max_entries')} x ({line_setting})"
+    line_setting = f"({env_name('log_entry_max_bytes')} + {METADATA_BYTES})"
 
     def current() -> LogSinks:
         found = sinks()
@@ -270,7 +269,7 @@ def logs_router(
     async def write(request: Request) -> dict[str, str]:
         target = current()
         ready(target)
-        raw = await _read_body(request, write_limit, write_setting)
+        raw = await _read_body(request, write_limit, f"4 x {line_setting}")
         await run_in_threadpool(write_one, target, raw)
         return {"status": "accepted"}
 
@@ -290,7 +289,8 @@ def logs_router(
     async def batch(request: Request) -> BatchReply:
         target = current()
         ready(target)
-        raw = await _read_body(request, batch_limit, batch_setting)
+        raw = await _read_body(
+            request, batch_limit, f"{env_name('log_batch_max_entries')} x {line_setting}")
         return await run_in_threadpool(write_many, target, raw)
 
     @router.get("/health")
