@@ -18,14 +18,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import free_port, wait_until_up  # noqa: E402
-from tests.raw_http import MIB, peak_rss_bytes, reset_peak_rss, rss_bytes, upload  # noqa: E402
+from tests.raw_http import MIB, at_once, upload  # noqa: E402
 
 TOKEN = "bench-body-guard"
 ROUTES = [("POST", "/api/v1/observability/alerts/webhook"),
@@ -41,15 +40,12 @@ def burst(url: str, pid: int, count: int, size: int, options: dict[str, object]
           ) -> tuple[float, float, float, str]:
     """(median ms, slowest ms, peak RSS growth MiB, statuses) of `count` uploads at once."""
     routes = [ROUTES[n % len(ROUTES)] for n in range(count)]
-    before = rss_bytes(pid)
-    reset_peak_rss(pid)
-    with ThreadPoolExecutor(count) as pool:
-        answers = list(pool.map(
-            lambda route: upload(url, *route, size, **options),  # type: ignore[arg-type]
-            routes))
+    answers, growth = at_once(
+        pid, lambda route: upload(url, *route, size, **options),  # type: ignore[arg-type]
+        routes)
     ms = [a.seconds * 1000 for a in answers]
     statuses = ",".join(sorted({str(a.status) for a in answers}))
-    return statistics.median(ms), max(ms), (peak_rss_bytes(pid) - before) / MIB, statuses
+    return statistics.median(ms), max(ms), growth / MIB, statuses
 
 
 def measure(repo: Path, count: int, size: int) -> list[tuple[str, float, float, float, str]]:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 MIB = 1 << 20
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,6 +24,12 @@ class Answer:
     status: int
     body: bytes
     seconds: float
+    headers: dict[str, str]
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    return {name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:])}
 
 
 def upload(url: str, method: str, path: str, size: int, *, headers: dict[str, str] | None = None,
@@ -71,7 +81,7 @@ def upload(url: str, method: str, path: str, size: int, *, headers: dict[str, st
             if not data:
                 break
             body += data
-        return Answer(int(lines[0].split()[1]), body, seconds)
+        return Answer(int(lines[0].split()[1]), body, seconds, _headers(lines))
     finally:
         answered.set()
         try:
@@ -80,6 +90,34 @@ def upload(url: str, method: str, path: str, size: int, *, headers: dict[str, st
             pass
         sock.close()
         sender.join(30)
+
+
+def send(url: str, method: str, path: str, body: bytes, *, headers: dict[str, str] | None = None,
+         chunked: bool = False) -> Answer:
+    """Send `body` whole (Content-Length) or in 64 KiB chunks (Transfer-Encoding: chunked)."""
+    parts = urlsplit(url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80)) as sock:
+        head = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}",
+                "Content-Type: application/json", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        if chunked:
+            view = memoryview(body)
+            for start in range(0, len(body), 65536):
+                piece = view[start:start + 65536]
+                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        else:
+            sock.sendall(body)
+        sock.settimeout(300)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    top, _, answer = received.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    return Answer(int(lines[0].split()[1]), answer, time.monotonic() - started, _headers(lines))
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -102,3 +140,13 @@ def peak_rss_bytes(pid: int) -> int:
 def reset_peak_rss(pid: int) -> None:
     """Make VmHWM the current RSS (Linux >= 4.0: clear_refs 5)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def at_once(pid: int, call: Callable[[T], Answer], items: Sequence[T]) -> tuple[list[Answer], int]:
+    """`call(item)` for every item at once, from threads: the answers, and how much the peak
+    RSS of process `pid` grew meanwhile (bytes)."""
+    before = rss_bytes(pid)
+    reset_peak_rss(pid)
+    with ThreadPoolExecutor(len(items)) as pool:
+        answers = list(pool.map(call, items))
+    return answers, peak_rss_bytes(pid) - before

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from exporter.app import create_app
 from exporter.config import SettingsError, load_settings
 from tests.asgi import request
 from tests.conftest import RunningServer, run_sidecar
-from tests.raw_http import MIB, Answer, peak_rss_bytes, reset_peak_rss, rss_bytes, upload
+from tests.raw_http import MIB, Answer, at_once, upload
 
 TOKEN = "bounded-token-0d5e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -45,14 +44,9 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
 def _at_once(server: RunningServer, calls: list[tuple[tuple[str, str], dict[str, object]]]
              ) -> tuple[list[Answer], int]:
     """The answers to `calls` sent at once, and the server's peak RSS growth meanwhile."""
-    pid = server.process.pid
-    before = rss_bytes(pid)
-    reset_peak_rss(pid)
-    with ThreadPoolExecutor(len(calls)) as pool:
-        answers = list(pool.map(
-            lambda call: upload(server.url, *call[0], **call[1]),  # type: ignore[arg-type]
-            calls))
-    return answers, peak_rss_bytes(pid) - before
+    return at_once(server.process.pid,
+                   lambda call: upload(server.url, *call[0], **call[1]),  # type: ignore[arg-type]
+                   calls)
 
 
 def _report(what: str, answers: list[Answer], growth: int) -> None:

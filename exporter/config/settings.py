@@ -86,6 +86,7 @@ class Settings(WatchSettings):
         "names, never replace them",
     )
     log_batch_max_entries: int = Field(1000, ge=1, le=100_000, description="entries per batch call")
+    log_batch_concurrency: int = Field(4, ge=1, le=1000, description="batches read at once")
     log_entry_max_bytes: int = Field(
         65536, ge=256, le=16 << 20, description="largest accepted message of the ingestion API"
     )
