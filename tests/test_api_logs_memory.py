@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.conftest import RunningServer, run_sidecar
@@ -105,3 +106,14 @@ def test_batches_past_the_bound_get_429_before_they_are_read(sidecar: RunningSer
     assert b"EXPORTER_LOG_BATCH_CONCURRENCY" in refused.body
     assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), answers
     assert send(sidecar.url, "POST", BATCH, body, headers=AUTH).status == 200  # places freed
+
+
+def test_a_client_that_leaves_mid_batch_is_no_error(sidecar: RunningServer) -> None:
+    body = _body(50, 2000)
+    sock = _held(sidecar, body)
+    sock.sendall(body[1:len(body) // 2])
+    sock.close()
+    time.sleep(1.0)
+    errors = httpx.get(f"{sidecar.url}/api/v1/observability/errors", headers=AUTH).json()
+    assert errors["total"] == 0, errors  # no 500, no error group
+    assert send(sidecar.url, "POST", BATCH, body, headers=AUTH).status == 200

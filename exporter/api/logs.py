@@ -11,6 +11,7 @@ from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from exporter.api.batch_body import BatchBody, BatchBodyError
 from exporter.api.bounded import TOO_LARGE, declared_length, too_large
@@ -51,6 +52,13 @@ def _parse(raw: bytes) -> Any:
         raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
 
 
+def _left() -> HTTPException:
+    """A client left before its body ended: nothing is written, no one reads this answer
+    (Starlette's ClientDisconnect unhandled was a 500 and an error group of the sidecar's)."""
+    return HTTPException(400, "the client left before the body ended")
+
+
+
 def _retry_later(code: int, why: str) -> HTTPException:
     return HTTPException(code, f"{why}; retry in {RETRY_AFTER_SECONDS} s",
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -63,11 +71,14 @@ async def _read_body(request: Request, limit: int, setting: str) -> bytes:
         raise too_large(limit, setting)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit, setting)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, setting)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _left() from None
     return b"".join(chunks)
 
 
@@ -231,6 +242,8 @@ def logs_router(
                 chunk = await stream.__anext__()
             except StopAsyncIteration:
                 return None
+            except ClientDisconnect:
+                raise _left() from None
             size += len(chunk)
             if size > batch_limit:
                 raise too_large(batch_limit, setting)
