@@ -120,7 +120,7 @@ def create_app(
         return {"status": "ok", "service": settings.service_name}
 
     if demo_load is not None:
-        app.include_router(demo_router(demo_load))
+        app.include_router(demo_router(demo_load, settings))
     instrument(app, settings, registry)
     runtime = runtime_of(app)
     assert runtime is not None

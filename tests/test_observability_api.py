@@ -173,7 +173,9 @@ def test_metrics_json_has_current_figures_and_history(sidecar: Any) -> None:
     assert short["window_seconds"] == 1 and len(short["history"]) <= 11  # every 0.1 s
     day = client.get(f"{API}/metrics", params={"window": "1d"})  # the forms `since` takes
     assert day.status_code == 200 and day.json()["window_seconds"] == 3600  # capped
-    for value in ("an hour", "90", "0s"):
+    nothing = client.get(f"{API}/metrics", params={"window": "0s"})  # the schema's pattern
+    assert nothing.status_code == 200 and nothing.json()["window_seconds"] == 0
+    for value in ("an hour", "90", " 1h", "000"):
         bad = client.get(f"{API}/metrics", params={"window": value})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]
         message = bad.json()["detail"][0]["msg"]

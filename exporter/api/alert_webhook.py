@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from exporter.api.bounded import TOO_LARGE_REPLY, bounded_route
 from exporter.api.validation import protected
-from exporter.config import Settings
+from exporter.config import Settings, env_name
 from exporter.health.notifications import NotificationStore, NotifiedAlert, ReceivedNotification
 
 PATH = "/api/v1/observability/alerts/webhook"
@@ -54,6 +55,15 @@ class WebhookPayload(_Payload):
     version: Literal["4"]
     group_key: _Text = Field(alias="groupKey")
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts", strict=True)
+
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON Schema's "integer" is any number without a fraction: 143.0 is one. A string
+        # or a bool is not (strict refuses them).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
     status: Literal["firing", "resolved"]
     receiver: _Text
     group_labels: _Labels = Field(alias="groupLabels")
@@ -87,12 +97,18 @@ class WebhookAccepted(BaseModel):
 
 
 def alert_webhook_router(settings: Settings, store: NotificationStore) -> APIRouter:
-    """The receiver route, guarded by the API token like every /api/v1 route."""
-    router = APIRouter(tags=["observability"], **protected(settings))
+    """The receiver route, guarded by the API token like every /api/v1 route; the token and
+    the body's size (EXPORTER_ALERT_WEBHOOK_MAX_BYTES) are checked before the body is read."""
+    router = APIRouter(
+        tags=["observability"], **protected(settings),
+        route_class=bounded_route(settings, settings.alert_webhook_max_bytes,
+                                  env_name("alert_webhook_max_bytes")),
+    )
 
     @router.post(
         PATH, response_model=WebhookAccepted, summary="Alertmanager webhook receiver",
-        responses={400: {"description": "the body cannot be decoded (not UTF-8 JSON)"}},
+        responses={400: {"description": "the body cannot be decoded (not UTF-8 JSON)"},
+                   413: TOO_LARGE_REPLY},
     )
     def receive(payload: WebhookPayload) -> WebhookAccepted:
         store.add(payload.received(datetime.now(timezone.utc)))

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from exporter.api.bounded import TOO_LARGE_REPLY, bounded_route
 from exporter.api.validation import ErrorReply, Since, protected, since_time
-from exporter.config import Settings
+from exporter.config import Settings, env_name
 from exporter.errors.store import ErrorStore
 
 StatusName = Literal["unresolved", "resolved", "ignored"]
@@ -110,6 +111,16 @@ _UNKNOWN: dict[str, Any] = {"model": ErrorReply, "description": "no error group 
 _UNDECODABLE: dict[str, Any] = {"model": ErrorReply, "description": "the body is not UTF-8"}
 
 
+def _links(pointer: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a reply that holds a group's id at `pointer` to that group's routes,
+    for clients (and schemathesis's stateful tests) to follow."""
+    value = f"$response.body#{pointer}"
+    return {200: {"links": {
+        "GetErrorGroup": {"operationId": "get_error_group", "parameters": {"group_id": value}},
+        "SetErrorStatus": {"operationId": "set_error_status", "parameters": {"group_id": value}},
+    }}}
+
+
 def _not_found(group_id: str) -> HTTPException:
     shown = group_id if len(group_id) <= 64 else group_id[:64] + "..."  # ids are 32 hex digits
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no error group with id {shown!r}")
@@ -118,11 +129,14 @@ def _not_found(group_id: str) -> HTTPException:
 def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
     """The errors API over `store`, behind the API token."""
     router = APIRouter(
-        prefix="/api/v1/observability/errors", tags=["errors"], **protected(settings)
+        prefix="/api/v1/observability/errors", tags=["errors"], **protected(settings),
+        # The token and the body's size are checked before PATCH's body is read.
+        route_class=bounded_route(settings, settings.api_body_max_bytes,
+                                  env_name("api_body_max_bytes")),
     )
 
     # Plain `def` handlers: FastAPI runs them in its thread pool, off the event loop.
-    @router.get("", response_model=ErrorPage)
+    @router.get("", response_model=ErrorPage, responses=_links("/items/0/id"))
     def list_errors(
         status: StatusName | None = None,
         type: Annotated[str | None, Query(max_length=300)] = None,
@@ -142,14 +156,15 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
     def summary() -> dict[str, Any]:
         return store.summary()
 
-    @router.get("/top", response_model=list[TopErrorGroup])
+    @router.get("/top", response_model=list[TopErrorGroup], responses=_links("/0/id"))
     def top(
         window_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> list[dict[str, Any]]:
         return store.top(window_hours=window_hours, limit=limit)
 
-    @router.get("/{group_id}", response_model=ErrorGroupDetail, responses={404: _UNKNOWN})
+    @router.get("/{group_id}", response_model=ErrorGroupDetail, operation_id="get_error_group",
+                responses={404: _UNKNOWN, **_links("/id")})
     def get_error(group_id: str) -> dict[str, Any]:
         group = store.group(group_id)
         if group is None:
@@ -157,7 +172,8 @@ def errors_router(store: ErrorStore, settings: Settings) -> APIRouter:
         return group
 
     @router.patch(
-        "/{group_id}", response_model=ErrorGroup, responses={400: _UNDECODABLE, 404: _UNKNOWN}
+        "/{group_id}", response_model=ErrorGroup, operation_id="set_error_status",
+        responses={400: _UNDECODABLE, 404: _UNKNOWN, 413: TOO_LARGE_REPLY, **_links("/id")},
     )
     def set_status(group_id: str, change: StatusChange) -> dict[str, Any]:
         group = store.set_status(group_id, change.status)

@@ -15,6 +15,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from exporter.api.validation import PATTERN_MESSAGES
+
 _MAX_ECHO = 200  # characters of a bad string value echoed back
 
 
@@ -40,10 +42,20 @@ def _printable(value: Any, depth: int = 0) -> Any:
     return _printable(repr(value), depth)
 
 
+def _readable(error: dict[str, Any]) -> dict[str, Any]:
+    """The error, with the forms a known pattern stands for in place of the regex."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern in PATTERN_MESSAGES:
+            error["msg"] = PATTERN_MESSAGES[pattern]
+            error.pop("ctx", None)
+    return error
+
+
 async def invalid_input_reply(request: Request, exc: Exception) -> JSONResponse:
     """422 with FastAPI's `{"detail": [{"loc", "msg", "type", "input"}, ...]}`, never a 500."""
     assert isinstance(exc, RequestValidationError)
-    errors = [_printable(dict(err)) for err in exc.errors()]
+    errors = [_printable(_readable(dict(err))) for err in exc.errors()]
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 

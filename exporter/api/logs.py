@@ -5,117 +5,42 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from exporter.api.batch_body import BATCH_KEYS, BatchBody, BatchBodyError
+from exporter.api.bounded import TOO_LARGE, declared_length, too_large
+from exporter.api.log_entries import (
+    BatchError,
+    BatchReply,
+    LogEntry,
+    entry_fields,
+    first_error,
+    invalid_entry,
+    refused_batch,
+)
 from exporter.api.validation import ErrorReply, invalid, protected
-from exporter.config import Settings
+from exporter.config import Settings, env_name
 from exporter.logs.entry_time import TimestampRefused, entry_time
 from exporter.logs.shipper_health import shipper_health
 from exporter.logs.sinks import LogSinks, active_sinks
 
-LEVELS = ("debug", "info", "warning", "error", "critical")
-_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error"}
-# Fields the exporter sets itself; free metadata cannot overwrite them.
-_RESERVED = frozenset({"ts", "level", "logger", "env", "service", "message", "trace_id", "span_id"})
-_TOO_LARGE = 413
 WRITE_TIMEOUT_SECONDS = 10.0  # what a request waits for the log files to confirm its lines
 METADATA_BYTES = 16 * 1024  # what an entry's line may hold beyond its message
 RETRY_AFTER_SECONDS = 1  # what a 429 asks a client to wait while the log pipeline catches up
 _ERROR: dict[str, Any] = {
     "model": ErrorReply, "description": "the request cannot be taken; `detail` says why"}
-_INVALID: dict[str, Any] = {
-    "description": "Validation Error",
+_INVALID: dict[str, Any] = {  # a timestamp's bounds move with the clock: no schema keyword can
+    "description": "an entry is not valid, or its `timestamp` is out of EXPORTER_LOG_ENTRY_MAX_AGE"
+    "_SECONDS/_SKEW_SECONDS (nothing written); `loc` names the field (and entry's index)",
     "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
 }
-
-
-class LogEntry(BaseModel):
-    """One log entry; any other field (adv_id, user_id...) is kept as metadata in the line."""
-
-    model_config = ConfigDict(extra="allow")
-
-    message: str = Field(min_length=1)
-    service_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    trace_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    span_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    timestamp: datetime | None = Field(None, description="when it happened (default: now; no "
-        "zone: UTC), kept as it is, within EXPORTER_LOG_ENTRY_MAX_AGE/_SKEW_SECONDS (else 422)")
-    metadata: dict[str, Any] | None = None
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _level(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            return _ALIASES.get(value, value)
-        return value
-
-
-class BatchError(BaseModel):
-    """Why one entry of a batch was refused."""
-
-    index: int
-    reason: str
-
-
-class BatchReply(BaseModel):
-    """How many entries of a batch were taken."""
-
-    total: int
-    success: int
-    error: int
-    errors: list[BatchError]
-
-
-def _fields(entry: LogEntry, settings: Settings) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "message": entry.message,
-        "service": entry.service_name or settings.service_name,
-        "trace_id": entry.trace_id,
-    }
-    if entry.span_id is not None:
-        fields["span_id"] = entry.span_id
-    for extra in (entry.metadata, entry.model_extra):
-        for key, value in (extra or {}).items():
-            if key not in _RESERVED:
-                fields[key] = value
-    return fields
-
-
-def _where(err: Any) -> str:
-    return ".".join(str(part) for part in err["loc"]) or "entry"
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_input=False)[0]
-    return f"{_where(err)}: {err['msg']}"
-
-
-def _refused_batch(where: tuple[str, ...], errors: list[BatchError]) -> RequestValidationError:
-    """The 422 of a batch refused whole: each refused entry, by its index (`reason` is
-    `field: message`)."""
-    found = []
-    for error in errors:
-        field, _, message = error.reason.partition(": ")
-        found.append({"type": "value_error", "msg": message or error.reason,
-                      "loc": (*where, error.index, *field.split("."))})
-    return RequestValidationError(found)
-
-
-def _invalid_entry(exc: ValidationError) -> RequestValidationError:
-    # FastAPI's shape, without `input`: it may hold what cannot be encoded (a lone surrogate).
-    return RequestValidationError([
-        {"type": err["type"], "loc": ("body", *err["loc"]), "msg": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ])
 
 
 def _parse(raw: bytes) -> Any:
@@ -127,20 +52,11 @@ def _parse(raw: bytes) -> Any:
         raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
 
 
-# The batch's entries: `{"entries": [...]}`, `{"log_entries": [...]}` (the body the seed
-# project's client sends) or a bare array.
-_BATCH_KEYS = ("entries", "log_entries")
-_BATCH_SHAPES = 'body must be {"entries": [...]}, {"log_entries": [...]} or a JSON array of entries'
+def _left() -> HTTPException:
+    """A client left before its body ended: nothing is written, no one reads this answer
+    (Starlette's ClientDisconnect unhandled was a 500 and an error group of the sidecar's)."""
+    return HTTPException(400, "the client left before the body ended")
 
-
-def _entries_of(doc: Any) -> tuple[str, Any]:
-    """`(key, entries)` of a batch body; entries is None when the body has none or both keys."""
-    if not isinstance(doc, dict):
-        return "entries", doc
-    present = [key for key in _BATCH_KEYS if key in doc]
-    if len(present) != 1:
-        return "entries", None
-    return present[0], doc[present[0]]
 
 
 def _retry_later(code: int, why: str) -> HTTPException:
@@ -148,19 +64,21 @@ def _retry_later(code: int, why: str) -> HTTPException:
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, setting: str) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_large = HTTPException(_TOO_LARGE, f"body larger than {limit} bytes")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise too_large(limit, setting)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, setting)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _left() from None
     return b"".join(chunks)
 
 
@@ -179,6 +97,9 @@ def logs_router(
     # JSON escapes (\uXXXX) may take six bytes for one character of a message.
     write_limit = 4 * max_line
     batch_limit = max_entries * max_line
+    max_reading = settings.log_batch_concurrency
+    reading = 0  # batches being read now (on the event loop: no lock)
+    line_setting = f"({env_name('log_entry_max_bytes')} + {METADATA_BYTES})"
 
     def current() -> LogSinks:
         found = sinks()
@@ -207,7 +128,7 @@ def logs_router(
             raise OverflowError(f"message: longer than {max_message} bytes")
         created = entry_time(entry.timestamp, now, settings.log_entry_max_age_seconds,
                              settings.log_entry_max_skew_seconds)
-        line = target.render_entry(created, entry.level, _fields(entry, settings))
+        line = target.render_entry(created, entry.level, entry_fields(entry, settings))
         if len(line.encode("utf-8", "replace")) > max_line:
             raise OverflowError(
                 f"entry: its line is longer than {max_line} bytes (the message may take "
@@ -231,43 +152,45 @@ def logs_router(
         try:
             line = render(target, doc, time.time())
         except ValidationError as exc:
-            raise _invalid_entry(exc) from None
+            raise invalid_entry(exc) from None
         except OverflowError as exc:
-            raise HTTPException(_TOO_LARGE, str(exc)) from None
+            raise HTTPException(TOO_LARGE, str(exc)) from None
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise invalid("body", field, message or str(exc)) from None
         write_durably(target, [line])
 
-    def write_many(target: LogSinks, raw: bytes) -> BatchReply:
-        doc = _parse(raw)
-        key, entries = _entries_of(doc)
-        if not isinstance(entries, list):
-            raise invalid("body", key, _BATCH_SHAPES)
-        if len(entries) > max_entries:
-            raise HTTPException(
-                _TOO_LARGE,
-                f"entries: {len(entries)} entries, at most {max_entries} per batch",
-            )
+    def write_many(target: LogSinks, chunks: Callable[[], bytes | None]) -> BatchReply:
+        """Read the body from `chunks` entry by entry (batch_body.py: only the lines are kept,
+        not the body nor its objects), validate and render each, then write them."""
+        body = BatchBody(chunks)
         errors: list[BatchError] = []
         lines: list[tuple[str, str]] = []
         refused_time = False
         now = time.time()
-        for index, item in enumerate(entries):
-            try:
-                lines.append(render(target, item, now))
-            except ValidationError as exc:
-                errors.append(BatchError(index=index, reason=_first_error(exc)))
-            except (ValueError, OverflowError) as exc:
-                refused_time = refused_time or isinstance(exc, TimestampRefused)
-                errors.append(BatchError(index=index, reason=str(exc)))
+        total = 0
+        try:
+            for index, item in enumerate(body):
+                if index == max_entries:
+                    raise HTTPException(
+                        TOO_LARGE, f"entries: more than {max_entries}, at most {max_entries} "
+                        f"per batch ({env_name('log_batch_max_entries')})")
+                total += 1
+                try:
+                    lines.append(render(target, item, now))
+                except ValidationError as exc:
+                    errors.append(BatchError(index=index, reason=first_error(exc)))
+                except (ValueError, OverflowError) as exc:
+                    refused_time = refused_time or isinstance(exc, TimestampRefused)
+                    errors.append(BatchError(index=index, reason=str(exc)))
+        except BatchBodyError as exc:
+            raise invalid("body", exc.field, str(exc)) from None
         if refused_time:
             # A timestamp Loki would refuse is most often a client's clock, wrong for the whole
             # batch: nothing is written, and the 422 names every entry refused.
-            raise _refused_batch(("body", key) if isinstance(doc, dict) else ("body",), errors)
+            raise refused_batch(("body", body.key) if body.in_object else ("body",), errors)
         if lines:
             write_durably(target, lines)
-        total = len(entries)
         return BatchReply(total=total, success=total - len(errors), error=len(errors),
                           errors=errors)
 
@@ -281,7 +204,7 @@ def logs_router(
     async def write(request: Request) -> dict[str, str]:
         target = current()
         ready(target)
-        raw = await _read_body(request, write_limit)
+        raw = await _read_body(request, write_limit, f"4 x {line_setting}")
         await run_in_threadpool(write_one, target, raw)
         return {"status": "accepted"}
 
@@ -293,16 +216,45 @@ def logs_router(
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"oneOf": [
                 *({"type": "object", "required": [key],
-                   "properties": {key: {"type": "array", "items": {}}}} for key in _BATCH_KEYS),
+                   "properties": {key: {"type": "array", "items": {}}}} for key in BATCH_KEYS),
                 {"type": "array", "items": {}},
             ]},
         }}}},
     )
     async def batch(request: Request) -> BatchReply:
+        nonlocal reading
         target = current()
         ready(target)
-        raw = await _read_body(request, batch_limit)
-        return await run_in_threadpool(write_many, target, raw)
+        if reading >= max_reading:  # each batch read holds up to its lines: bound them
+            raise _retry_later(status.HTTP_429_TOO_MANY_REQUESTS, (
+                f"{reading} batches are being read ({env_name('log_batch_concurrency')}): "
+                "nothing was written"))
+        setting = f"{env_name('log_batch_max_entries')} x {line_setting}"
+        declared = declared_length(request)
+        if declared is not None and declared > batch_limit:
+            raise too_large(batch_limit, setting)
+        stream = request.stream().__aiter__()
+        size = 0
+
+        async def next_chunk() -> bytes | None:
+            nonlocal size
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                return None
+            except ClientDisconnect:
+                raise _left() from None
+            size += len(chunk)
+            if size > batch_limit:
+                raise too_large(batch_limit, setting)
+            return chunk
+
+        reading += 1
+        try:
+            return await run_in_threadpool(
+                write_many, target, lambda: from_thread.run(next_chunk))
+        finally:
+            reading -= 1
 
     @router.get("/health")
     def health() -> dict[str, Any]:

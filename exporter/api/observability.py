@@ -22,7 +22,14 @@ from exporter.api.observability_models import (
     MetricsReport,
     log_record,
 )
-from exporter.api.validation import ErrorReply, Since, protected, since_time, window_seconds
+from exporter.api.validation import (
+    ErrorReply,
+    Since,
+    lookback_query,
+    protected,
+    since_time,
+    window_seconds,
+)
 from exporter.api.watched_models import TargetsReport
 from exporter.config import Settings
 from exporter.errors.store import ErrorStore
@@ -31,7 +38,7 @@ from exporter.health.engine_alerts import EngineAlerts
 from exporter.health.monitor import HealthMonitor
 from exporter.health.notifications import NotificationStore
 from exporter.logs.logql import LogSourceError, search_loki
-from exporter.logs.query import LOOKBACK_FORMS, MAX_LIMIT, LogQuery, search_files
+from exporter.logs.query import MAX_LIMIT, LogQuery, search_files
 from exporter.thresholds import slow_request_seconds
 
 PREFIX = "/api/v1/observability"
@@ -140,13 +147,9 @@ def observability_router(
     @router.get("/metrics", response_model=MetricsReport, summary="Current figures and history",
                 responses=_NO_INSTANCE)
     def metrics(
-        window: Annotated[
-            str,
-            Query(
-                max_length=64, description=f"history to return: {LOOKBACK_FORMS}; longer than "
-                "the history window (EXPORTER_HISTORY_WINDOW_SECONDS) gives all",
-            ),
-        ] = "1h",
+        window: Annotated[str, lookback_query(
+            "history to return (0s: none; longer than the history window, "
+            "EXPORTER_HISTORY_WINDOW_SECONDS, gives all)")] = "1h",
         instance: Instance = None,
     ) -> MetricsReport:
         seconds = min(window_seconds(window), monitor.history.window)

@@ -10,11 +10,18 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from exporter.api.auth import bearer_token_guard
 from exporter.config import Settings
-from exporter.logs.query import LOOKBACK_FORMS, SINCE_FORMS, parse_lookback, parse_since
+from exporter.logs.since import (
+    LOOKBACK_FORMS,
+    LOOKBACK_PATTERN,
+    SINCE_FORMS,
+    SINCE_PATTERN,
+    parse_lookback,
+    parse_since,
+)
 
 
 class ErrorReply(BaseModel):
@@ -41,11 +48,21 @@ def protected(settings: Settings) -> dict[str, Any]:
     }
 
 
-# One `since` for every route that takes it; parsed (with a readable 422) by `since_time`.
+# One `since` for every route that takes it, parsed by `since_time`. Its pattern is in the
+# schema and FastAPI holds a request to it; every text that matches is one the parser reads.
 Since = Annotated[
-    str | None,
-    Query(max_length=64, description=f"from when: {SINCE_FORMS}"),
+    Annotated[str, StringConstraints(pattern=SINCE_PATTERN)] | None,
+    Query(min_length=1, max_length=64, description=f"from when: {SINCE_FORMS}"),
 ]
+# What a 422 says of a text that does not match these patterns (not the regex itself).
+PATTERN_MESSAGES = {SINCE_PATTERN: f"expected {SINCE_FORMS}",
+                    LOOKBACK_PATTERN: f"expected {LOOKBACK_FORMS}"}
+
+
+def lookback_query(description: str) -> Any:
+    """A look-back query parameter (`window`), parsed by `window_seconds`."""
+    return Query(min_length=1, max_length=64, pattern=LOOKBACK_PATTERN,
+                 description=f"{description}: {LOOKBACK_FORMS}")
 
 
 def invalid(where: str, name: str, message: str, value: Any = None) -> RequestValidationError:
@@ -68,10 +85,7 @@ def since_time(text: str, now: datetime) -> datetime:
 
 def window_seconds(text: str, name: str = "window") -> float:
     """The seconds a look-back parameter (`window`) names; a readable 422 naming it otherwise."""
-    try:
-        seconds = parse_lookback(text)
-    except ValueError as exc:
-        raise invalid("query", name, str(exc), text) from None
-    if seconds is None or seconds <= 0:
-        raise invalid("query", name, f"expected {LOOKBACK_FORMS} (more than 0)", text)
+    seconds = parse_lookback(text)
+    if seconds is None:
+        raise invalid("query", name, f"expected {LOOKBACK_FORMS}", text)
     return seconds

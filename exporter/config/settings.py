@@ -15,7 +15,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
 from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queues
-from exporter.config.values import looks_like_dsn, split_list
+from exporter.config.reporting import ReportingSettings
+from exporter.config.values import split_list
 from exporter.config.watching import WatchSettings
 
 ENV_PREFIX = "EXPORTER_"
@@ -24,7 +25,7 @@ ENV_PREFIX = "EXPORTER_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
-class Settings(WatchSettings):
+class Settings(ReportingSettings, WatchSettings):
     """Every knob of the exporter; each field is read from `EXPORTER_<FIELD>`."""
 
     model_config = SettingsConfigDict(
@@ -56,6 +57,8 @@ class Settings(WatchSettings):
     api_token: SecretStr | None = Field(
         None, description="when set, the /api/v1/... routes need `Authorization: Bearer <token>`"
     )
+    api_body_max_bytes: int = Field(64 * 1024, ge=1024, le=64 << 20, description="largest body "
+                                    "of PATCH /errors/{id}, PUT /demo/config; more: 413 unread")
     data_dir: Path = Field(Path("data"), description="where local state (error store, spool) lives")
     log_dir: Path = Field(Path("logs"), description="where the daily JSON log files are written")
     demo: bool = Field(False, description="serve the demo routes and their background load "
@@ -84,6 +87,7 @@ class Settings(WatchSettings):
         "names, never replace them",
     )
     log_batch_max_entries: int = Field(1000, ge=1, le=100_000, description="entries per batch call")
+    log_batch_concurrency: int = Field(4, ge=1, le=1000, description="batches read at once")
     log_entry_max_bytes: int = Field(
         65536, ge=256, le=16 << 20, description="largest accepted message of the ingestion API"
     )
@@ -177,6 +181,8 @@ class Settings(WatchSettings):
     alert_notifications_kept: int = Field(
         100, ge=1, le=10_000, description="Alertmanager notifications kept in memory for /alerts"
     )
+    alert_webhook_max_bytes: int = Field(4 << 20, ge=64 * 1024, le=256 << 20, description="largest"
+                                         " Alertmanager notification body; more: 413 unread")
 
     @field_validator("dependencies", mode="before")
     @classmethod
@@ -205,56 +211,6 @@ class Settings(WatchSettings):
         if isinstance(urls, list):
             parse_queues(str(url) for url in urls)
         return urls
-
-    # --- errors ---
-    sentry_dsn: SecretStr | None = Field(
-        None, description="Sentry DSN; when set, errors are also reported to Sentry (never logged)"
-    )
-    sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry tracing")
-    sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Sentry profiling")
-    sentry_events_per_second: float = Field(
-        10.0, gt=0.0, le=10_000.0, description="error events sent to Sentry, per second, at most"
-    )
-    release: str | None = Field(
-        None, pattern=r"^[^\s/]{1,200}$", description="release name; default: package version"
-    )
-    errors_max_groups: int = Field(1000, ge=1, le=1_000_000, description="error groups kept")
-    errors_samples_per_group: int = Field(10, ge=1, le=1000, description="samples kept per group")
-    errors_retention_days: int = Field(30, ge=1, le=3650, description="days an error group is kept")
-    # --- status page ---
-    log_tail_queue_lines: int = Field(
-        1000, ge=10, le=100_000,
-        description="live-tail lines held per client; beyond, lines are skipped and counted",
-    )
-    log_tail_max_clients: int = Field(16, ge=1, le=1000, description="live-tail clients at once")
-    status_page_path: str = Field(
-        "/observability", pattern=r"^/[A-Za-z0-9_./-]*$",
-        description="where an app instrumented with observability=True serves the status page "
-        "(the sidecar serves it at /)")
-
-    # --- celery ---
-    celery_metrics_port: int = Field(
-        9808, ge=0, le=65535, description="port of a Celery worker's /metrics; 0: no HTTP server"
-    )
-    celery_metrics_host: str = Field(
-        "127.0.0.1", min_length=1, description="bind address of a Celery worker's /metrics"
-    )
-    celery_max_task_names: int = Field(
-        200, ge=1, le=100_000, description="distinct `task` label values; later names read other"
-    )
-    celery_queue_depth: bool = Field(
-        True, description="read the depth of the Celery app's queues from the worker"
-    )
-    celery_setup_logging: bool = Field(
-        True, description="route the worker's logging through the exporter's JSON logs"
-    )
-
-    @field_validator("sentry_dsn")
-    @classmethod
-    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not looks_like_dsn(value.get_secret_value()):
-            raise ValueError("not a Sentry DSN (expected http(s)://<key>@<host>/<project id>)")
-        return value
 
     @field_validator("excluded_paths", "disk_paths", "histogram_buckets", mode="before")
     @classmethod

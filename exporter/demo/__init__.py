@@ -13,7 +13,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from exporter.config import Settings
+from exporter.api.bounded import TOO_LARGE_REPLY, bounded_route
+from exporter.config import Settings, env_name
 
 # Share of the background load each demo route gets. /demo/slow gets 10 %, so the p95 latency
 # sits at the slow route's latency: near the 500 ms threshold by default.
@@ -105,9 +106,13 @@ class DemoLoad:
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-def demo_router(load: DemoLoad) -> APIRouter:
-    """The demo routes: fast, an item lookup, slow (near the threshold) and flaky."""
-    router = APIRouter(prefix="/demo", tags=["demo"])
+def demo_router(load: DemoLoad, settings: Settings) -> APIRouter:
+    """The demo routes: fast, an item lookup, slow (near the threshold) and flaky.
+
+    They need no token, as the demo's own traffic does not send one; `PUT /demo/config`'s body
+    is capped (EXPORTER_API_BODY_MAX_BYTES) before it is read."""
+    router = APIRouter(prefix="/demo", tags=["demo"], route_class=bounded_route(
+        settings, settings.api_body_max_bytes, env_name("api_body_max_bytes"), token=False))
 
     @router.get("/fast")
     async def fast() -> dict[str, bool]:
@@ -139,7 +144,7 @@ def demo_router(load: DemoLoad) -> APIRouter:
     async def get_config() -> DemoConfig:
         return load.config
 
-    @router.put("/config")
+    @router.put("/config", responses={413: TOO_LARGE_REPLY})
     async def put_config(change: DemoConfigChange) -> DemoConfig:
         load.config = load.config.model_copy(update=change.model_dump(exclude_none=True))
         return load.config

@@ -33,7 +33,7 @@ def create_demo_app(settings: Settings, registry: CollectorRegistry | None = Non
                       settings.demo_redis_url)
     load = DemoLoad(settings, app, mix=SHOP_MIX)
     app.include_router(shop_router(catalog, lambda: load.config))
-    app.include_router(demo_router(load))
+    app.include_router(demo_router(load, settings))
     registry = registry if registry is not None else CollectorRegistry()
     instrument(app, settings, registry)
     runtime = runtime_of(app)

@@ -228,7 +228,8 @@ class DailyFiles(Worker):
         if stream is None:
             return
         try:
-            stream.write("\n".join(lines) + "\n")
+            for start in range(0, len(lines), 256):  # one join would copy a 60 MB batch whole
+                stream.write("\n".join(lines[start:start + 256]) + "\n")
             stream.flush()
         except (OSError, ValueError):  # stdout closed or gone (a broken pipe): the files go on
             pass
