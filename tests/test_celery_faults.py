@@ -1,0 +1,146 @@
+"""A real Celery worker (prefork, 2 processes, Redis) under the faults a user meets: a busy pool
+process killed with `kill -9`, errors reported from inside tasks, a restart by SIGHUP, and a
+metrics directory left over from a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter import create_app, load_settings
+from exporter.errors.store import ErrorStore
+from tests.asgi import serve_in_process
+from tests.celery_app import make_app
+from tests.celery_runner import (
+    REDIS,
+    Samples,
+    delete_queue,
+    scrape,
+    start_worker,
+    stop_worker,
+    value,
+    wait_for_scrape,
+)
+from tests.conftest import free_port, require_tcp
+
+TOKEN = "faults-token-5a4b3c"
+
+
+def _gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie waiting for its parent has exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _until(what: str, check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    require_tcp("127.0.0.1", 6379, "redis")
+    name = f"exporter-faults-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_queue("redis", REDIS, name)
+
+
+@dataclass
+class KilledRun:
+    """What a worker did around the `kill -9` of its busy pool process."""
+
+    before_kill: Samples
+    first_scrape_after: Samples
+    final: Samples
+    groups: list[dict[str, Any]]
+    by_route: dict[str, list[dict[str, Any]]]
+
+
+def _wait_for_tasks(process: subprocess.Popen[bytes], port: int,
+                    **expected: tuple[str, float]) -> Samples:
+    def done() -> Samples | None:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited with {process.returncode}")
+        samples = scrape(port)
+        return samples if all(value(samples, "celery_tasks_total", task=task, state=state) >= n
+                              for task, (state, n) in expected.items()) else None
+
+    return _until(f"tasks {expected}", done)
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
+    require_tcp("127.0.0.1", 6379, "redis")
+    tmp = tmp_path_factory.mktemp("killed")
+    queue = f"exporter-faults-{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    sender = make_app(REDIS, queue, name="faults-sender")
+    process = start_worker(tmp, REDIS, queue, {
+        "EXPORTER_DATA_DIR": str(tmp / "data"), "EXPORTER_LOG_DIR": str(tmp / "logs"),
+        "EXPORTER_CELERY_METRICS_PORT": str(port), "EXPORTER_CELERY_QUEUE_DEPTH": "false",
+    })
+    try:
+        wait_for_scrape(process, port)
+        sender.send_task("tests.reports", args=["missing-report"], queue=queue)
+        sender.send_task("tests.handled", args=["missing-key"], queue=queue)
+        pid_file = tmp / "busy.pid"
+        sender.send_task("tests.busy", args=[str(pid_file), 300], queue=queue)
+        before = _until("the busy task to run", lambda: (lambda s: s if value(
+            s, "celery_tasks_in_progress", task="tests.busy") else None)(scrape(port)))
+        child = int(pid_file.read_text())
+        os.kill(child, signal.SIGKILL)
+        _until("the killed pool process to exit", lambda: _gone(child))
+        first = scrape(port)
+        # The replacement pool process runs tasks, and counts them.
+        sender.send_task("tests.ok", args=[1], queue=queue)
+        final = _wait_for_tasks(process, port, **{
+            "tests.busy": ("failed", 1), "tests.ok": ("succeeded", 1),
+            "tests.reports": ("succeeded", 1), "tests.handled": ("succeeded", 1)})
+        stop_worker(process)
+        store = ErrorStore.in_directory(tmp / "data")
+        _total, listed = store.groups()
+        groups = [store.group(g["id"]) or {} for g in listed]
+        store.close()
+        # What `?route=` of the errors API finds, through a sidecar on the worker's data folder.
+        app = create_app(load_settings(data_dir=tmp / "data", api_token=TOKEN),
+                         CollectorRegistry())
+        by_route = {}
+        with serve_in_process(app) as client:
+            for route in ("tests.busy", "tests.reports", "tests.handled"):
+                answer = client.get("/api/v1/observability/errors", params={"route": route},
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+                assert answer.status_code == 200, answer.text
+                by_route[route] = answer.json()["items"]
+        yield KilledRun(before, first, final, groups, by_route)
+    finally:
+        stop_worker(process)
+        delete_queue("redis", REDIS, queue)
+
+
+def test_a_killed_busy_pool_process_leaves_no_task_in_progress(killed: KilledRun) -> None:
+    assert value(killed.before_kill, "celery_tasks_in_progress", task="tests.busy") == 1
+    # The first scrape once the process has exited no longer counts its task.
+    assert value(killed.first_scrape_after, "celery_tasks_in_progress") == 0
+    assert value(killed.final, "celery_tasks_in_progress") == 0
+    assert value(killed.final, "celery_workers") == 1
+    # Its counters stay in the sum: the task started, and failed (Celery's WorkerLostError).
+    assert value(killed.final, "celery_tasks_total", task="tests.busy", state="started") == 1
+    assert value(killed.final, "celery_tasks_total", task="tests.busy", state="failed") == 1
+
