@@ -144,3 +144,12 @@ def test_a_killed_busy_pool_process_leaves_no_task_in_progress(killed: KilledRun
     assert value(killed.final, "celery_tasks_total", task="tests.busy", state="started") == 1
     assert value(killed.final, "celery_tasks_total", task="tests.busy", state="failed") == 1
 
+
+def test_the_lost_task_is_one_error_group_under_its_route(killed: KilledRun) -> None:
+    # Celery's own "Task handler raised error" line carries the same WorkerLostError, wrapped
+    # in billiard's ExceptionWithTraceback: it is not a second group.
+    assert [(g["type"], g["routes"]) for g in killed.groups if g["type"] != "KeyError"] == [
+        ("billiard.exceptions.WorkerLostError", {"tests.busy": 1})]
+    [found] = killed.by_route["tests.busy"]
+    assert found["type"] == "billiard.exceptions.WorkerLostError" and found["count"] == 1
+
