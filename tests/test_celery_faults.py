@@ -153,3 +153,12 @@ def test_the_lost_task_is_one_error_group_under_its_route(killed: KilledRun) -> 
     [found] = killed.by_route["tests.busy"]
     assert found["type"] == "billiard.exceptions.WorkerLostError" and found["count"] == 1
 
+
+def test_errors_reported_inside_a_task_are_filed_under_its_route(killed: KilledRun) -> None:
+    for route, logger in (("tests.reports", None), ("tests.handled", "tests.celery_app")):
+        [found] = killed.by_route[route]
+        assert found["type"] == "KeyError" and found["count"] == 1
+        [group] = [g for g in killed.groups if g["id"] == found["id"]]
+        assert group["routes"] == {route: 1}
+        assert group["samples"][0]["context"].get("logger") == logger
+        assert group["samples"][0]["trace_id"] is not None
