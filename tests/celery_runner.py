@@ -41,10 +41,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def start_worker(
     tmp: Path, broker_url: str, queue: str, env: dict[str, str], out: str = "worker.out",
+    session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """A prefork worker (2 pool processes) of the test app on `queue`, its output in
     `tmp/<out>`; `env` adds to (or overrides) the environment. Without
-    `PROMETHEUS_MULTIPROC_DIR` in `env`, the instrumentation makes its own directory."""
+    `PROMETHEUS_MULTIPROC_DIR` in `env`, the instrumentation makes its own directory. With
+    `session`, the worker leads a process group of its own (to kill it with its pool)."""
     full = {**os.environ, "CELERY_TEST_BROKER": broker_url, "CELERY_TEST_QUEUE": queue}
     full.pop("PROMETHEUS_MULTIPROC_DIR", None)
     full.update(env)
@@ -54,6 +56,7 @@ def start_worker(
              "--pool=prefork", "--concurrency=2", "-Q", queue, "--loglevel=INFO",
              "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=full, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=session,
         )
 
 

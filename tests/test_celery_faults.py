@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import create_app, load_settings
 from exporter.errors.store import ErrorStore
+from exporter.metric_files import MARKER
 from tests.asgi import serve_in_process
 from tests.celery_app import make_app
 from tests.celery_runner import (
@@ -162,3 +164,73 @@ def test_errors_reported_inside_a_task_are_filed_under_its_route(killed: KilledR
         assert group["routes"] == {route: 1}
         assert group["samples"][0]["context"].get("logger") == logger
         assert group["samples"][0]["trace_id"] is not None
+
+
+def _metric_dirs(tmp: Path) -> list[Path]:
+    return sorted((tmp / "tmpdir").glob("exporter-celery-metrics-*"))
+
+
+def test_a_restart_by_sighup_makes_and_removes_a_directory_of_its_own(
+    tmp_path: Path, queue: str,
+) -> None:
+    (tmp_path / "tmpdir").mkdir()
+    port = free_port()
+    # TMPDIR: the worker's temporary directories are made where the test sees them.
+    process = start_worker(tmp_path, REDIS, queue, {
+        "TMPDIR": str(tmp_path / "tmpdir"), "EXPORTER_DATA_DIR": str(tmp_path / "data"),
+        "EXPORTER_LOG_DIR": str(tmp_path / "logs"), "EXPORTER_CELERY_METRICS_PORT": str(port),
+        "EXPORTER_CELERY_QUEUE_DEPTH": "false",
+    })
+    try:
+        wait_for_scrape(process, port)
+        [first] = _metric_dirs(tmp_path)
+        assert (first / MARKER).read_text() == str(process.pid)
+        process.send_signal(signal.SIGHUP)  # Celery stops the worker and execs it again
+        output = tmp_path / "worker.out"
+        _until("the restarted worker", lambda: output.read_text().count("Restarting celery worker")
+               == 1 and output.read_text().count(" ready.") == 2)
+        wait_for_scrape(process, port)
+        [second] = _metric_dirs(tmp_path)
+        assert second != first and not first.exists()
+        assert (second / MARKER).read_text() == str(process.pid)  # exec keeps the pid
+        make_app(REDIS, queue, name="faults-sender").send_task("tests.ok", args=[1], queue=queue)
+        _wait_for_tasks(process, port, **{"tests.ok": ("succeeded", 1)})
+        stop_worker(process)
+        assert process.returncode == 0
+        assert _metric_dirs(tmp_path) == []
+    finally:
+        stop_worker(process)
+
+
+def test_a_directory_left_over_from_a_crash_is_cleared_with_a_warning(
+    tmp_path: Path, queue: str,
+) -> None:
+    directory = tmp_path / "metrics"
+    port = free_port()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "EXPORTER_DATA_DIR": str(tmp_path / "data"),
+           "EXPORTER_LOG_DIR": str(tmp_path / "logs"), "EXPORTER_CELERY_METRICS_PORT": str(port),
+           "EXPORTER_CELERY_QUEUE_DEPTH": "false"}
+    sender = make_app(REDIS, queue, name="faults-sender")
+    crashed = start_worker(tmp_path, REDIS, queue, env, out="crashed.out", session=True)
+    try:
+        wait_for_scrape(crashed, port)
+        sender.send_task("tests.ok", args=[1], queue=queue)
+        _wait_for_tasks(crashed, port, **{"tests.ok": ("succeeded", 1)})
+    finally:
+        os.killpg(crashed.pid, signal.SIGKILL)  # the worker and its pool, as a crash would
+        crashed.wait()
+    pids = {int(p.stem.rsplit("_", 1)[1]) for p in directory.glob("*.db")}
+    assert len(pids) == 3 and any(directory.glob("gauge_livesum_*.db"))
+    _until("the crashed pool processes to exit", lambda: all(_gone(pid) for pid in pids))
+    process = start_worker(tmp_path, REDIS, queue, env)
+    try:
+        samples = wait_for_scrape(process, port)
+        assert value(samples, "celery_workers") == 1
+        assert value(samples, "celery_tasks_total", task="tests.ok") == 0
+        stop_worker(process)
+    finally:
+        stop_worker(process)
+    [warning] = [line for line in (tmp_path / "worker.out").read_text().splitlines()
+                 if "no longer run" in line]
+    assert f"PROMETHEUS_MULTIPROC_DIR={directory} held the files of 3 process(es)" in warning
+    assert directory.is_dir()  # the user's: kept
