@@ -1,6 +1,6 @@
-"""A real Celery worker (prefork, 2 processes, Redis) under the faults a user meets: a busy pool
-process killed with `kill -9`, errors reported from inside tasks, a restart by SIGHUP, and a
-metrics directory left over from a crash."""
+"""A real Celery worker (prefork, 2 processes) under the faults a user meets: a busy pool
+process killed with `kill -9` (on Redis and RabbitMQ), errors reported from inside tasks, a
+restart by SIGHUP and a metrics directory left over from a crash (on Redis)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ from tests.celery_runner import (
 from tests.conftest import free_port, require_tcp
 
 TOKEN = "faults-token-5a4b3c"
+# The kill -9 of a busy pool process, on both brokers the Celery tests use.
+BROKERS = {"redis": (REDIS, 6379), "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672)}
 
 
 def _gone(pid: int) -> bool:
@@ -87,14 +89,18 @@ def _wait_for_tasks(process: subprocess.Popen[bytes], port: int,
     return _until(f"tasks {expected}", done)
 
 
-@pytest.fixture(scope="module")
-def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
-    require_tcp("127.0.0.1", 6379, "redis")
-    tmp = tmp_path_factory.mktemp("killed")
+@pytest.fixture(scope="module", params=sorted(BROKERS))
+def killed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[KilledRun]:
+    broker = str(request.param)
+    url, broker_port = BROKERS[broker]
+    require_tcp("127.0.0.1", broker_port, broker)
+    tmp = tmp_path_factory.mktemp(f"killed-{broker}")
     queue = f"exporter-faults-{uuid.uuid4().hex[:10]}"
     port = free_port()
-    sender = make_app(REDIS, queue, name="faults-sender")
-    process = start_worker(tmp, REDIS, queue, {
+    sender = make_app(url, queue, name=f"faults-sender-{broker}")
+    process = start_worker(tmp, url, queue, {
         "EXPORTER_DATA_DIR": str(tmp / "data"), "EXPORTER_LOG_DIR": str(tmp / "logs"),
         "EXPORTER_CELERY_METRICS_PORT": str(port), "EXPORTER_CELERY_QUEUE_DEPTH": "false",
     })
@@ -133,7 +139,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
         yield KilledRun(before, first, final, groups, by_route)
     finally:
         stop_worker(process)
-        delete_queue("redis", REDIS, queue)
+        delete_queue(broker, url, queue)
 
 
 def test_a_killed_busy_pool_process_leaves_no_task_in_progress(killed: KilledRun) -> None:
