@@ -341,3 +341,18 @@ def test_the_users_directory_is_kept(tmp_path: Path) -> None:
     path, made, seen, exists_after, env_after = _worker_directory(tmp_path, str(mine))
     assert (path, made, seen, exists_after, env_after) == (str(mine), False, str(mine), True,
                                                            str(mine))
+
+
+def test_directories_of_workers_killed_outright_are_removed_by_the_next_one(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for maker in (dead.pid, os.getpid()):
+        directory = tmp_path / f"exporter-celery-metrics-{maker}"
+        directory.mkdir()
+        (directory / MARKER).write_text(str(maker))
+    (tmp_path / "exporter-celery-metrics-users").mkdir()  # no marker: not the kit's
+    _worker_directory(tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"exporter-celery-metrics-{os.getpid()}", "exporter-celery-metrics-users"]

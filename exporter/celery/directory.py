@@ -3,14 +3,17 @@
 A directory the worker makes is marked (`exporter.metric_files.MARKER`) and removed when the
 worker stops; the variable that names it is cleared then, so a worker restarted by SIGHUP, which
 execs itself with its environment, makes a new one instead of taking the old name for the
-user's. In the user's directory, the files an earlier worker left behind (a crash, `kill -9`)
-are removed before this worker writes, with a warning naming the directory.
+user's. Directories of earlier workers that were killed outright are removed when the next
+worker makes its own. In the user's directory, the files an earlier worker left behind (a
+crash, `kill -9`) are removed before this worker writes, with a warning naming the directory.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import tempfile
 from typing import NamedTuple
 
 from prometheus_client import values
@@ -59,6 +62,7 @@ def enable_multiprocess() -> MetricsDirectory:
             directory = None
     made = directory is None
     if directory is None:
+        _remove_abandoned()
         directory = make_temporary_directory(PREFIX)
         set_multiprocess_directory(directory)
     else:
@@ -67,6 +71,17 @@ def enable_multiprocess() -> MetricsDirectory:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return MetricsDirectory(directory, made)
+
+
+def _remove_abandoned() -> None:
+    """Remove the directories earlier workers made here and could not remove (`kill -9`)."""
+    me = os.getpid()
+    for directory in glob.glob(os.path.join(tempfile.gettempdir(), PREFIX + "*")):
+        owner = temporary_owner(directory)
+        if owner is not None and (owner == me or not pid_alive(owner)):
+            remove_directory(directory)
+            log.info("celery metrics: removed %s, left by a worker that no longer runs",
+                     directory)
 
 
 def _report_leftovers(directory: str) -> None:
