@@ -108,6 +108,9 @@ def killed(
         wait_for_scrape(process, port)
         sender.send_task("tests.reports", args=["missing-report"], queue=queue)
         sender.send_task("tests.handled", args=["missing-key"], queue=queue)
+        # Done before the busy task starts: the one task running at the kill is the busy one.
+        _wait_for_tasks(process, port, **{"tests.reports": ("succeeded", 1),
+                                          "tests.handled": ("succeeded", 1)})
         pid_file = tmp / "busy.pid"
         sender.send_task("tests.busy", args=[str(pid_file), 300], queue=queue)
         before = _until("the busy task to run", lambda: (lambda s: s if value(
