@@ -154,7 +154,8 @@ def handler_costs(count: int = 20_000) -> list[tuple[str, float]]:
     """µs per call of the signal handlers one task goes through, in multiprocess mode."""
     from prometheus_client import CollectorRegistry
 
-    from exporter.celery.metrics import CeleryMetrics, enable_multiprocess
+    from exporter.celery.directory import enable_multiprocess
+    from exporter.celery.metrics import CeleryMetrics
     from exporter.celery.signals import TaskSignals
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="celery-bench-metrics-")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
 
+from exporter import capture_exception
 from exporter.celery import instrument_celery
 
 BROKER = os.environ.get("CELERY_TEST_BROKER", "redis://127.0.0.1:6379/5")
@@ -71,3 +73,19 @@ def handled(key: str) -> None:
 @app.task(name="tests.noop")
 def noop() -> None:
     return None
+
+
+@app.task(name="tests.busy")
+def busy(pid_file: str, seconds: float) -> None:
+    """Runs `seconds`, after writing its pool process's pid to `pid_file` (a test kills it)."""
+    with open(pid_file, "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(seconds)
+
+
+@app.task(name="tests.reports")
+def reports(key: str) -> None:
+    try:
+        {}[key]
+    except KeyError as exc:
+        capture_exception(exc, key=key)

@@ -6,6 +6,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from exporter.celery.metrics import OTHER, BoundedLabel, CeleryMetrics
 from exporter.celery.queues import celery_queues, queue_names, queue_url
 from exporter.http.trace import TraceContext, _current, current_trace_id
 from exporter.logs.formatter import JsonFormatter
+from exporter.metric_files import MARKER
 
 
 def test_default_queue_is_read_when_no_task_queues_are_declared() -> None:
@@ -286,3 +290,69 @@ def test_tracers_are_wrapped_all_or_nothing(registry: CollectorRegistry) -> None
     signals = TaskSignals(CeleryMetrics(registry, 5), None)
     assert not signals.wrap_tracers({"t.a": ready, "t.b": missing})
     assert ready.__trace__ is tracer  # the signal handlers keep doing the work
+
+
+_DIRECTORY_SCRIPT = """
+import json, os
+from exporter.celery.directory import enable_multiprocess, release
+made = enable_multiprocess()
+seen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+release(made)
+print(json.dumps([made.path, made.made, seen, os.path.exists(made.path),
+                  os.environ.get("PROMETHEUS_MULTIPROC_DIR")]))
+"""
+
+
+def _worker_directory(tmp: Path, inherited: str | None) -> list[Any]:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if inherited is not None:
+        env["PROMETHEUS_MULTIPROC_DIR"] = inherited
+    out = subprocess.run([sys.executable, "-c", _DIRECTORY_SCRIPT], env=env, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    result: list[Any] = json.loads(out)
+    return result
+
+
+def test_a_worker_makes_its_own_directory_and_removes_it_when_it_stops(tmp_path: Path) -> None:
+    path, made, seen, exists_after, env_after = _worker_directory(tmp_path, None)
+    assert made and seen == path and Path(path).parent == tmp_path
+    assert not exists_after and env_after is None  # a restart by exec makes a new one
+
+
+def test_an_inherited_directory_the_kit_made_is_never_taken_for_the_users(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for maker, kept in ((dead.pid, False), (os.getpid(), True)):
+        inherited = tmp_path / f"exporter-celery-metrics-{maker}"
+        inherited.mkdir()
+        (inherited / MARKER).write_text(str(maker))
+        (inherited / f"counter_{maker}.db").write_bytes(b"")
+        path, made, _seen, exists_after, _env = _worker_directory(tmp_path, str(inherited))
+        assert made and path != str(inherited) and not exists_after
+        # Its maker's, while it runs; a leftover once it does not.
+        assert inherited.exists() is kept
+
+
+def test_the_users_directory_is_kept(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    path, made, seen, exists_after, env_after = _worker_directory(tmp_path, str(mine))
+    assert (path, made, seen, exists_after, env_after) == (str(mine), False, str(mine), True,
+                                                           str(mine))
+
+
+def test_directories_of_workers_killed_outright_are_removed_by_the_next_one(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for maker in (dead.pid, os.getpid()):
+        directory = tmp_path / f"exporter-celery-metrics-{maker}"
+        directory.mkdir()
+        (directory / MARKER).write_text(str(maker))
+    (tmp_path / "exporter-celery-metrics-users").mkdir()  # no marker: not the kit's
+    _worker_directory(tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"exporter-celery-metrics-{os.getpid()}", "exporter-celery-metrics-users"]

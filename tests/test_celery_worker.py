@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,15 +25,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import instrument, load_settings
 from exporter.celery import instrument_celery
 from exporter.celery.queues import celery_queues
 from exporter.errors.store import ErrorStore
-from exporter.health.probes.queues import CELERY_PRIORITY_SEP, read_queue
+from exporter.health.probes.queues import read_queue
 from tests.asgi import serve_in_process
 from tests.celery_app import make_app
+from tests.celery_runner import Samples, delete_queue, scrape, stop_worker, value
 from tests.conftest import free_port, require_binary, require_tcp
 from tests.loki_receiver import LokiReceiver
 from tests.sentry_receiver import SentryReceiver, sentry_receiver
@@ -64,25 +63,6 @@ def expired(broker: str) -> int:
 def sent(broker: str) -> int:
     """Messages published."""
     return COMPLETING + UNKNOWN + expired(broker)
-
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(port: int) -> Samples:
-    """Every sample of the worker's /metrics, by (name, labels)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0).text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels`."""
-    wanted = set(labels.items())
-    return sum(v for (n, lbl), v in samples.items() if n == name and wanted <= lbl)
 
 
 @dataclass
@@ -190,34 +170,6 @@ def _wait_until_drained(
     raise TimeoutError(f"worker did not drain {queue}; last scrape: {samples}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _delete_queue(broker: str, url: str, queue: str) -> None:
-    if broker == "redis":
-        import redis
-
-        client = redis.Redis.from_url(url)
-        keys = [queue, *(f"{queue}{CELERY_PRIORITY_SEP}{p}" for p in range(10)),
-                f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
-        client.delete(*keys)
-        client.close()
-        return
-    from kombu import Connection
-
-    with Connection(url) as connection:
-        channel = connection.channel()
-        channel.queue_delete(queue)
-        channel.exchange_delete(queue)
-
-
 @pytest.fixture(scope="module", params=sorted(BROKERS))
 def scenario(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -234,7 +186,7 @@ def scenario(
         with sentry_receiver() as sentry:
             yield from _run_scenario(broker, url, queue, client_app, tmp, loki, sentry)
     finally:
-        _delete_queue(broker, url, queue)
+        delete_queue(broker, url, queue)
 
 
 def _run_scenario(
@@ -257,7 +209,7 @@ def _run_scenario(
         process = _start_worker(tmp, url, queue, metrics_port, loki.port, sentry.dsn)
         final = _wait_until_drained(process, metrics_port, queue, broker)
         scrape_text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5.0).text
-        _stop(process)
+        stop_worker(process)
         lines = [json.loads(line) for path in sorted((tmp / "logs").glob("app_*.log"))
                  for line in path.read_text().splitlines()]
         store = ErrorStore.in_directory(tmp / "data")
@@ -274,7 +226,7 @@ def _run_scenario(
         )
     finally:
         if process is not None:
-            _stop(process)
+            stop_worker(process)
         loki.stop()
 
 

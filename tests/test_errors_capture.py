@@ -170,6 +170,25 @@ def test_an_unhandled_exception_logged_by_the_server_is_not_counted_twice(
         assert [group["count"] for group in _groups(capture)] == [1]
 
 
+def test_a_task_failure_celery_logs_in_billiards_wrapper_is_not_a_second_group(
+    app_and_capture: tuple[FastAPI, ErrorCapture],
+) -> None:
+    einfo = pytest.importorskip("billiard.einfo")
+    _app, capture = app_and_capture
+    try:
+        charge(4)
+    except PaymentDeclined:
+        info = einfo.ExceptionInfo()
+    capture.capture(info.exception.exc, route="tasks.charge", method="TASK")  # task_failure
+    # What Celery's worker logs next ("Task handler raised error").
+    logging.getLogger("celery.worker.request").error(
+        "Task handler raised error: %r", info.exception.exc, exc_info=info.exc_info)
+    [group] = _groups(capture)
+    assert (group["type"].rsplit(".", 1)[-1], group["count"]) == ("PaymentDeclined", 1)
+    assert capture.store is not None
+    assert (capture.store.group(str(group["id"])) or {})["routes"] == {"tasks.charge": 1}
+
+
 def test_planted_secrets_never_reach_the_store(
     app_and_capture: tuple[FastAPI, ErrorCapture],
 ) -> None:

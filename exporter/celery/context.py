@@ -42,9 +42,14 @@ def inject_trace(headers: dict[str, Any]) -> None:
         headers[TRACEPARENT] = f"00-{trace.trace_id}-{trace.span_id}-01"
 
 
-def trace_of(request: Any) -> TraceContext:
+TASK_METHOD = "TASK"  # the error store's method of a task's errors (its route: the task name)
+
+
+def trace_of(request: Any, route: str | None = None) -> TraceContext:
     """The task's trace: continued from its headers, else a new one for this run. `request` is
-    the task's request context, or the request dict a worker hands to the task's tracer."""
+    the task's request context, or the request dict a worker hands to the task's tracer.
+    With a `route` (the task's bounded name), errors logged or reported while the task runs
+    are filed under it, as a request's are under its route template."""
     raw: list[tuple[bytes, bytes]] = []
     headers = None
     is_dict = isinstance(request, dict)
@@ -59,7 +64,7 @@ def trace_of(request: Any) -> TraceContext:
                 value = headers.get(name)
         if isinstance(value, str):
             raw.append((as_http, value.encode("latin-1", "replace")))
-    return trace_from_headers(raw)
+    return trace_from_headers(raw, route, TASK_METHOD if route is not None else None)
 
 
 class TaskScope(NamedTuple):
@@ -70,14 +75,16 @@ class TaskScope(NamedTuple):
 
 
 def enter_task(
-    request: Any, task_name: str | None, queue: str | None, task_id: str | None = None
+    request: Any, task_name: str | None, queue: str | None, task_id: str | None = None,
+    route: str | None = None,
 ) -> TaskScope:
-    """Set the task's trace and log fields for the code that runs it."""
+    """Set the task's trace and log fields for the code that runs it; `route` (the task's
+    bounded name) files the errors captured meanwhile."""
     if task_id is None:
         task_id = getattr(request, "id", None)
     # tuple.__new__: a NamedTuple's own __new__ is one more Python call per task.
     fields = _tuple_new(TaskFields, (task_id, task_name, queue))
-    return _tuple_new(TaskScope, (_current.set(trace_of(request)), _task.set(fields)))
+    return _tuple_new(TaskScope, (_current.set(trace_of(request, route)), _task.set(fields)))
 
 
 def leave_task(scope: TaskScope) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from exporter.celery.context import TASK_METHOD
 from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.capture import ErrorCapture, set_active_capture
@@ -95,7 +96,7 @@ class TaskErrors:
     ) -> str | None:
         """Record a task's exception; returns the group's fingerprint."""
         return self.capture().capture(
-            exc, route=task_name, method="TASK",
+            exc, route=task_name, method=TASK_METHOD,
             context=task_context(task_name, task_id, queue, args, kwargs),
         )
 

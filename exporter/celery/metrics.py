@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from exporter.config import multiprocess_directory, set_multiprocess_directory
 from exporter.worker import PeriodicWorker
 
 log = logging.getLogger("exporter.celery")
@@ -64,23 +62,6 @@ class BoundedLabel:
                 self._admitted.add(raw)
                 return raw
         return OTHER
-
-
-def enable_multiprocess() -> str:
-    """The multiprocess directory, created (and exported to children) when unset.
-
-    prometheus-client chooses file-backed values from the environment when it is imported; the
-    worker decides later, so the value class is chosen again here, before any `celery_*` metric
-    exists. Metrics created earlier in this process stay in memory and are not served.
-    """
-    directory = multiprocess_directory()
-    if not directory:
-        directory = tempfile.mkdtemp(prefix="exporter-celery-metrics-")
-        set_multiprocess_directory(directory)
-    os.makedirs(directory, exist_ok=True)
-    if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-    return directory
 
 
 class CeleryMetrics:

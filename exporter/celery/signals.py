@@ -179,7 +179,8 @@ class TaskSignals:
         try:
             queue = queue_of(request)
             labels = self.metrics.labels(name, queue)
-            run = _Run(labels, enter_task(request, name, queue, task_id), time.perf_counter())
+            scope = enter_task(request, name, queue, task_id, labels[0])
+            run = _Run(labels, scope, time.perf_counter())
             self.metrics.started(labels)
             return run
         except Exception as exc:

@@ -7,9 +7,9 @@ and before it exits (children leave through `os._exit`, so atexit handlers do no
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import shutil
 import sys
 from typing import Any
 
@@ -17,12 +17,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import mark_process_dead
 
 from exporter.celery.context import TaskLogFilter
+from exporter.celery.directory import enable_multiprocess, release
 from exporter.celery.errors import TaskErrors
-from exporter.celery.metrics import CeleryMetrics, enable_multiprocess
+from exporter.celery.metrics import CeleryMetrics
 from exporter.celery.queues import celery_queues
 from exporter.celery.server import MetricsServer
 from exporter.celery.signals import TaskSignals
-from exporter.config import Settings, multiprocess_directory
+from exporter.config import Settings
 from exporter.health.probes.runner import ProbeRunner
 from exporter.health.queue_collector import QueueCollector
 from exporter.logs.setup import setup_logging
@@ -37,9 +38,8 @@ class WorkerInstrumentation:
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        existing = multiprocess_directory()
-        self.directory = enable_multiprocess()
-        self._own_directory = not existing
+        self.metrics_dir = enable_multiprocess()
+        self.directory = self.metrics_dir.path
         self.registry = CollectorRegistry(auto_describe=True)
         names = [name for name in app.tasks if not name.startswith("celery.")]
         self.metrics = CeleryMetrics(self.registry, settings.celery_max_task_names, sorted(names))
@@ -59,6 +59,9 @@ class WorkerInstrumentation:
         self.log_sinks: LogSinks | None = None
         self._pid = os.getpid()
         self._stopped = False
+        if self.metrics_dir.made:
+            # When the worker ends without worker_shutdown (an error while starting).
+            atexit.register(self._release_directory)
 
     # --- logging ---
 
@@ -103,8 +106,12 @@ class WorkerInstrumentation:
         mark_process_dead(os.getpid(), path=self.directory)  # type: ignore[no-untyped-call]
         if self.log_sinks is not None:
             self.log_sinks.close()
-        if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        # Before Celery's SIGHUP restart execs the worker again (its atexit runs first).
+        self._release_directory()
+
+    def _release_directory(self) -> None:
+        if os.getpid() == self._pid:  # never from a pool process
+            release(self.metrics_dir)
 
     # --- pool processes ---
 

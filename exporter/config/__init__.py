@@ -9,6 +9,7 @@ from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_S
 from exporter.config.loading import SettingsError, env_name, load_settings, unknown_variables
 from exporter.config.multiprocess import (
     MULTIPROC_ENV,
+    clear_multiprocess_directory,
     multiprocess_directory,
     set_multiprocess_directory,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "MULTIPROC_ENV",
     "Settings",
     "SettingsError",
+    "clear_multiprocess_directory",
     "env_name",
     "load_settings",
     "multiprocess_directory",

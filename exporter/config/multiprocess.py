@@ -20,3 +20,9 @@ def multiprocess_directory() -> str | None:
 def set_multiprocess_directory(directory: str) -> None:
     """Make `directory` the workers' metric directory, for this process and those it starts."""
     os.environ[MULTIPROC_ENV] = directory
+
+
+def clear_multiprocess_directory() -> None:
+    """Forget the workers' metric directory (removed), for this process and those it starts: a
+    worker restarted by SIGHUP execs itself with this environment."""
+    os.environ.pop(MULTIPROC_ENV, None)

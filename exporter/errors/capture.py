@@ -193,7 +193,7 @@ class ErrorLogHandler(logging.Handler):
         self._capture = capture
 
     def emit(self, record: logging.LogRecord) -> None:
-        exc = record.exc_info[1] if record.exc_info else None
+        exc = _logged_exception(record)
         # Our own loggers are skipped: a failing store must not feed itself. A logged exception
         # has no app to ask: it goes to the process's active capture, as capture_exception()
         # does, so an app built and never served (or a previous one) does not take it.
@@ -205,6 +205,17 @@ class ErrorLogHandler(logging.Handler):
         except Exception:  # bad %-arguments: the template, scrubbed too
             message = scrub_text(safe_str(record.msg))[:500]
         self._capture.capture(exc, context={"logger": record.name, "log_message": message})
+
+
+def _logged_exception(record: logging.LogRecord) -> BaseException | None:
+    """The exception a record carries. Celery logs a task's failure in the prefork pool's
+    wrapper, billiard's `ExceptionWithTraceback` (the exception in `.exc`): unwrapped, it is
+    the exception `task_failure` already captured under the task's route, not a second group."""
+    exc = record.exc_info[1] if record.exc_info else None
+    inner = getattr(exc, "exc", None)
+    if type(exc).__name__ == "ExceptionWithTraceback" and isinstance(inner, BaseException):
+        return inner
+    return exc
 
 
 # Process-wide by nature: `logging`'s root logger, `capture_exception()` and Celery's task

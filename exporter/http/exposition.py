@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from exporter.metric_files import forget_dead_processes
+
 # Below this size gzip costs more than it saves.
 _GZIP_MIN_BYTES = 1024
 
@@ -31,10 +33,17 @@ class MultiprocessView(Collector):
     """
 
     def __init__(self, directory: str, local: CollectorRegistry) -> None:
+        self._directory = directory
         self._files = MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
         self._local = local
 
     def collect(self) -> Iterable[Metric]:
+        # A process killed outright (kill -9, OOM) never marked itself dead: its in-flight
+        # gauges would stay in the sum until the directory is cleared.
+        try:
+            forget_dead_processes(self._directory)
+        except OSError:
+            pass
         shared = list(self._files.collect())  # type: ignore[no-untyped-call]
         names = {family.name for family in shared}
         yield from shared

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,12 @@ class Positions:
         self.path = Path(path)
         self.log_dir = str(Path(log_dir).resolve())
         self._lock_fd: int | None = None
+        if hasattr(os, "register_at_fork"):
+            # A forked child (a Celery pool process, a pre-forked web worker) must not keep the
+            # parent's lock: its copy of the descriptor shares the lock, which would outlive
+            # the parent for as long as the child runs, and no restarted process could ship.
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
     @property
     def held(self) -> bool:
@@ -63,7 +70,8 @@ class Positions:
         if self._lock_fd is not None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)  # not across an exec either
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -81,7 +89,8 @@ class Positions:
 
     def forget_after_fork(self) -> None:
         """In a forked child: the lock is the parent's (a child's copy of the descriptor shares
-        it). Close the copy, which leaves the parent's lock in place."""
+        it). Close the copy, which leaves the parent's lock in place (closing is no unlock:
+        `flock(LOCK_UN)` would release the parent's lock). Runs at every fork."""
         self.release()
 
     def load(self) -> tuple[Loaded, dict[str, Position]]:
@@ -129,3 +138,9 @@ class Positions:
                 os.fsync(folder)
             finally:
                 os.close(folder)
+
+
+def _forget_in_child(ref: weakref.ref[Positions]) -> None:
+    positions = ref()
+    if positions is not None:
+        positions.forget_after_fork()
