@@ -25,14 +25,21 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    use_span,
+)
 from prometheus_client import CollectorRegistry
 
 from exporter import enable_access_log, instrument, load_settings, setup_logging
 from exporter.errors.capture import enable_error_capture
 from exporter.errors.sentry import shutdown_sentry
 from exporter.http.middleware import PrometheusMiddleware
-from exporter.http.trace import trace_from_headers
+from exporter.http.otel import trace_from_span
+from exporter.http.trace import OTEL_SOURCE, _current, current_trace, trace_from_headers
 from tests.asgi import serve_in_process
 from tests.sentry_receiver import SentryReceiver
 
@@ -299,3 +306,36 @@ def test_a_global_sdk_provider_is_found_too() -> None:
     assert result["traces"] == [result["header"]]
     # A span of the app's own inside the request is the one its records point at.
     assert result["inner"][0] == result["inner"][1]
+
+
+def test_records_read_the_span_current_when_they_are_made() -> None:
+    tracer = TracerProvider().get_tracer("shop")
+    with tracer.start_as_current_span("server") as server:
+        request = trace_from_span([], "/r", "GET")
+        token = _current.set(request)
+        try:
+            assert current_trace() is request  # the server span itself: the request's ids
+            with tracer.start_as_current_span("endpoint") as endpoint:
+                inner = current_trace()
+                assert inner is not None and current_trace() is inner
+                assert inner.span_id == _hex(endpoint.get_span_context().span_id, 16)
+                assert inner.parent_span_id == request.span_id
+                assert (inner.trace_id, inner.route, inner.method) == (
+                    request.trace_id, "/r", "GET")
+            assert current_trace() is request
+        finally:
+            _current.reset(token)
+    assert request.trace_id == _hex(server.get_span_context().trace_id, 32)
+    assert request.source == OTEL_SOURCE
+
+
+def test_a_caller_context_without_a_span_of_ours_is_continued_under_our_own_span_id() -> None:
+    caller = SpanContext(int(CALLER_TRACE, 16), int(CALLER_SPAN, 16), is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with use_span(NonRecordingSpan(caller)):
+        found = trace_from_span([], "/r", "GET")
+    assert (found.trace_id, found.parent_span_id, found.source) == (
+        CALLER_TRACE, CALLER_SPAN, "traceparent")
+    assert found.span_id != CALLER_SPAN
+    # No valid span at all: the headers decide, as without an SDK.
+    assert trace_from_span([(b"traceparent", TRACEPARENT.encode())]).trace_id == CALLER_TRACE

@@ -24,6 +24,7 @@ TraceOf = Callable[[Any, "str | None", "str | None"], TraceContext]
 
 # The API's own providers: nothing records spans while the global provider is one of these.
 _API_PROVIDERS = frozenset({"ProxyTracerProvider", "NoOpTracerProvider"})
+_new = tuple.__new__  # NamedTuple's own __new__ is a Python function: one frame per request
 
 
 def sdk_provider_installed() -> bool:
@@ -60,17 +61,18 @@ def trace_from_span(
 ) -> TraceContext:
     """The request's trace: the current OpenTelemetry span's ids when one is valid, else (no
     span for this request: excluded, or tracing off) as `trace_from_headers` finds it."""
-    from opentelemetry import trace
+    from opentelemetry.trace import get_current_span
 
-    span = trace.get_current_span()
+    span = get_current_span()
     context = span.get_span_context()
     if not context.is_valid:
         return trace_from_headers(headers, route, method)
-    trace_id = format(context.trace_id, "032x")
+    trace_id = context.trace_id.to_bytes(16, "big").hex()
+    span_id = context.span_id.to_bytes(8, "big").hex()
     if context.is_remote:
         # Only the caller's context is current (an instrumentation that extracted it and
         # started no span): continue its trace under a span id of our own.
-        return TraceContext(trace_id, new_span_id(), format(context.span_id, "016x"),
-                            "traceparent", route, method)
-    return TraceContext(trace_id, format(context.span_id, "016x"), parent_span_of(span),
-                        OTEL_SOURCE, route, method)
+        return _new(TraceContext, (trace_id, new_span_id(), span_id, "traceparent", route,
+                                   method))
+    return _new(TraceContext, (trace_id, span_id, parent_span_of(span), OTEL_SOURCE, route,
+                               method))

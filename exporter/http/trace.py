@@ -122,25 +122,36 @@ def trace_from_headers(
                                None, "generated", route, method))
 
 
+# The last answer of trace_in_current_span, as (span, request's trace, answer): the records of
+# one span (log lines of an endpoint) share it. One tuple, replaced whole: threads share it.
+_last_in_span: tuple[Any, Any, Any] = (None, None, None)
+
+
 def trace_in_current_span(trace: TraceContext) -> TraceContext:
     """`trace` (a request recorded by a span) with the ids of the span current now: a log line
     or error inside FastAPI's endpoint span carries that span's id."""
+    global _last_in_span
     # Only requests recorded by an OpenTelemetry span get here, so only they import it.
-    from opentelemetry import trace as otel_trace
+    from opentelemetry.trace import get_current_span
 
-    span = otel_trace.get_current_span()
+    span = get_current_span()
+    last = _last_in_span
+    if last[0] is span and last[1] is trace:
+        return last[2]  # type: ignore[no-any-return]
     context = span.get_span_context()
-    if not context.is_valid or context.is_remote:  # e.g. a thread that did not copy the context
-        return trace
-    span_id = format(context.span_id, "016x")
-    if span_id == trace.span_id:
-        return trace
-    return trace._replace(trace_id=format(context.trace_id, "032x"), span_id=span_id,
-                          parent_span_id=parent_span_of(span))
+    answer = trace
+    if context.is_valid and not context.is_remote:  # else e.g. a thread without the context
+        span_id = context.span_id.to_bytes(8, "big").hex()
+        if span_id != trace.span_id:
+            answer = _new(TraceContext, (context.trace_id.to_bytes(16, "big").hex(), span_id,
+                                         parent_span_of(span), trace.source, trace.route,
+                                         trace.method))
+    _last_in_span = (span, trace, answer)
+    return answer
 
 
 def parent_span_of(span: Any) -> str | None:
     """The hex id of an OpenTelemetry span's parent, when the span knows it."""
     parent = getattr(span, "parent", None)  # the SDK's spans know their parent; the API's not
     span_id = getattr(parent, "span_id", None)
-    return format(span_id, "016x") if isinstance(span_id, int) and span_id else None
+    return span_id.to_bytes(8, "big").hex() if isinstance(span_id, int) and span_id else None
