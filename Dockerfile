@@ -1,4 +1,5 @@
-# The exporter image: `exporter serve` (the sidecar) and, with --demo, the demo app.
+# The exporter image: `exporter serve` (the sidecar) and `exporter demo` (the demo shop,
+# docker-compose.yml's demo-app).
 # Built by docker-compose.yml; see docs/stack.md.
 FROM python:3.11-slim
 

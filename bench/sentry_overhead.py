@@ -88,7 +88,7 @@ class BlackHole:
             self.held.append(conn)
 
 
-def _wait_up(port: int) -> None:
+def wait_up(port: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -114,6 +114,11 @@ def wrk(port: int, route: str, seconds: int, connections: int) -> dict[str, floa
          "--latency", f"http://127.0.0.1:{port}{route}"],
         capture_output=True, text=True, check=True,
     ).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """req/s, mean, p50 and p99 latency (ms) from wrk's --latency output."""
     mean = re.search(r"Latency\s+([\d.]+\w+)", out)
     p50 = re.search(r"50%\s+([\d.]+\w+)", out)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
@@ -162,7 +167,7 @@ def main() -> int:
             )
             servers[variant] = (port, process)
         for port, _ in servers.values():
-            _wait_up(port)
+            wait_up(port)
         for port, _ in servers.values():  # warm-up: imports, route caches, first connections
             for route in ROUTES:
                 wrk(port, route, 1, args.connections)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ def _process(command: list[str], log: Path, ready_url: str, what: str) -> Iterat
 
 
 @contextmanager
-def run_prometheus(tmp_path: Path, config: dict[str, Any]) -> Iterator[str]:
-    """Start Prometheus on `config` (a prometheus.yml as a dict); yields its base URL."""
+def run_prometheus(tmp_path: Path, config: dict[str, Any],
+                   extra_flags: Sequence[str] = ()) -> Iterator[str]:
+    """Start Prometheus on `config` (a prometheus.yml as a dict), with exemplar storage and
+    `extra_flags`; yields its base URL."""
     binary = require_binary("prometheus", "prometheus")
     port = free_port()
     config_file = tmp_path / "prometheus.yml"
@@ -56,6 +58,7 @@ def run_prometheus(tmp_path: Path, config: dict[str, Any]) -> Iterator[str]:
     command = [
         binary, f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
+        *(flag for flag in extra_flags if flag != "--enable-feature=exemplar-storage"),
     ]
     with _process(command, tmp_path / "prometheus.log",
                   f"http://127.0.0.1:{port}/-/ready", "prometheus") as url:

@@ -109,6 +109,22 @@ def test_batch_reports_each_failed_entry_by_index(sidecar: httpx.Client, tmp_pat
     assert messages == ["m0", "m2"]
 
 
+def test_batch_takes_the_log_entries_form_too(sidecar: httpx.Client, tmp_path: Path) -> None:
+    reply = sidecar.post("/api/v1/logs/batch", json={"log_entries": [
+        {"message": "from the seed client", "level": "error", "service_name": "seed"},
+        {"level": "info"},
+    ]})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["total"], body["success"], body["error"]) == (2, 1, 1)
+    assert body["errors"][0]["index"] == 1
+    ingested = [d for d in file_lines(tmp_path, "app") if d["logger"] == "exporter.ingest"]
+    assert [(d["message"], d["service"], d["level"]) for d in ingested] == [
+        ("from the seed client", "seed", "error")]
+    both = sidecar.post("/api/v1/logs/batch", json={"entries": [], "log_entries": []})
+    assert both.status_code == 422 and "log_entries" in both.text
+
+
 def test_bad_requests_get_clear_4xx(sidecar: httpx.Client) -> None:
     unknown = sidecar.post("/api/v1/logs/write", json={"message": "x", "level": "loud"})
     assert unknown.status_code == 422

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -208,7 +207,7 @@ def test_a_lone_surrogate_is_stored_replaced_and_the_batch_is_kept(
 
 
 def test_an_event_sqlite_refuses_costs_only_itself(store: ErrorStore, clock: Clock) -> None:
-    broken = dataclasses.replace(_event(TypeError, clock), timestamp=float("nan"))
+    broken = _event(TypeError, clock)._replace(timestamp=float("nan"))
     assert store.record([_event(KeyError, clock), broken, _event(ValueError, clock)]) == 1
     assert {g["type"] for g in store.groups()[1]} == {"KeyError", "ValueError"}
 
@@ -217,8 +216,8 @@ def test_text_stored_by_an_earlier_scrubber_is_scrubbed_again_when_read(
     store: ErrorStore, clock: Clock
 ) -> None:
     # As a version with fewer rules stored it: the passphrase and the key as they came.
-    event = dataclasses.replace(
-        _event(KeyError, clock), message="unlock failed: passphrase=old-pp-1 key=old-k-2",
+    event = _event(KeyError, clock)._replace(
+        message="unlock failed: passphrase=old-pp-1 key=old-k-2",
         context={"api": {"key": "old-k-3"},
                  "note": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0x.s"},
     )

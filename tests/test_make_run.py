@@ -71,3 +71,23 @@ def test_ctrl_c_stops_the_sidecar_and_the_demo_shop(tmp_path: Path) -> None:
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
     output = sidecar.output()
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill-9"])
+def test_the_demo_shop_goes_with_a_stopped_or_killed_sidecar(
+    tmp_path: Path, how: signal.Signals
+) -> None:
+    port = free_port()
+    with run_sidecar(tmp_path, ["--demo"], env={"EXPORTER_DEMO_PORT": str(port)}) as sidecar:
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+        sidecar.process.send_signal(how)
+        sidecar.process.wait(timeout=20)
+        deadline = time.monotonic() + 20
+        while True:  # the shop drains its requests first: a few seconds at most
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            except httpx.ConnectError:
+                break
+            assert time.monotonic() < deadline, f"the demo shop outlived the sidecar's {how!r}"
+            time.sleep(0.5)
+    assert "Traceback" not in sidecar.output()

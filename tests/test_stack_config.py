@@ -79,7 +79,7 @@ def _services_at(host: str) -> set[str]:
 
 def test_compose_runs_the_whole_stack() -> None:
     expected = {"sidecar", "demo-app", "redis", "prometheus", "alertmanager", "loki",
-                "promtail", "alloy", "grafana"}
+                "promtail", "alloy", "tempo", "grafana"}
     assert set(SERVICES) == expected
 
 
@@ -110,7 +110,33 @@ def test_healthchecks_use_tools_the_images_have() -> None:
     assert SERVICES["loki"]["healthcheck"]["test"] == ["CMD", "/usr/bin/loki", "-health"]
     for service in EXPORTER_SERVICES:
         command = " ".join(SERVICES[service]["healthcheck"]["test"])
-        assert command.startswith("CMD python -c") and "/healthz" in command
+        assert command.startswith("CMD python -c")
+
+
+def _healthcheck_path(service: str) -> str:
+    command = " ".join(SERVICES[service]["healthcheck"]["test"])
+    match = re.search(r"os\.environ\['EXPORTER_PORT'\] \+ '(/[a-z]+)'", command)
+    assert match is not None, f"{service}: the healthcheck reads no EXPORTER_PORT path"
+    return match.group(1)
+
+
+def test_each_exporter_service_answers_its_healthcheck(tmp_path: Path) -> None:
+    # The app each command starts (`serve`: the sidecar's; `demo`: the shop, which like your
+    # app has /metrics but no /healthz) answers 200 on the path its healthcheck asks for.
+    from exporter import load_settings
+    from exporter.app import create_app
+    from exporter.demo.service import create_demo_app
+    from tests.asgi import request
+
+    settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
+                             log_stdout=False)
+    apps = {"serve": create_app, "demo": create_demo_app}
+    for service in EXPORTER_SERVICES:
+        app = apps[SERVICES[service]["command"][0]](settings)
+        reply = request(app, "GET", _healthcheck_path(service))  # no lifespan: nothing starts
+        assert reply.status_code == 200, (service, _healthcheck_path(service))
+    assert _healthcheck_path("sidecar") == "/healthz"
+    assert _healthcheck_path("demo-app") == "/metrics"
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -135,6 +161,7 @@ def test_state_lives_on_named_volumes() -> None:
     assert mounts["loki"]["/loki"] == "loki-data"
     assert mounts["grafana"]["/var/lib/grafana"] == "grafana-data"
     assert mounts["promtail"]["/var/lib/promtail"] == "promtail-positions"
+    assert mounts["tempo"]["/var/tempo"] == "tempo-data"
     for service in EXPORTER_SERVICES:
         env = _environment(service)
         log_dir = env.get("EXPORTER_LOG_DIR", "/var/lib/exporter/logs")
@@ -143,14 +170,26 @@ def test_state_lives_on_named_volumes() -> None:
         assert mounts[service][data_dir] in COMPOSE["volumes"]
 
 
+def _log_volume(service: str) -> str:
+    log_dir = _environment(service).get("EXPORTER_LOG_DIR", "/var/lib/exporter/logs")
+    (volume,) = [v.split(":")[0] for v in SERVICES[service]["volumes"]
+                 if v.split(":")[1] == log_dir]
+    return volume
+
+
 def test_log_shippers_read_each_exporters_log_volume_read_only() -> None:
+    log_volumes = {_log_volume(service) for service in EXPORTER_SERVICES}
     for shipper in ("promtail", "alloy"):
         mounted = [v.split(":") for v in SERVICES[shipper]["volumes"]]
-        for service in EXPORTER_SERVICES:
-            log_volume = next(
-                v.split(":")[0] for v in SERVICES[service]["volumes"] if "/logs" in v
-            )
-            assert [log_volume, f"/var/log/exporter/{service}", "ro"] in mounted, shipper
+        shipped = {source: target for source, target, *mode in mounted
+                   if target.startswith("/var/log/exporter/")}
+        # Each log folder once (twice would ship every line twice), read-only, one level
+        # under /var/log/exporter/ where the shippers' */app_*.log patterns look.
+        assert set(shipped) == log_volumes, shipper
+        assert len(set(shipped.values())) == len(shipped)
+        for source, target, *mode in mounted:
+            if source in log_volumes:
+                assert mode == ["ro"] and Path(target).parent == Path("/var/log/exporter")
 
 
 def test_one_log_shipper_per_profile_and_alloy_is_the_default() -> None:
@@ -167,8 +206,42 @@ def test_exporter_services_listen_where_they_are_exposed() -> None:
         assert spec["build"] == "."
         assert _exposed_ports(service) == {int(env["EXPORTER_PORT"])}
         assert env["EXPORTER_SERVICE_NAME"] == service
-    assert "--demo" in SERVICES["demo-app"]["command"]
-    assert "--demo" not in SERVICES["sidecar"]["command"]
+
+
+
+def test_the_demo_runs_apart_and_the_sidecar_watches_it_as_it_would_your_service() -> None:
+    # As `make run` does, apart: `exporter demo` in its own container, the sidecar `serve`
+    # watching it as a target. Both commands are what the real CLI accepts.
+    from exporter.cli import _parser
+    from exporter.config.targets import parse_targets
+
+    demo = _parser().parse_args(SERVICES["demo-app"]["command"])
+    assert demo.command == "demo"
+    port = int(_environment("demo-app")["EXPORTER_PORT"])  # what the healthcheck reads
+    assert int(demo.port) == port and _exposed_ports("demo-app") == {port}
+    sidecar = _parser().parse_args(SERVICES["sidecar"]["command"])
+    assert sidecar.command == "serve" and not sidecar.demo  # no second demo inside it
+    (target,) = parse_targets(_environment("sidecar")["EXPORTER_TARGETS"])
+    url = urlsplit(target.url)
+    assert (url.hostname, url.port, url.path) == ("demo-app", port, "/metrics")
+    # Prometheus scrapes the same address: the page and the dashboards see one service.
+    assert ("exporter", f"demo-app:{port}", {"service": "demo-app"}) in _scrape_targets()
+
+
+def test_the_sidecar_shares_the_watched_services_log_and_data_folders() -> None:
+    # The live tail and the logs API read the log folder, the error groups come from the
+    # error store in the data folder: the sidecar mounts the demo's own volumes there.
+    def folders(service: str) -> dict[str, str]:
+        env = _environment(service)
+        wanted = {env.get("EXPORTER_LOG_DIR", "/var/lib/exporter/logs"): "logs",
+                  env.get("EXPORTER_DATA_DIR", "/var/lib/exporter/data"): "data"}
+        return {wanted[v.split(":")[1]]: v.split(":")[0] for v in SERVICES[service]["volumes"]
+                if v.split(":")[1] in wanted}
+
+    assert folders("sidecar") == folders("demo-app") == {"logs": "app-logs", "data": "app-data"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "EXPORTER_LOG_DIR=/var/lib/exporter/logs" in dockerfile
+    assert "EXPORTER_DATA_DIR=/var/lib/exporter/data" in dockerfile
 
 
 def test_the_sidecar_probes_the_compose_redis_as_dependency_and_queue() -> None:
@@ -212,6 +285,7 @@ def test_prometheus_runs_with_exemplars_lifecycle_and_the_rules_dir() -> None:
     args = SERVICES["prometheus"]["command"]
     assert "--enable-feature=exemplar-storage" in args
     assert "--web.enable-lifecycle" in args
+    assert "--web.enable-remote-write-receiver" in args  # the OTLP path's metrics (Alloy)
     assert "--config.file=/etc/prometheus/prometheus.yml" in args
     assert "./prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
     assert (ROOT / "prometheus" / "rules").is_dir()
@@ -314,10 +388,11 @@ def _scrape_targets() -> list[tuple[str, str, dict[str, str]]]:
 
 def test_prometheus_scrapes_every_part_of_the_stack() -> None:
     jobs = {job["job_name"] for job in PROMETHEUS["scrape_configs"]}
-    assert jobs == {"exporter", "log-shipper", "alertmanager", "loki", "grafana", "prometheus"}
+    assert jobs == {"exporter", "log-shipper", "alertmanager", "loki", "tempo", "grafana",
+                    "prometheus"}
     hosts = {_host_port(target)[0] for _, target, _ in _scrape_targets()}
-    assert hosts == {"sidecar", "demo-app", "log-shipper", "alertmanager", "loki", "grafana",
-                     "prometheus"}
+    assert hosts == {"sidecar", "demo-app", "log-shipper", "alertmanager", "loki", "tempo",
+                     "grafana", "prometheus"}
 
 
 def test_every_scrape_target_is_a_compose_service_on_an_exposed_port() -> None:
@@ -891,7 +966,7 @@ DATASOURCES = {d["uid"]: d for d in _yaml("grafana/provisioning/datasources/data
 
 
 def test_grafana_datasources_point_at_compose_services() -> None:
-    assert set(DATASOURCES) == {"prometheus", "loki", "alertmanager"}
+    assert set(DATASOURCES) == {"prometheus", "loki", "tempo", "alertmanager"}
     for uid, source in DATASOURCES.items():
         url = urlsplit(source["url"])
         host, port = _host_port(url.netloc)
@@ -909,7 +984,8 @@ def _grafana_literal(value: str) -> str:
 
 
 def test_exemplar_trace_id_links_to_the_logs_of_that_trace() -> None:
-    (destination,) = DATASOURCES["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    (destination,) = [d for d in DATASOURCES["prometheus"]["jsonData"]
+                      ["exemplarTraceIdDestinations"] if "url" in d]
     assert destination["name"] == "trace_id"
     link = urlsplit(_grafana_literal(destination["url"]))
     assert link.path == "/explore"
@@ -920,7 +996,8 @@ def test_exemplar_trace_id_links_to_the_logs_of_that_trace() -> None:
 
 
 def test_loki_derived_field_finds_the_trace_id_in_a_json_line() -> None:
-    (field,) = DATASOURCES["loki"]["jsonData"]["derivedFields"]
+    (field,) = [f for f in DATASOURCES["loki"]["jsonData"]["derivedFields"]
+                if f.get("datasourceUid") == "loki"]
     assert field["name"] == "trace_id" and field["datasourceUid"] == "loki"
     assert _grafana_literal(field["url"]) == '{service=~".+"} |= "${__value.raw}"'
     pattern = re.compile(field["matcherRegex"])
@@ -937,3 +1014,43 @@ def test_dashboards_provider_reads_the_mounted_directory() -> None:
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     assert (ROOT / "grafana" / "dashboards").is_dir()
+
+
+# --- docs/stack.md: your own service in the demo's place -----------------------------------
+
+
+def _documented_own_service() -> tuple[str, dict[str, Any]]:
+    text = (ROOT / "docs" / "stack.md").read_text()
+    section = text[text.index("## Your own service in its place"):]
+    section = section[:section.index("\n## ")]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None, "docs/stack.md: no yaml block under 'Your own service'"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(lines) == 4, "the service's name and three lines"
+    ((name, spec),) = yaml.safe_load(block.group(1)).items()
+    return name, spec
+
+
+def test_the_documented_own_service_takes_the_demos_place(tmp_path: Path) -> None:
+    from exporter.config import unknown_variables
+
+    name, spec = _documented_own_service()
+    env = {str(k): str(v) for k, v in spec["environment"].items()}
+    assert unknown_variables(env) == []  # every EXPORTER_* variable is a setting
+    assert env["EXPORTER_SERVICE_NAME"] == name
+    # Its log and data folders are the volumes the sidecar reads, mounted where it writes.
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in spec["volumes"]}
+    sidecar = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["sidecar"]["volumes"]}
+    assert mounts[env["EXPORTER_LOG_DIR"]] == sidecar["/var/lib/exporter/logs"] == "app-logs"
+    assert mounts[env["EXPORTER_DATA_DIR"]] == sidecar["/var/lib/exporter/data"] == "app-data"
+    # In place of demo-app, the compose file still matches the Compose Specification.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    del compose["services"]["demo-app"]
+    compose["services"][name] = spec
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(compose))
+    result = _check_compose_schema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "docs" / "stack.md").read_text()
+    assert f"EXPORTER_TARGETS: http://{name}:8000/metrics" in text
+    assert f'targets: ["{name}:8000"]' in text and f"service: {name}" in text

@@ -127,6 +127,22 @@ def _parse(raw: bytes) -> Any:
         raise invalid("body", "", f"body is not valid JSON ({type(exc).__name__})") from None
 
 
+# The batch's entries: `{"entries": [...]}`, `{"log_entries": [...]}` (the body the seed
+# project's client sends) or a bare array.
+_BATCH_KEYS = ("entries", "log_entries")
+_BATCH_SHAPES = 'body must be {"entries": [...]}, {"log_entries": [...]} or a JSON array of entries'
+
+
+def _entries_of(doc: Any) -> tuple[str, Any]:
+    """`(key, entries)` of a batch body; entries is None when the body has none or both keys."""
+    if not isinstance(doc, dict):
+        return "entries", doc
+    present = [key for key in _BATCH_KEYS if key in doc]
+    if len(present) != 1:
+        return "entries", None
+    return present[0], doc[present[0]]
+
+
 def _retry_later(code: int, why: str) -> HTTPException:
     return HTTPException(code, f"{why}; retry in {RETRY_AFTER_SECONDS} s",
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -225,11 +241,9 @@ def logs_router(
 
     def write_many(target: LogSinks, raw: bytes) -> BatchReply:
         doc = _parse(raw)
-        entries = doc.get("entries") if isinstance(doc, dict) else doc
+        key, entries = _entries_of(doc)
         if not isinstance(entries, list):
-            raise invalid(
-                "body", "entries", 'body must be {"entries": [...]} or a JSON array of entries'
-            )
+            raise invalid("body", key, _BATCH_SHAPES)
         if len(entries) > max_entries:
             raise HTTPException(
                 _TOO_LARGE,
@@ -250,8 +264,7 @@ def logs_router(
         if refused_time:
             # A timestamp Loki would refuse is most often a client's clock, wrong for the whole
             # batch: nothing is written, and the 422 names every entry refused.
-            raise _refused_batch(("body", "entries") if isinstance(doc, dict) else ("body",),
-                                 errors)
+            raise _refused_batch(("body", key) if isinstance(doc, dict) else ("body",), errors)
         if lines:
             write_durably(target, lines)
         total = len(entries)
@@ -279,8 +292,8 @@ def logs_router(
         # taken), so the schema says "a list", and LogEntry describes what each should be.
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"oneOf": [
-                {"type": "object", "required": ["entries"],
-                 "properties": {"entries": {"type": "array", "items": {}}}},
+                *({"type": "object", "required": [key],
+                   "properties": {key: {"type": "array", "items": {}}}} for key in _BATCH_KEYS),
                 {"type": "array", "items": {}},
             ]},
         }}}},

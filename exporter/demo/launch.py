@@ -3,10 +3,13 @@ sidecar, which watches it as a target (as it would watch your app)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,7 +47,10 @@ def demo_service(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
     print(f"exporter: starting the demo shop on http://{address} (exporter demo)",
           file=sys.stderr)
     process = subprocess.Popen([sys.executable, "-m", "exporter", "demo"],
-                               env=shop_environment(settings))
+                               env=shop_environment(settings), preexec_fn=_die_with_parent)
+    # uvicorn ends a SIGTERM'd server by raising the signal again once it has shut down: with
+    # the default handler, the sidecar would die there and leave the shop running.
+    previous = _terminate_as_exit()
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -62,12 +68,34 @@ def demo_service(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
             time.sleep(0.2)
         yield address
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
             process.terminate()
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _terminate_as_exit() -> signal.Handlers | None:
+    """SIGTERM raises SystemExit (so `finally` stops the shop); the old handler, to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return previous  # type: ignore[return-value]
+
+
+def _die_with_parent() -> None:
+    """In the shop's process, before exec: on Linux, SIGTERM when the sidecar dies, even by
+    `kill -9` (prctl PR_SET_PDEATHSIG), so no shop is left behind holding its port."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def demo_watch_defaults(settings: Settings) -> dict[str, object]:

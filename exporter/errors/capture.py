@@ -60,6 +60,7 @@ class ExceptionMetrics:
             registry=registry,
         )
         self._children: dict[str, Any] = {}
+        self._other: Any = None
         self._drop_children: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -84,10 +85,10 @@ class ExceptionMetrics:
         child = self._children.get(type_name)
         if child is None:
             with self._lock:
-                label = type_name if len(self._children) < self.max_types else OTHER_TYPE
-                child = self.total.labels(label)
-                if label != OTHER_TYPE:
-                    self._children[type_name] = child
+                if len(self._children) < self.max_types:
+                    child = self._children[type_name] = self.total.labels(type_name)
+                else:  # the types past the first max_types share one child, looked up once
+                    child = self._other = self._other or self.total.labels(OTHER_TYPE)
         child.inc()
 
     @classmethod
@@ -201,8 +202,11 @@ class ErrorLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
-        # Our own loggers are skipped: a failing store must not feed itself.
-        if exc is None or record.name == "exporter" or record.name.startswith("exporter."):
+        # Our own loggers are skipped: a failing store must not feed itself. A logged exception
+        # has no app to ask: it goes to the process's active capture, as capture_exception()
+        # does, so an app built and never served (or a previous one) does not take it.
+        if (exc is None or record.name == "exporter" or record.name.startswith("exporter.")
+                or _active is not self._capture):
             return
         try:
             message = scrub_text(record.getMessage())[:500]

@@ -8,8 +8,9 @@ import os
 import re
 import site
 import sysconfig
-from dataclasses import dataclass
-from types import TracebackType
+from collections.abc import Sequence
+from types import CodeType, TracebackType
+from typing import Any, NamedTuple
 
 # Frames of our own instrumentation sit in every captured stack; they say nothing about the bug.
 _OWN_MODULES = ("exporter.http.middleware", "exporter.errors")
@@ -41,9 +42,9 @@ def _library_roots() -> tuple[str, ...]:
 _LIBRARY_ROOTS = _library_roots()
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One stack frame of a captured exception (innermost last in a stack)."""
+class Frame(NamedTuple):
+    """One stack frame of a captured exception (innermost last in a stack). A named tuple: a
+    captured exception makes one per frame of its traceback, on the request's path."""
 
     module: str
     function: str
@@ -70,17 +71,53 @@ def is_in_app(module: str, filename: str) -> bool:
     return not os.path.realpath(filename).startswith(_LIBRARY_ROOTS)
 
 
-def stack_of(tb: TracebackType | None, limit: int | None = _MAX_FRAMES) -> list[Frame]:
+class _Code(NamedTuple):
+    """What a code object's frames share, and its frames met so far by line."""
+
+    code: CodeType  # kept, so an id is never taken for another object's
+    frames: dict[int, Frame]
+    module: str
+    function: str
+    filename: str
+    in_app: bool
+
+
+# By the code object's id (hashing a code object hashes its bytecode and constants): the same
+# frames recur in every capture, and reading their facts again costs more than the rest of the
+# walk; the same Frame objects are handed out again, so a capture allocates none for them.
+_CODES: dict[int, _Code] = {}
+_MAX_CODES = 4096
+_MAX_LINES = 64  # frames remembered per code object
+
+
+def _code(code: CodeType, module_globals: dict[str, Any]) -> _Code:
+    module = str(module_globals.get("__name__", "?"))
+    facts = _Code(code, {}, module, getattr(code, "co_qualname", code.co_name), code.co_filename,
+                  is_in_app(module, code.co_filename))
+    if len(_CODES) >= _MAX_CODES:  # code made at run time (exec, lambdas in loops)
+        _CODES.clear()
+    _CODES[id(code)] = facts
+    return facts
+
+
+def stack_of(tb: TracebackType | None, limit: int | None = _MAX_FRAMES) -> tuple[Frame, ...]:
     """The frames of a traceback, outermost first: the innermost `limit` (50; None: all)."""
     frames: list[Frame] = []
+    known = _CODES
     while tb is not None:
         code = tb.tb_frame.f_code
-        module = str(tb.tb_frame.f_globals.get("__name__", "?"))
-        function = getattr(code, "co_qualname", code.co_name)
-        frames.append(Frame(module, function, code.co_filename, tb.tb_lineno,
-                            is_in_app(module, code.co_filename)))
+        facts = known.get(id(code))
+        if facts is None or facts.code is not code:
+            facts = _code(code, tb.tb_frame.f_globals)
+        lineno = tb.tb_lineno
+        frame = facts.frames.get(lineno)
+        if frame is None:
+            frame = Frame(facts.module, facts.function, facts.filename, lineno, facts.in_app)
+            if len(facts.frames) < _MAX_LINES:
+                facts.frames[lineno] = frame
+        frames.append(frame)
         tb = tb.tb_next
-    return frames if limit is None else frames[-limit:]
+    return tuple(frames if limit is None else frames[-limit:])
 
 
 def normalise_message(message: str) -> str:
@@ -102,7 +139,7 @@ def exception_type_name(exc: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def fingerprint(type_name: str, message: str, frames: list[Frame]) -> str:
+def fingerprint(type_name: str, message: str, frames: Sequence[Frame]) -> str:
     """32 hex digits naming the group: the type, the in-app frames and the normalised message.
 
     `frames` should be the whole traceback (`stack_of(tb, None)`): deep recursion must not push

@@ -57,3 +57,7 @@ ON CONFLICT(fingerprint) DO UPDATE SET
     status_changed = CASE WHEN status = 'resolved' THEN excluded.last_seen ELSE status_changed END,
     status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END
 """
+# The group's id and count after the upsert, in the same statement where SQLite has RETURNING
+# (3.35, 2021); older ones read them with a SELECT.
+GROUP_AFTER_UPSERT = " RETURNING id, count"
+SELECT_GROUP = "SELECT id, count FROM error_groups WHERE fingerprint = ?"

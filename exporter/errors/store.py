@@ -10,17 +10,28 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from exporter.errors.event import ErrorEvent
+from exporter.errors.fingerprint import Frame
 from exporter.errors.queries import HOUR, STATUSES, ErrorQueries, Status
-from exporter.errors.schema import SCHEMA, SCHEMA_VERSION, UPSERT_GROUP
+from exporter.errors.schema import (
+    GROUP_AFTER_UPSERT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SELECT_GROUP,
+    UPSERT_GROUP,
+)
 
 _log = logging.getLogger("exporter.errors")
 FILE_NAME = "errors.sqlite3"
+_STACKS_REMEMBERED = 512
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+# What SQLite (or the values given to it) may refuse of one event; anything else ends the batch.
+_REFUSALS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+             ValueError, TypeError, OverflowError)
 
 
 def _text(value: str | None) -> str | None:
@@ -59,6 +70,7 @@ class ErrorStore(ErrorQueries):
         self.retention_seconds = retention_days * 86400
         self._clock = clock
         self._lock = threading.Lock()
+        self._stacks: dict[tuple[Frame, ...], str] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -108,23 +120,31 @@ class ErrorStore(ErrorQueries):
 
         Occurrences of one group in a batch are added up first (one upsert per group, hour and
         route; only the newest samples are inserted), so a storm of one error costs a few
-        statements per batch rather than several per occurrence. Each group is written under
-        its own savepoint: an event SQLite refuses costs its group (or only itself), never the
-        rest of the batch. An error that ends the transaction itself (a closed database, a full
-        disk) propagates.
+        statements per batch rather than several per occurrence. When SQLite refuses an event,
+        the batch is written again group by group, each under its own savepoint: the refused
+        event costs its group (or only itself), never the rest of the batch. An error that ends
+        the transaction itself (a closed database, a full disk) propagates.
         """
         if not events:
             return 0
         by_group: dict[str, list[ErrorEvent]] = {}
         for event in events:
             by_group.setdefault(event.fingerprint, []).append(event)
-        lost = 0
-        with self._lock, self._transaction():
-            for group_events in by_group.values():
-                if self._saved(group_events):
-                    continue
-                # Find the event that was refused: the others of its group are written.
-                lost += sum(not self._saved([event]) for event in group_events)
+        with self._lock:
+            try:  # the usual case: every group written in one go
+                with self._transaction():
+                    for group_events in by_group.values():
+                        self._record_group(group_events)
+                return 0
+            except _REFUSALS:  # rolled back: again group by group, each under a savepoint
+                pass
+            lost = 0
+            with self._transaction():
+                for group_events in by_group.values():
+                    if self._saved(group_events):
+                        continue
+                    # Find the event that was refused: the others of its group are written.
+                    lost += sum(not self._saved([event]) for event in group_events)
         return lost
 
     def _saved(self, events: list[ErrorEvent]) -> bool:
@@ -132,8 +152,7 @@ class ErrorStore(ErrorQueries):
         db.execute("SAVEPOINT error_group")
         try:
             self._record_group(events)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
-                ValueError, TypeError, OverflowError) as exc:
+        except _REFUSALS as exc:
             db.execute("ROLLBACK TO error_group")
             db.execute("RELEASE error_group")
             _log.warning("error store refused an event of %s: %s", events[0].type, exc)
@@ -145,41 +164,60 @@ class ErrorStore(ErrorQueries):
         db = self._db
         latest = max(events, key=lambda event: event.timestamp)
         first = min(event.timestamp for event in events)
-        db.execute(UPSERT_GROUP, (latest.fingerprint, _text(latest.type), _text(latest.message),
-                                  _text(latest.culprit), len(events), first, latest.timestamp))
-        group_id, count = db.execute(
-            "SELECT id, count FROM error_groups WHERE fingerprint = ?", (latest.fingerprint,)
-        ).fetchone()
-        hours = Counter(int(event.timestamp // HOUR) * HOUR for event in events)
+        values = (latest.fingerprint, _text(latest.type), _text(latest.message),
+                  _text(latest.culprit), len(events), first, latest.timestamp)
+        if _RETURNING:
+            group_id, count = db.execute(UPSERT_GROUP + GROUP_AFTER_UPSERT, values).fetchone()
+        else:
+            db.execute(UPSERT_GROUP, values)
+            group_id, count = db.execute(SELECT_GROUP, (latest.fingerprint,)).fetchone()
+        hours: dict[int, int] = {}
+        routes: dict[str | None, int] = {}
+        for event in events:
+            hour = int(event.timestamp // HOUR) * HOUR
+            hours[hour] = hours.get(hour, 0) + 1
+            if event.route is not None:
+                routes[event.route] = routes.get(event.route, 0) + 1
         db.executemany(
             "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
             "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
             [(group_id, hour, n) for hour, n in hours.items()],
         )
-        routes = Counter(_text(event.route) for event in events if event.route is not None)
         db.executemany(
             "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
             "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
-            [(group_id, route, n) for route, n in routes.items()],
+            [(group_id, _text(route), n) for route, n in routes.items()],
         )
         db.executemany(
             "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
             "release, environment, stack, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(group_id, event.timestamp, *(_text(value) for value in (
-                event.message, event.route, event.method, event.trace_id, event.release,
-                event.environment,
-                json.dumps([frame.as_dict() for frame in event.stack], ensure_ascii=False),
-                json.dumps(event.context, default=str, ensure_ascii=False),
-             ))) for event in events[-self.samples_per_group:]],
+            [(group_id, event.timestamp, _text(event.message), _text(event.route),
+              _text(event.method), _text(event.trace_id), _text(event.release),
+              _text(event.environment), _text(self._stack_json(event.stack)),
+              _text(json.dumps(event.context, default=str, ensure_ascii=False))
+              if event.context else "{}")
+             for event in events[-self.samples_per_group:]],
         )
-        # Keep the newest samples only.
-        db.execute(
-            "DELETE FROM error_samples WHERE group_id = ? AND id NOT IN "
-            "(SELECT id FROM error_samples WHERE group_id = ? ORDER BY id DESC LIMIT ?)",
-            (group_id, group_id, self.samples_per_group),
-        )
+        # Keep the newest samples only (a group seen no more often than that has no others).
+        if count > self.samples_per_group:
+            db.execute(
+                "DELETE FROM error_samples WHERE group_id = ? AND id NOT IN "
+                "(SELECT id FROM error_samples WHERE group_id = ? ORDER BY id DESC LIMIT ?)",
+                (group_id, group_id, self.samples_per_group),
+            )
         if count == len(events):  # the group is new
             self._evict_beyond_max(keep=group_id)
+
+    def _stack_json(self, stack: tuple[Frame, ...]) -> str:
+        """A sample's stack as JSON, remembered by its frames: a group's occurrences mostly share
+        one stack, and encoding it again cost a quarter of a write."""
+        text = self._stacks.get(stack)
+        if text is None:
+            if len(self._stacks) >= _STACKS_REMEMBERED:
+                self._stacks.clear()
+            text = self._stacks[stack] = json.dumps([frame.as_dict() for frame in stack],
+                                                  ensure_ascii=False)
+        return text
 
     def _evict_beyond_max(self, keep: int) -> None:
         total = self._db.execute("SELECT count(*) FROM error_groups").fetchone()[0]

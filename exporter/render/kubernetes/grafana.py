@@ -20,6 +20,7 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 DATASOURCE_LABEL = {"grafana_datasource": "1"}
 # As grafana/provisioning/datasources/datasources.yml: the trace id in a JSON log line becomes
 # a link to every line of that trace (`$$`: Grafana expands variables in provisioning files).
+# The compose file's links to its Tempo are left out: no Tempo is provisioned here.
 LOKI_JSON_DATA = {
     "maxLines": 1000,
     "derivedFields": [{
