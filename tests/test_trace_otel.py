@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sentry_sdk
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -34,6 +35,7 @@ from opentelemetry.trace import (
 )
 from prometheus_client import CollectorRegistry
 
+import exporter
 from exporter import enable_access_log, instrument, load_settings, setup_logging
 from exporter.errors.capture import enable_error_capture
 from exporter.errors.sentry import shutdown_sentry
@@ -339,3 +341,35 @@ def test_a_caller_context_without_a_span_of_ours_is_continued_under_our_own_span
     assert found.span_id != CALLER_SPAN
     # No valid span at all: the headers decide, as without an SDK.
     assert trace_from_span([(b"traceparent", TRACEPARENT.encode())]).trace_id == CALLER_TRACE
+
+
+@pytest.mark.parametrize("with_sdk", [False, True], ids=["no-sdk", "sdk"])
+def test_an_event_the_app_sends_to_sentry_itself_gets_the_requests_trace(
+    tmp_path: Path, registry: CollectorRegistry, sentry_endpoint: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch, with_sdk: bool,
+) -> None:
+    monkeypatch.setenv("EXPORTER_SENTRY_DSN", sentry_endpoint.dsn)
+    settings = load_settings(data_dir=tmp_path / "data", environment="test")
+    app = FastAPI(telemetry={"tracer_provider": TracerProvider()}) if with_sdk else FastAPI()
+
+    @app.get("/direct")
+    async def direct() -> dict[str, str | None]:
+        sentry_sdk.capture_message("sent by the app itself")
+        return {"trace_id": exporter.current_trace_id(), "span_id": exporter.current_span_id()}
+
+    instrument(app, settings, registry)
+    capture = enable_error_capture(app, settings)
+    try:
+        with serve_in_process(app) as client:
+            reply = client.get("/direct", headers={"traceparent": TRACEPARENT})
+        (event,) = sentry_endpoint.wait_for_events(1)
+    finally:
+        capture.stop()
+        shutdown_sentry()
+    ids = reply.json()
+    assert ids["trace_id"] == reply.headers["x-trace-id"] == CALLER_TRACE
+    assert event["tags"]["trace_id"] == CALLER_TRACE
+    assert (event["contexts"]["trace"]["trace_id"], event["contexts"]["trace"]["span_id"]) == (
+        CALLER_TRACE, ids["span_id"])
+    (envelope,) = sentry_endpoint.envelopes
+    assert envelope.header["trace"]["trace_id"] == CALLER_TRACE
