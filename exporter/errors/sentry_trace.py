@@ -44,9 +44,11 @@ def adopt_current_trace(event: dict[str, Any], tags: dict[str, Any]) -> None:
     # A transaction's own span (EXPORTER_SENTRY_TRACES_SAMPLE_RATE > 0) keeps its trace: the
     # event stays linked to the transaction it happened in.
     if ids is not None and "op" not in current:
-        adopted = {**current, "trace_id": ids[0], "span_id": ids[1],
-                   "parent_span_id": trace.parent_span_id}
-        sampling = current.get("dynamic_sampling_context")  # the envelope's `trace` header
-        if isinstance(sampling, dict):
-            adopted["dynamic_sampling_context"] = {**sampling, "trace_id": ids[0]}
-        contexts["trace"] = adopted
+        from sentry_sdk.tracing_utils import PropagationContext
+
+        ours = PropagationContext(ids[0], ids[1], trace.parent_span_id)
+        # The envelope's `trace` header, made afresh from the client (a process-long isolation
+        # scope keeps the one it made first, for its own trace).
+        contexts["trace"] = {**current, "trace_id": ids[0], "span_id": ids[1],
+                             "parent_span_id": trace.parent_span_id,
+                             "dynamic_sampling_context": ours.dynamic_sampling_context}
