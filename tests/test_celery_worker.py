@@ -24,6 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from exporter import instrument, load_settings
@@ -45,9 +48,11 @@ BROKERS = {
 }
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+OTEL_ITEM = 2000  # the task sent from a request an OpenTelemetry span records
 PLANTED_PASSWORD = "hunter2-planted-pw"
 PLANTED_TOKEN = "tok-planted-9f8e7d"
-# What was sent: 20 tasks succeed, 5 fail, 3 retry once and then succeed, 1 logs an exception.
+# What was sent: 20 tasks succeed (1 of them sent from a request OpenTelemetry traces), 5 fail,
+# 3 retry once and then succeed, 1 logs an exception.
 OK, FAILING, FLAKY, HANDLED = 20, 5, 3, 1
 # And 1 names a task no worker has (rejected); on Redis 1 more has expired before the worker
 # receives it (revoked; RabbitMQ drops an expired message itself, Celery sets its TTL).
@@ -85,7 +90,29 @@ class Scenario:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _send_all(client_app: Any, queue: str, broker: str) -> None:
+def _send_from_a_traced_request(client_app: Any, queue: str) -> dict[str, Any]:
+    """One task sent from a request FastAPI records a span of (OpenTelemetry's SDK): the task's
+    trace is the span's."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    web = FastAPI(telemetry={"tracer_provider": provider})
+    instrument(web, load_settings(), CollectorRegistry())
+
+    @web.post("/traced")
+    def traced() -> dict[str, str]:
+        client_app.send_task("tests.ok", args=[OTEL_ITEM], queue=queue)
+        return {"status": "sent"}
+
+    with serve_in_process(web) as client:
+        response = client.request("POST", "/traced")
+        assert response.status_code == 200
+    return {"otel_header": response.headers["x-trace-id"],
+            "otel_traces": {format(s.context.trace_id, "032x")
+                            for s in spans.get_finished_spans()}}
+
+
+def _send_all(client_app: Any, queue: str, broker: str) -> dict[str, Any]:
     web = FastAPI()
     instrument(web, load_settings(), CollectorRegistry())
 
@@ -101,7 +128,8 @@ def _send_all(client_app: Any, queue: str, broker: str) -> None:
     with serve_in_process(web) as client:
         response = client.request("POST", "/orders", headers={"traceparent": TRACEPARENT})
         assert response.status_code == 200
-    for n in range(OK - 1):
+    extra = _send_from_a_traced_request(client_app, queue)
+    for n in range(OK - 2):
         # On Redis, priority 9 goes to the sub-queue `<queue>\x06\x169`.
         options = {"priority": 9} if n < 4 and broker == "redis" else {}
         client_app.send_task("tests.ok", args=[n], queue=queue, **options)
@@ -117,6 +145,7 @@ def _send_all(client_app: Any, queue: str, broker: str) -> None:
         past = datetime.now(timezone.utc) - timedelta(seconds=5)
         client_app.send_task("tests.ok", args=[-1], queue=queue, expires=past)
     client_app.send_task("tests.unregistered", queue=queue)
+    return extra
 
 
 def _start_worker(
@@ -195,7 +224,7 @@ def _run_scenario(
 ) -> Iterator[Scenario]:
     process = None
     try:
-        _send_all(client_app, queue, broker)
+        extra = _send_all(client_app, queue, broker)
         targets = celery_queues(client_app)
         assert [t.queue for t in targets] == [queue]
         reading = asyncio.run(read_queue(targets[0], 5.0))
@@ -222,7 +251,7 @@ def _run_scenario(
             broker, queue, reading.depth, main_list, final, lines, detailed, store_bytes,
             [json.loads(line) for line in loki.lines()],
             (tmp / "worker.out").read_text(errors="replace"), scrape_text,
-            sentry.events(), b"".join(envelope.raw for envelope in sentry.envelopes),
+            sentry.events(), b"".join(envelope.raw for envelope in sentry.envelopes), extra,
         )
     finally:
         if process is not None:
@@ -301,6 +330,15 @@ def test_the_sending_requests_trace_id_is_in_the_workers_log_lines(scenario: Sce
     assert len(others) == 1 and others[0]["trace_id"] not in (None, TRACE_ID)
 
 
+def test_a_task_sent_under_an_opentelemetry_span_keeps_the_spans_trace(
+    scenario: Scenario,
+) -> None:
+    (trace_id,) = scenario.extra["otel_traces"]
+    assert scenario.extra["otel_header"] == trace_id
+    (line,) = [x for x in scenario.log_lines if x["message"] == f"working on item {OTEL_ITEM}"]
+    assert line["trace_id"] == trace_id
+
+
 def test_task_log_lines_carry_task_fields_and_no_secrets(scenario: Scenario) -> None:
     line = next(x for x in scenario.log_lines if x["message"] == "working on item 1000")
     assert line["task_name"] == "tests.ok"
@@ -328,6 +366,9 @@ def test_task_failures_reach_sentry_with_the_trace_id_and_no_secrets(scenario: S
     assert failures, scenario.sentry_events
     traced = [e for e in failures if e["tags"].get("trace_id") == TRACE_ID]
     assert len(traced) == 1
+    # Sentry's own trace context is the task's trace too, not only the tag.
+    assert traced[0]["contexts"]["trace"]["trace_id"] == TRACE_ID
+    assert all(e["contexts"]["trace"]["trace_id"] == e["tags"]["trace_id"] for e in failures)
     assert traced[0]["tags"]["route"] == "tests.boom"
     assert traced[0]["contexts"]["exporter"]["task"] == "tests.boom"
     assert traced[0]["contexts"]["exporter"]["queue"] == scenario.queue

@@ -14,10 +14,11 @@ from exporter.config import Settings
 from exporter.errors import sentry
 from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
 from exporter.errors.scrub import safe_str, scrub_text
+from exporter.errors.sentry_trace import trace_context
 from exporter.errors.store import ErrorStore
 from exporter.errors.worker import BackgroundWorker
 from exporter.http.middleware import CompletedRequest, current_request
-from exporter.http.trace import current_trace_id
+from exporter.http.trace import current_trace
 from exporter.registry_parts import parts_on
 from exporter.runtime import runtime_of
 
@@ -131,8 +132,10 @@ class ErrorCapture:
         trace_id: str | None = None,
         context: dict[str, Any] | None = None,
         request: dict[str, Any] | None = None,
+        span_id: str | None = None,
     ) -> str | None:
-        """Record `exc` once; returns its fingerprint, or None when it was already captured."""
+        """Record `exc` once; returns its fingerprint, or None when it was already captured.
+        Without `trace_id`, the current request's or task's trace (and span) is the event's."""
         try:
             if getattr(exc, CAPTURED_MARK, False):
                 return None
@@ -143,8 +146,12 @@ class ErrorCapture:
             if route is None and method is None:
                 # Logged or reported inside a request: the request's route and method.
                 route, method = current_request() or (None, None)
+            if trace_id is None:
+                trace = current_trace()
+                if trace is not None:
+                    trace_id, span_id = trace.trace_id, trace.span_id
             event = event_from_exception(
-                exc, route=route, method=method, trace_id=trace_id or current_trace_id(),
+                exc, route=route, method=method, trace_id=trace_id,
                 release=self.release, environment=self.settings.environment, context=context,
             )
             self.metrics.inc(event.type)
@@ -155,7 +162,8 @@ class ErrorCapture:
                 if event.trace_id is not None:
                     tags["trace_id"] = event.trace_id
                 sentry.report(sentry.SentryReport(
-                    exc, event.fingerprint, tags, event.context or None, request))
+                    exc, event.fingerprint, tags, event.context or None, request,
+                    trace_context(event.trace_id, span_id)))
             return event.fingerprint
         except Exception:  # capturing must never break the caller
             _log.warning("error capture failed", exc_info=False)
@@ -166,7 +174,7 @@ class ErrorCapture:
         if done.exception is not None:
             request = _request_info(done) if self.sentry_started else None
             self.capture(done.exception, route=done.route, method=done.method,
-                         trace_id=done.trace_id, request=request)
+                         trace_id=done.trace_id, request=request, span_id=done.span_id)
 
     def start(self) -> None:
         """Nothing to start: capturing begins when enabled, and the store writer's thread with

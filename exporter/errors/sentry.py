@@ -19,6 +19,7 @@ from exporter._version import __version__
 from exporter.config import Settings
 from exporter.errors.event import CAPTURED_MARK, event_from_exception
 from exporter.errors.sentry_scrub import event_scrubber, scrub_event, scrubbed_request
+from exporter.errors.sentry_trace import adopt_current_trace, continue_trace
 from exporter.errors.sentry_transport import (
     DELIVERY_REASONS,
     DeliveryFailure,
@@ -26,7 +27,6 @@ from exporter.errors.sentry_transport import (
     transport_class,
 )
 from exporter.errors.worker import BackgroundWorker
-from exporter.http.trace import current_trace_id
 
 # Why a captured error did not reach Sentry (errors_sentry_dropped_total{reason}): ours, before
 # sentry-sdk (over EXPORTER_SENTRY_EVENTS_PER_SECOND, within GROUP_INTERVAL of the group's last
@@ -52,6 +52,7 @@ class SentryReport:
     tags: dict[str, str]
     context: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
+    trace: tuple[str, str] | None = None  # (trace id, span id): see trace_context()
 
 
 class _EventBudget:
@@ -226,6 +227,8 @@ def _send(batch: list[SentryReport]) -> None:
                     scope.set_context("exporter", item.context)
                 if item.request:
                     scope.add_event_processor(_add_request(scrubbed_request(item.request)))
+                if item.trace is not None:
+                    continue_trace(scope, item.trace)
                 sentry_sdk.capture_exception(item.exc)
     finally:
         _on_reporter_thread.active = False
@@ -250,9 +253,10 @@ def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] |
         if exc is not None and not event.get("fingerprint"):
             event["fingerprint"] = [event_from_exception(exc).fingerprint]
         tags = event.setdefault("tags", {})
-        trace_id = current_trace_id()
-        if trace_id is not None and "trace_id" not in tags:
-            tags["trace_id"] = trace_id
+        if not ours:
+            # An event sentry-sdk captured itself (the app called sentry_sdk.capture_*, or its
+            # integrations did) inside a request or task: our trace, as for our own reports.
+            adopt_current_trace(event, tags)
         source = (event.get("transaction_info") or {}).get("source")
         if "route" not in tags and event.get("transaction") and source in ("route", "url"):
             tags["route"] = event["transaction"]

@@ -9,6 +9,7 @@ from time import perf_counter
 from typing import Any
 
 from exporter.http.metrics import HttpMetrics, RouteSeries
+from exporter.http.otel import TraceOf, request_trace_source
 from exporter.http.routes import RouteResolver
 from exporter.http.trace import TraceContext, _current, trace_from_headers
 from exporter.http.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,7 +61,8 @@ _UNSEEN: Any = object()
 
 
 class PrometheusMiddleware:
-    """Counts and times each HTTP request and sets its trace id.
+    """Counts and times each HTTP request and sets its trace id (the OpenTelemetry span's, when
+    one records the request: exporter.http.otel).
 
     The timer stops when the last body chunk is handed to the server, so a streamed response is
     timed to its last byte and background tasks that run afterwards are not counted. An
@@ -95,6 +97,10 @@ class PrometheusMiddleware:
         self.observers: list[RequestObserver] = (
             observers if isinstance(observers, list) else list(observers)
         )
+        # How a request's trace is found: decided at the first request (exporter.http.otel),
+        # once the app's OpenTelemetry set-up (FastAPI's is done at start-up) is in place.
+        self._trace_of: TraceOf = trace_from_headers
+        self._trace_source_decided = False
 
     def _notify(
         self, scope: Scope, series: RouteSeries, status: int, elapsed: float,
@@ -114,6 +120,9 @@ class PrometheusMiddleware:
 
     def _learn(self, scope: Scope, key: tuple[str, str, str]) -> RouteSeries | None:
         """Where a request not seen lately is counted (None: nowhere), remembered by `key`."""
+        if not self._trace_source_decided:  # the first request comes through here
+            self._trace_source_decided = True
+            self._trace_of = request_trace_source()
         routes = self._route_list
         if routes is None:
             owner = self._routes_from if self._routes_from is not None else scope.get("app")
@@ -150,7 +159,8 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send)
             return
 
-        trace = trace_from_headers(scope.get("headers") or (), series.route, series.method)
+        trace_of = self._trace_of
+        trace = trace_of(scope.get("headers") or (), series.route, series.method)
         token = _current.set(trace)
         series.start()
         start = perf_counter()

@@ -1,11 +1,12 @@
-"""The trace id of the current request: parsed from W3C `traceparent`, else `X-Request-ID`."""
+"""The trace id of the current request: the OpenTelemetry span's when one records the request
+(exporter.http.otel), else parsed from W3C `traceparent`, else `X-Request-ID`, else a new one."""
 
 from __future__ import annotations
 
 import re
 from contextvars import ContextVar
 from random import getrandbits
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -19,31 +20,42 @@ class TraceContext(NamedTuple):
     trace_id: str
     span_id: str
     parent_span_id: str | None = None
-    source: str = "generated"  # "traceparent", "x-request-id" or "generated"
+    # "traceparent", "x-request-id", "generated", or OTEL_SOURCE: the ids are those of the
+    # OpenTelemetry span that records the request, and records made inside it read the current
+    # span (a child span's id is theirs).
+    source: str = "generated"
     # The counted HTTP request it belongs to (the middleware sets them): errors logged or
     # reported inside the request are filed under its route.
     route: str | None = None
     method: str | None = None
 
 
+OTEL_SOURCE = "opentelemetry"
+
 _current: ContextVar[TraceContext | None] = ContextVar("exporter_trace", default=None)
 
 
 def current_trace() -> TraceContext | None:
-    """The trace context of the request being handled, or None outside a request."""
-    return _current.get()
+    """The trace context of the request (or Celery task) being handled, or None outside one.
+    Within a request an OpenTelemetry span records, the ids of the current span (FastAPI's
+    endpoint or dependency span, a span of the app's own) in that trace."""
+    trace = _current.get()
+    if trace is not None and trace.source == OTEL_SOURCE:
+        return trace_in_current_span(trace)
+    return trace
 
 
 def current_trace_id() -> str | None:
     """The trace id of the request being handled, or None outside a request."""
-    ctx = _current.get()
-    return ctx.trace_id if ctx is not None else None
+    trace = current_trace()
+    return trace.trace_id if trace is not None else None
 
 
 def current_span_id() -> str | None:
-    """The span id of the request being handled, or None outside a request."""
-    ctx = _current.get()
-    return ctx.span_id if ctx is not None else None
+    """The span id of the request being handled (the current OpenTelemetry span's, when one
+    records it), or None outside a request."""
+    trace = current_trace()
+    return trace.span_id if trace is not None else None
 
 
 # Ids need to be unique, not secret: the random module is fast, and Python reseeds it in a
@@ -108,3 +120,38 @@ def trace_from_headers(
     return _new(TraceContext, (getrandbits(128).to_bytes(16, "big").hex(),
                                getrandbits(64).to_bytes(8, "big").hex(),
                                None, "generated", route, method))
+
+
+# The last answer of trace_in_current_span, as (span, request's trace, answer): the records of
+# one span (log lines of an endpoint) share it. One tuple, replaced whole: threads share it.
+_last_in_span: tuple[Any, Any, Any] = (None, None, None)
+
+
+def trace_in_current_span(trace: TraceContext) -> TraceContext:
+    """`trace` (a request recorded by a span) with the ids of the span current now: a log line
+    or error inside FastAPI's endpoint span carries that span's id."""
+    global _last_in_span
+    # Only requests recorded by an OpenTelemetry span get here, so only they import it.
+    from opentelemetry.trace import get_current_span
+
+    span = get_current_span()
+    last = _last_in_span
+    if last[0] is span and last[1] is trace:
+        return last[2]  # type: ignore[no-any-return]
+    context = span.get_span_context()
+    answer = trace
+    if context.is_valid and not context.is_remote:  # else e.g. a thread without the context
+        span_id = context.span_id.to_bytes(8, "big").hex()
+        if span_id != trace.span_id:
+            answer = _new(TraceContext, (context.trace_id.to_bytes(16, "big").hex(), span_id,
+                                         parent_span_of(span), trace.source, trace.route,
+                                         trace.method))
+    _last_in_span = (span, trace, answer)
+    return answer
+
+
+def parent_span_of(span: Any) -> str | None:
+    """The hex id of an OpenTelemetry span's parent, when the span knows it."""
+    parent = getattr(span, "parent", None)  # the SDK's spans know their parent; the API's not
+    span_id = getattr(parent, "span_id", None)
+    return span_id.to_bytes(8, "big").hex() if isinstance(span_id, int) and span_id else None
