@@ -229,6 +229,9 @@ def _send(batch: list[SentryReport]) -> None:
                     scope.add_event_processor(_add_request(scrubbed_request(item.request)))
                 if item.trace is not None:
                     continue_trace(scope, item.trace)
+                else:  # its own trace, and a sampling context made from this client (the
+                    # process-long isolation scope keeps one made from the first client)
+                    scope.set_new_propagation_context()
                 sentry_sdk.capture_exception(item.exc)
     finally:
         _on_reporter_thread.active = False
