@@ -127,7 +127,11 @@ def test_a_sentry_that_does_not_answer_in_time_is_a_timeout(
     drops: list[tuple[str, int]] = []
     log = DeliveryLog(lambda reason, events: drops.append((reason, events)))
     sentry_endpoint.delay = 2.0
-    sentry_sdk.init(dsn=sentry_endpoint.dsn, transport=transport_class(log, timeout=1))
+    # A release given: sentry-sdk would run `git` for one, and its Popen hook (installed by an
+    # earlier test's client) would make the isolation scope's sampling context from that
+    # closed client, whose DSN is gone: the event would name no project.
+    sentry_sdk.init(dsn=sentry_endpoint.dsn, release="delivery-test",
+                    transport=transport_class(log, timeout=1))
     try:
         try:
             raise KeyError("slow")

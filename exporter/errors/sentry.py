@@ -211,6 +211,11 @@ def shutdown_sentry(timeout: float = 2.0) -> None:
 
     reporting.reporter.stop(timeout)
     sentry_sdk.get_client().close(timeout=timeout)
+    # The process's scopes outlive the client, and their propagation contexts keep the sampling
+    # context made from it: a client started later would send it, naming this one's project.
+    for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope(),
+                  sentry_sdk.get_global_scope()):
+        scope.set_new_propagation_context()
 
 
 def _send(batch: list[SentryReport]) -> None:
