@@ -209,3 +209,14 @@ def test_rates_and_windows_use_the_monotonic_clock(
 def test_the_ring_size_is_capped() -> None:
     with pytest.raises(ValueError, match=f"at most {MAX_SAMPLES}"):
         History(CollectorRegistry(), signal_window=1, interval=0.05, window=7 * 86400)
+
+
+def test_an_instance_equal_to_the_overview_holds_no_copy_of_it() -> None:
+    from exporter.health.history import _shared
+
+    values = {"qps": {(): 2.0}, "cpu": {(): 0.5}}
+    instances = {"a:1": {"qps": {(): 2.0}, "cpu": {(): 0.25}}, "b:1": {"qps": {(): 1.0}}}
+    shared = _shared(instances, values)
+    assert shared == instances  # the same values
+    assert shared["a:1"]["qps"] is values["qps"]  # equal: the overview's own mapping
+    assert shared["a:1"]["cpu"] is not values["cpu"] and shared["b:1"]["qps"] == {(): 1.0}
