@@ -178,6 +178,9 @@ class PrometheusMiddleware:
             error = exc
             if not ended:
                 status = 500
+                ended = perf_counter()
+                series.finish(status, ended - start, trace.trace_id, ended)
+            series.failed(trace.trace_id, exc)  # the semconv names record its error type
             raise
         finally:
             if not ended:  # an exception, or the app returned without completing its response
