@@ -16,7 +16,7 @@ from exporter.config import load_settings
 NAMINGS = ("default", "semconv", "fastapi")
 
 
-def _shop(**options: Any) -> FastAPI:
+def plain_shop(**options: Any) -> FastAPI:
     """/items/{item_id} answers at once, /boom raises (a 500), /slow takes 30 ms."""
     app = FastAPI(**options)
 
@@ -46,9 +46,9 @@ def shop(naming: str) -> FastAPI:
 
         registry = CollectorRegistry()
         provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
-        app = _shop(telemetry={"meter_provider": provider, "tracing": False})
+        app = plain_shop(telemetry={"meter_provider": provider, "tracing": False})
         app.mount("/metrics", make_asgi_app(registry))
         return app
-    app = _shop()
+    app = plain_shop()
     instrument(app, load_settings(log_stdout=False, http_metrics=naming), CollectorRegistry())
     return app

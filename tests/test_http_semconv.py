@@ -19,6 +19,7 @@ from exporter.http.exposition import render
 from exporter.http.metrics import HttpCollector, MultiprocessHttpMetrics, http_metrics_for
 from exporter.http.semconv import error_type
 from tests.asgi import requests
+from tests.namings_apps import plain_shop
 
 METHOD_ROUTE = {"http_request_method": "GET", "http_route": "/items/{item_id}"}
 
@@ -28,15 +29,7 @@ class PaymentDeclined(Exception):
 
 
 def _app(registry: CollectorRegistry) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/items/{item_id}")
-    async def item(item_id: int) -> dict[str, int]:
-        return {"item_id": item_id}
-
-    @app.get("/boom")
-    async def boom() -> None:
-        raise RuntimeError("broken on purpose")
+    app = plain_shop()
 
     @app.get("/declined")
     async def declined() -> None:
