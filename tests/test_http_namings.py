@@ -33,6 +33,7 @@ from tests.asgi import requests, serve_in_thread
 from tests.conftest import require_binary
 from tests.namings_apps import NAMINGS, shop
 from tests.prometheus_stack import query, run_prometheus
+from tests.test_watch_targets import API, sidecar, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAFFIC = [("GET", "/items/1"), ("GET", "/items/2"), ("GET", "/slow"), ("GET", "/boom"),
@@ -173,3 +174,26 @@ def test_every_http_panel_returns_data_for_each_naming(prometheus: str, naming: 
     empty = [(board, title, expr) for board, title, expr in panels
              if not _until_data(prometheus, _substituted(expr, naming))]
     assert empty == []
+
+
+def test_the_sidecar_reads_each_naming_from_its_scrapes(tmp_path: Path) -> None:
+    """The in-process history and alerts (the sidecar watching targets) read the same signals
+    from each naming: requests per second, and one request in five failing."""
+    stop = threading.Event()
+    with ExitStack() as stack:
+        urls = {naming: stack.enter_context(serve_in_thread(shop(naming))) for naming in NAMINGS}
+        targets = [url + _metrics_path(naming) for naming, url in urls.items()]
+        client = stack.enter_context(sidecar(tmp_path, targets))
+        found = wait_for(client, f"{API}/targets", lambda b: all(t["up"] for t in b["targets"]))
+        driver = threading.Thread(target=_drive, args=(list(urls.values()), stop), daemon=True)
+        driver.start()
+        stack.callback(driver.join, 10)
+        stack.callback(stop.set)
+        for target in found["targets"]:
+            # /boom is one of the five paths: the 5xx share, whatever the request rate (once
+            # the window no longer holds the series' first samples, see docs/signals.md).
+            current = wait_for(
+                client, f"{API}/metrics?instance={target['instance']}",
+                lambda b: (b["current"].get("qps") or 0) > 0
+                and abs((b["current"].get("error_rate") or 0) - 0.2) <= 0.05, timeout=30.0)
+            assert current["current"]["instance"] == target["instance"]
