@@ -197,3 +197,26 @@ def test_the_sidecar_reads_each_naming_from_its_scrapes(tmp_path: Path) -> None:
                 lambda b: (b["current"].get("qps") or 0) > 0
                 and abs((b["current"].get("error_rate") or 0) - 0.2) <= 0.05, timeout=30.0)
             assert current["current"]["instance"] == target["instance"]
+
+
+@pytest.mark.parametrize("naming", ["default", "semconv"])
+def test_the_latency_panel_s_exemplars_carry_trace_ids_under_the_kit_s_namings(
+    prometheus: str, naming: str
+) -> None:
+    """The exemplar query of the latency panel finds the kit's trace ids under either naming
+    (opentelemetry-exporter-prometheus writes no exemplars)."""
+    expr = next(expr for _, title, expr in _http_panels()
+                if title == "Latency p50 / p95 / p99" and "rate(" in expr)
+    params = {"query": _substituted(expr, naming)}
+    deadline = time.monotonic() + 30.0
+    while True:
+        now = time.time()
+        reply = httpx.get(f"{prometheus}/api/v1/query_exemplars",
+                          params={**params, "start": now - 300, "end": now}, timeout=10.0)
+        assert reply.status_code == 200, reply.text
+        trace_ids = [e["labels"].get("trace_id") for series in reply.json()["data"]
+                     for e in series["exemplars"]]
+        if trace_ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert trace_ids and all(re.fullmatch(r"[0-9a-f]{32}", t or "") for t in trace_ids)
