@@ -47,7 +47,7 @@ def test_the_middleware_publishes_the_conventions_names_labels_and_buckets() -> 
     registry = CollectorRegistry()
     app = _app(registry)
     calls = [("GET", "/items/1"), ("GET", "/items/2"), ("GET", "/boom"), ("GET", "/declined"),
-             ("GET", "/busy"), ("GET", "/items/x")]
+             ("GET", "/busy"), ("GET", "/items/x"), ("PURGE", "/items/3")]
     requests(app, calls, raise_app_exceptions=False)
     get = registry.get_sample_value
     count = "http_server_request_duration_seconds_count"
@@ -62,6 +62,8 @@ def test_the_middleware_publishes_the_conventions_names_labels_and_buckets() -> 
                        "http_response_status_code": "500",
                        "error_type": f"{__name__}.PaymentDeclined"}) == 1
     assert get("http_server_active_requests", METHOD_ROUTE) == 0
+    assert get(count, {**METHOD_ROUTE, "http_request_method": "_OTHER",
+                       "http_response_status_code": "405"}) == 1  # as the conventions say
     les = [s.labels["le"] for f in registry.collect() for s in f.samples
            if s.name == "http_server_request_duration_seconds_bucket"
            and s.labels.get("http_response_status_code") == "200"]
