@@ -144,3 +144,22 @@ def test_a_registry_keeps_one_naming() -> None:
     http_metrics_for(registry, SEMCONV_BUCKETS, naming="semconv")
     with pytest.raises(ValueError, match="semconv vs default"):
         http_metrics_for(registry, SEMCONV_BUCKETS, naming="default")
+
+
+def test_the_in_process_history_reads_the_conventions_names() -> None:
+    """In the app (no Prometheus), the history and alerts read the same signals from them."""
+    from exporter.health.history import History
+
+    registry = CollectorRegistry()
+    app = _app(registry)
+    now = [0.0]
+    history = History(registry, signal_window=4.0, interval=1.0, monotonic=lambda: now[0],
+                      clock=lambda: now[0])
+    for _ in range(8):  # 10 requests a second, one of them a 500
+        requests(app, [("GET", "/items/1")] * 9 + [("GET", "/boom")],
+                 raise_app_exceptions=False)
+        now[0] += 1.0
+        point = history.record()
+    assert point.values["http_requests_per_second"] == {(): pytest.approx(10.0)}
+    assert point.values["http_error_ratio"] == {(): pytest.approx(0.1)}
+    assert 0 < point.values["http_latency_p95_seconds"][()] <= 0.25
