@@ -33,6 +33,7 @@ from tests.asgi import requests, serve_in_thread
 from tests.conftest import require_binary
 from tests.namings_apps import NAMINGS, shop
 from tests.prometheus_stack import query, run_prometheus
+from tests.test_watch_engines import sidecar as engines_sidecar
 from tests.test_watch_targets import API, sidecar, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,3 +221,16 @@ def test_the_latency_panel_s_exemplars_carry_trace_ids_under_the_kit_s_namings(
             break
         time.sleep(0.5)
     assert trace_ids and all(re.fullmatch(r"[0-9a-f]{32}", t or "") for t in trace_ids)
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_the_sidecar_over_prometheus_reads_each_naming(
+    prometheus: str, naming: str, tmp_path: Path
+) -> None:
+    """The over-Prometheus mode runs each signal's flat PromQL for the service's selector."""
+    with engines_sidecar(tmp_path, naming, prometheus_url=prometheus,
+                         service_selector=f'service="{naming}"') as client:
+        current = wait_for(client, f"{API}/metrics", lambda b: (b["current"].get("qps") or 0) > 0
+                           and abs((b["current"].get("error_rate") or 0) - 0.2) <= 0.05,
+                           timeout=30.0)["current"]
+        assert current["latency_seconds"]["p95"] > 0
