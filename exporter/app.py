@@ -71,7 +71,8 @@ def instrument(
         raise RuntimeError("instrument(app) must be called before the app starts serving")
     multiproc_dir = multiprocess_directory()
 
-    metrics = http_metrics_for(registry, settings.histogram_buckets, bool(multiproc_dir))
+    metrics = http_metrics_for(
+        registry, settings.http_buckets, bool(multiproc_dir), settings.http_metrics)
     runtime = Runtime(settings, registry, metrics, multiprocess_dir=multiproc_dir)
     parts_on(registry).get_or_create(
         "standard collectors", lambda: _add_standard_collectors(registry, settings))

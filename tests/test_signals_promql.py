@@ -1,10 +1,12 @@
 """Every signal's in-process value equals what Prometheus computes from its PromQL.
 
-Random series (counters with resets, histograms, gauges; two instances; targets that go away
-for a few scrapes, written as stale markers as Prometheus writes them) are fed to promtool as
-a unit test and, as frames, to the signal's in-process evaluation. promtool then checks, for
-every signal, window, evaluation time and grouping, that its PromQL gives exactly the value we
-computed (both rounded to 1e-9, since float sums may differ in the last bit).
+Random series (counters with resets, histograms, gauges; three instances: one under the
+default HTTP names, one under the OpenTelemetry names as FastAPI's own telemetry exports them,
+one under both; targets that go away for a few scrapes, written as stale markers as Prometheus
+writes them) are fed to promtool as a unit test and, as frames, to the signal's in-process
+evaluation. promtool then checks, for every signal, window, evaluation time and grouping, that
+its PromQL gives the value we computed (within 1e-12 of each other, since float sums may
+differ in the last bits).
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ STEPS = 41  # 0 .. 600 s
 LE = ("0.05", "0.1", "0.25", "0.5", "1", "+Inf")
 WINDOWS = {"45s": 45.0, "1m": 60.0, "2m": 120.0, "5m": 300.0}
 EVAL_AT = (60, 150, 300, 450, 600)
+DEFAULT: dict[str, Any] = {
+    "requests": "http_requests_total", "buckets": "http_request_duration_seconds_bucket",
+    "route": "route", "method": "method", "status": "status", "error": "", "extra": {}}
+SEMCONV: dict[str, Any] = {
+    "requests": "http_server_request_duration_seconds_count",
+    "buckets": "http_server_request_duration_seconds_bucket", "route": "http_route",
+    "method": "http_request_method", "status": "http_response_status_code",
+    "error": "error_type", "extra": {"otel_scope_name": "fastapi", "otel_scope_version": "0.165.0"}}
+# Float sums in another order may differ in the last bits: values agree within this share.
+EXACT = 1e-12
 
 
 class _Life:
@@ -83,17 +95,25 @@ def random_series(
     def put(labels: dict[str, str], values: list[float | None]) -> None:
         series[tuple(sorted(labels.items()))] = values
 
-    for instance in ("a:1", "b:2"):
+    # a: both namings (the default ones count), b: the default names, c: FastAPI's own
+    # telemetry through opentelemetry-exporter-prometheus (the OpenTelemetry names).
+    for instance, namings in (("a:1", (DEFAULT, SEMCONV)), ("b:2", (DEFAULT,)),
+                              ("c:3", (SEMCONV,))):
         life = _Life(rng, restarts, new_series)
         base = {"instance": instance, "job": "app"}
         for route, begins in (("/items", 0), ("/users", life.route_from)):
-            for status in ("200", "404", "500", "503"):
-                put({"__name__": "http_requests_total", **base, "route": route, "method": "GET",
-                     "status": status},
-                    life.shape(_counter(rng, life, 3 if status[0] == "5" else 20, begins), begins))
-            for le, values in _histogram(rng, life, begins).items():
-                put({"__name__": "http_request_duration_seconds_bucket", **base, "route": route,
-                     "method": "GET", "le": le}, life.shape(values, begins))
+            for names in namings:
+                for status in ("200", "404", "500", "503"):
+                    put({"__name__": names["requests"], **base, **names["extra"],
+                         names["route"]: route, names["method"]: "GET", names["status"]: status,
+                         **({names["error"]: status} if names["error"] and status[0] == "5"
+                            else {})},
+                        life.shape(_counter(rng, life, 3 if status[0] == "5" else 20, begins),
+                                   begins))
+                for le, values in _histogram(rng, life, begins).items():
+                    put({"__name__": names["buckets"], **base, **names["extra"],
+                         names["route"]: route, names["method"]: "GET", "le": le},
+                        life.shape(values, begins))
         for task in ("app.charge", "app.mail"):
             for state in ("succeeded", "failed", "retried"):
                 put({"__name__": "celery_tasks_total", **base, "task": task, "state": state},
@@ -139,10 +159,6 @@ def _values(values: list[float | None]) -> str:
     return " ".join("stale" if v is None else repr(v) for v in values)
 
 
-def _nine(value: float) -> float:
-    return float(math.floor(value * 1e9 + 0.5))  # PromQL's round(): half up
-
-
 def _labels(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
 
@@ -159,30 +175,29 @@ def _constant(values: dict[Labels, float]) -> str:
 
 
 def expression_tests(
-    series: dict[Any, list[float | None]], tolerance: float | None = None
+    series: dict[Any, list[float | None]], tolerance: float = EXACT, nudge: float = 1.0
 ) -> Iterator[dict[str, Any]]:
-    """promql_expr_tests for every signal, grouping, window and evaluation time: exact (both
-    sides rounded to 1e-9), or within a relative `tolerance` with the same series."""
+    """promql_expr_tests for every signal, grouping, window and evaluation time: the same label
+    sets (NaN left out: 0/0, a histogram without data), and each value within `tolerance` of
+    ours (relative, or 1e-12 absolute near 0: float sums in another order differ in the last
+    bits, and rounding both sides would flip where a value sits on a rounding boundary).
+    `nudge` multiplies our values, for the test that proves a difference is caught."""
+    floor = 1e-12 if tolerance <= EXACT else 1e-9
     for step in (t // STEP for t in EVAL_AT):
         frames = frames_until(series, step)
         for text, seconds in WINDOWS.items():
             for signal in CATALOGUE:
                 for per_instance in (False, True):
-                    ours = signal.evaluate(Window(frames, seconds), per_instance)
+                    ours = {k: v * nudge for k, v in
+                            signal.evaluate(Window(frames, seconds), per_instance).items()}
                     promql = signal.promql(text, per_instance)
                     at = f"{step * STEP}s"
-                    if tolerance is None:
-                        # `> -Inf` drops NaN (0/0, a histogram without data): we leave those out.
-                        yield {"expr": f"round(({promql}) * 1e9) > -Inf", "eval_time": at,
-                               "exp_samples": [{"labels": _labels(k), "value": _nine(v)}
-                                               for k, v in sorted(ours.items())]}
-                        continue
                     yield {"expr": f"count(({promql}) > -Inf)", "eval_time": at, "exp_samples": (
                         [{"labels": "{}", "value": len(ours)}] if ours else [])}
                     if ours:
                         mine = _constant(ours)
                         yield {"expr": f"abs(({promql}) - ({mine})) > bool "
-                                       f"(abs({mine}) * {tolerance} + 1e-9)",
+                                       f"(abs({mine}) * {tolerance} + {floor})",
                                "eval_time": at,
                                "exp_samples": [{"labels": _labels(k), "value": 0}
                                                for k in sorted(ours)]}
@@ -256,12 +271,15 @@ def test_new_series_part_way_read_close_to_prometheus(tmp_path: Path, seed: int)
 
 
 def test_promtool_catches_a_wrong_in_process_value(tmp_path: Path) -> None:
-    """The comparison can fail: one value off by one part in a million is reported."""
+    """The comparison can fail: values off by one part in a billion are reported, and so is a
+    count of series off by one."""
     series = random_series(1)
-    tests = [t for t in expression_tests(series) if t["exp_samples"]][:1]
-    first = tests[0]["exp_samples"][0]
-    first["value"] = _nine(first["value"] / 1e9 * 1.000001)
+    tests = [t for t in expression_tests(series, nudge=1 + 1e-9)
+             if t["exp_samples"] and t["expr"].startswith("abs(")][:1]
     assert run_promtool(tmp_path, series, tests).returncode != 0
+    assert run_promtool(tmp_path, series, [
+        t for t in expression_tests(series) if t["exp_samples"] and t["expr"].startswith("abs(")
+    ][:1]).returncode == 0
     loose = [t for t in expression_tests(series, tolerance=0.01) if t["exp_samples"]][:2]
     loose[0]["exp_samples"][0]["value"] = 2  # a count off by one
     assert run_promtool(tmp_path, series, loose).returncode != 0

@@ -10,6 +10,11 @@ import math
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.75, 1.0, 2.5, 5.0, 10.0,
 )
+# The OpenTelemetry HTTP conventions' advisory boundaries (http.server.request.duration), used
+# by EXPORTER_HTTP_METRICS=semconv unless EXPORTER_HISTOGRAM_BUCKETS is set.
+SEMCONV_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
 
 # Names whose values log lines show as [redacted] beyond the built-in secret names
 # (exporter/errors/secret_names.py, which always apply): EXPORTER_LOG_REDACT_KEYS.

@@ -13,7 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from exporter.config.defaults import DEFAULT_BUCKETS, DEFAULT_REDACT_KEYS, MAX_SAMPLES, ring_length
+from exporter.config.defaults import (
+    DEFAULT_BUCKETS,
+    DEFAULT_REDACT_KEYS,
+    MAX_SAMPLES,
+    SEMCONV_BUCKETS,
+    ring_length,
+)
 from exporter.config.dependencies import parse_dependency, parse_dependency_map, parse_queues
 from exporter.config.reporting import ReportingSettings
 from exporter.config.values import split_list
@@ -49,6 +55,13 @@ class Settings(ReportingSettings, WatchSettings):
     histogram_buckets: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_BUCKETS),
         description="upper bounds, in seconds, of http_request_duration_seconds",
+    )
+    http_metrics: Literal["default", "semconv"] = Field(
+        "default", description="HTTP metric names: `default` (http_requests_total, "
+        "http_request_duration_seconds, http_requests_in_progress) or `semconv` (the "
+        "OpenTelemetry HTTP conventions: http_server_request_duration_seconds, "
+        "http_server_active_requests; buckets 0.005 ... 10 s unless EXPORTER_HISTOGRAM_BUCKETS "
+        "is set)",
     )
     disk_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/"],
@@ -225,10 +238,18 @@ class Settings(ReportingSettings, WatchSettings):
                 raise ValueError(f"each path must start with '/'; {path!r} does not")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "http_metrics", mode="before")
     @classmethod
     def _level_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def http_buckets(self) -> list[float]:
+        """The latency histogram's buckets: EXPORTER_HISTOGRAM_BUCKETS when set, else the
+        naming's own (the conventions' 0.005 ... 10 s under `semconv`)."""
+        if self.http_metrics == "semconv" and "histogram_buckets" not in self.model_fields_set:
+            return list(SEMCONV_BUCKETS)
+        return self.histogram_buckets
 
     @field_validator("disk_paths")
     @classmethod

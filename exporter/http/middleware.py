@@ -81,6 +81,8 @@ class PrometheusMiddleware:
     ) -> None:
         self.app = app
         self._metrics = metrics
+        # Methods outside the standard nine share one value: the conventions name it _OTHER.
+        self._other_method = "_OTHER" if metrics.naming == "semconv" else "OTHER"
         self._excluded = frozenset(excluded_paths)
         # The app whose routes give templates; else the Starlette app found in the scope.
         self._routes_from = routes_from
@@ -138,7 +140,7 @@ class PrometheusMiddleware:
             if route not in self._excluded:
                 method = scope["method"]
                 series = self._metrics.series(
-                    method if method in STANDARD_METHODS else "OTHER", route
+                    method if method in STANDARD_METHODS else self._other_method, route
                 )
         if len(self._known) >= KNOWN_PATHS:
             del self._known[next(iter(self._known))]
@@ -188,9 +190,12 @@ class PrometheusMiddleware:
             error = exc
             if not ended:
                 status = 500
+                ended = perf_counter()
+                series.finish(status, ended - start, trace.trace_id, ended)
+            series.failed(trace.trace_id, exc)  # the semconv names record its error type
             raise
         finally:
-            if not ended:  # an exception, or the app returned without completing its response
+            if not ended:  # the app returned without completing its response
                 ended = perf_counter()
                 series.finish(status, ended - start, trace.trace_id, ended)
             if self.observers:

@@ -74,6 +74,10 @@ class Series:
         if len(pending) >= 4 * FOLD_AT:
             self.fold()
 
+    def failed(self, trace_id: str, error: BaseException) -> None:
+        """An exception escaped the app during the request `trace_id`: the default names do not
+        record it (its status, 500 when none was sent, is counted)."""
+
     def fold(self) -> None:
         """Add the requests finished since the last fold to the histogram and the counts."""
         with self.lock:

@@ -12,6 +12,8 @@ from exporter.render.header import HEADER
 from exporter.render.links import DASHBOARDS
 from exporter.render.signal_panels import route_panels, series_panels, stat_panels
 from exporter.render.variables import variables
+from exporter.signals import Quantile, Rate, http_names
+from exporter.signals.http_names import gauge_sum, rate_sum
 from exporter.thresholds import Thresholds
 
 _S = 'service=~"$service"'
@@ -27,29 +29,32 @@ def _service(t: Thresholds, description: str) -> dict[str, Any]:
     window = t.render.rate_window
     series = series_panels(t, "service", window)
     latency = _titled(series, "Latency p50 / p95 / p99")
+    buckets = Rate(http_names.DURATION_BUCKETS, keep=("le",))
     latency["targets"].append({**prom(
-        "histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket"
-        f"{{{_SI}}}[$__rate_interval])))", "{{service}} p95 (exemplars: trace ids)",
+        Quantile(0.95, buckets).promql("$__rate_interval", ("service",), _SI),
+        "{{service}} p95 (exemplars: trace ids)",
         exemplar=True), "refId": chr(ord("A") + len(latency["targets"]))})
     latency["description"] = ("The red line is the API latency threshold; exemplar dots link "
                               "to the logs of that request.")
     panels = [
         *stat_panels(t, "service", window),
-        panel("Requests in progress", [prom(f"sum(http_requests_in_progress{{{_SI}}})")],
+        panel("Requests in progress",
+              [prom(f"sum({gauge_sum(http_names.IN_PROGRESS, ('service',), _SI)})")],
               kind="stat", width=6, height=4),
         *series,
         panel("Requests in progress",
-              [prom(f"sum by (service, instance) (http_requests_in_progress{{{_SI}}})",
+              [prom(gauge_sum(http_names.IN_PROGRESS, ("service", "instance"), _SI),
                     "{{service}} {{instance}}")]),
         row("Per route"),
         *route_panels(t, "service", window),
         panel("Responses by route and status",
-              [prom("sum by (route, status) (rate(http_requests_total"
-                    f"{{{_SI}, route=~\"$route\"}}[$__rate_interval]))", "{{route}} {{status}}")],
+              [prom(rate_sum(http_names.REQUESTS, ("service", "route", "status"),
+                             "$__rate_interval", _SI, 'route=~"$route"'),
+                    "{{service}} {{route}} {{status}}")],
               unit="reqps", width=24),
     ]
     return dashboard(*DASHBOARDS["service"], description, panels,
-                     variables("service", "route", "instance"))
+                     variables("service", "route", "instance", window=window))
 
 
 def _host(t: Thresholds, description: str) -> dict[str, Any]:

@@ -17,18 +17,20 @@ from exporter.render.gotemplate import expand
 from exporter.render.rule import AlertRule
 from exporter.render.stack import NEEDS_TWO_SAMPLES, STEP, Side, stack_sides
 from exporter.signals import CATALOGUE, Gauge
-from exporter.signals.fixtures import case
+from exporter.signals.fixtures import case, forms
 from exporter.signals.rules import recording_groups
 from exporter.thresholds import Thresholds, format_duration
 
+_FORMS = {1: "OpenTelemetry names"}
 
-def _threshold_side(rule: AlertRule, value: float, who: str, steps: int) -> Side:
+
+def _threshold_side(rule: AlertRule, value: float, who: str, steps: int, form: int) -> Side:
     assert rule.signal is not None
-    found = case(rule.signal, value, who, steps, STEP)
+    found = case(rule.signal, value, who, steps, STEP, form)
     return Side(found.series, found.labels, found.value)
 
 
-def _sides(rule: AlertRule, steps: int) -> tuple[Side | None, Side]:
+def _sides(rule: AlertRule, steps: int, form: int = 0) -> tuple[Side | None, Side]:
     """(above, below) for a threshold rule; above is None when nothing can exceed it."""
     assert rule.signal is not None and rule.above is not None
     above = rule.above
@@ -37,8 +39,8 @@ def _sides(rule: AlertRule, steps: int) -> tuple[Side | None, Side]:
         under = above - 0.01 if above > 0.02 else above / 2
     else:
         over, under = above * 1.1, above * 0.9
-    over_side = None if over is None else _threshold_side(rule, over, "over", steps)
-    return over_side, _threshold_side(rule, under, "under", steps)
+    over_side = None if over is None else _threshold_side(rule, over, "over", steps, form)
+    return over_side, _threshold_side(rule, under, "under", steps, form)
 
 
 def _starts_at(rule: AlertRule) -> float:
@@ -65,8 +67,9 @@ def _tests(rule: AlertRule, thresholds: Thresholds) -> list[dict[str, Any]]:
     fires_at = _starts_at(rule) + rule.for_seconds
     steps = int(fires_at / STEP) + 6
     pairs: list[tuple[str, Side | None, Side]]
-    if rule.signal is not None:
-        pairs = [("", *_sides(rule, steps))]
+    if rule.signal is not None:  # one pair per naming of its series
+        pairs = [(_FORMS[form] if form else "", *_sides(rule, steps, form))
+                 for form in range(forms(rule.signal))]
     else:
         pairs = list(stack_sides(rule, steps))
     return [_test(rule, thresholds, fires_at, what, over, under) for what, over, under in pairs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.signals import http_names
 from exporter.signals.model import Catalogue, Signal
 from exporter.signals.query import Gauge, Quantile, Query, Rate, Ratio
 from exporter.signals.rules import alert_value
@@ -61,6 +62,29 @@ def _section(signal: Signal, window: str) -> list[str]:
     return lines
 
 
+def _http_names() -> list[str]:
+    rows = []
+    for what, metric in (("requests", http_names.REQUESTS), ("5xx responses", http_names.ERRORS),
+                         ("latency buckets", http_names.DURATION_BUCKETS),
+                         ("in progress", http_names.IN_PROGRESS)):
+        rows.append(f"| {what} | " + " | ".join(f"`{form.selector()}`" for form in metric.forms())
+                    + " |")
+    renamed = ", ".join(f"`{ours}` = `{theirs}`" for ours, theirs in http_names.SEMCONV_LABELS)
+    return [
+        "## HTTP metric names", "",
+        "The HTTP signals read either naming (`exporter/signals/http_names.py`): the kit's "
+        "default names, or the OpenTelemetry HTTP conventions', which the kit publishes with "
+        "`EXPORTER_HTTP_METRICS=semconv` and FastAPI's own telemetry writes through "
+        "opentelemetry-exporter-prometheus (with no kit middleware at all). The conventions' "
+        f"labels are read as ours ({renamed}); `otel_scope_*` and other extra labels are "
+        "summed away. A group (a service, a route) that has series under the default names "
+        "is read from those only (`A or on (service) B`), so a service that publishes both is "
+        "counted once; a service should not publish the conventions' names twice (the kit's "
+        "`semconv` and FastAPI's exporter on one registry), as those would add up.", "",
+        "| what | default | OpenTelemetry conventions |", "| --- | --- | --- |", *rows, "",
+    ]
+
+
 def signals_page(catalogue: Catalogue, window: str, header: str) -> str:
     """docs/signals.md: every signal of the catalogue, its PromQL and its in-process twin."""
     lines = [
@@ -79,7 +103,7 @@ def signals_page(catalogue: Catalogue, window: str, header: str) -> str:
         f"| [`{s.name}`](#{s.name}) | {s.unit.replace('_', ' ')} | {s.group} | "
         f"{', '.join(s.subject) or '-'} |" for s in catalogue
     ]
-    lines.append("")
+    lines += ["", *_http_names()]
     for signal in catalogue:
         lines += _section(signal, window)
     return "\n".join(lines).rstrip() + "\n"

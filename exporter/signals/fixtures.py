@@ -44,9 +44,25 @@ def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(bound)
 
 
-def case(signal: Signal, value: float, who: str, steps: int, step: float) -> Case:
+def _own(metric: Metric, labels: dict[str, str]) -> dict[str, str]:
+    """`labels` (our names) as `metric` names them."""
+    return {metric.label(k): v for k, v in labels.items()}
+
+
+def forms(signal: Signal) -> int:
+    """How many namings the signal's series may come in (`case`'s `form`)."""
+    query = signal.query
+    if isinstance(query, Gauge):
+        return 1
+    metric = query.buckets.metric if isinstance(query, Quantile) else (
+        query.numerator.metric if isinstance(query, Ratio) else query.metric)
+    return len(metric.forms())
+
+
+def case(signal: Signal, value: float, who: str, steps: int, step: float, form: int = 0) -> Case:
     """Series over `steps` steps of `step` seconds under which `signal` reads `value` for the
-    target `who` (its job, instance and service labels), and the alert's labels."""
+    target `who` (its job, instance and service labels), and the alert's labels; `form`: the
+    naming of the series (0 the default, 1 the OpenTelemetry conventions')."""
     fixture = signal.fixture
     base = {"job": fixture.job, "instance": f"{who}:{fixture.port}", "service": who,
             **fixture.labels}
@@ -57,18 +73,20 @@ def case(signal: Signal, value: float, who: str, steps: int, step: float) -> Cas
                      value)
     grouped = {k: base[k] for k in signal.levels[0].labels} if signal.levels else {}
     if isinstance(query, Rate):
-        labels = _checked(query.metric, base)
-        return Case([(_selector(query.metric.name, labels), f"0+{value * step!r}x{steps}")],
+        metric = query.metric.forms()[form]
+        labels = _checked(metric, _own(metric, base))
+        return Case([(_selector(metric.name, labels), f"0+{value * step!r}x{steps}")],
                     grouped, value)
     if isinstance(query, Ratio):  # 100 events a step, `value` of them in the numerator
-        hit = _checked(query.numerator.metric, {**base, **fixture.numerator})
-        _checked(query.denominator.metric, hit)
-        miss = _checked(query.numerator.metric, {**base, **fixture.other}, wanted=False)
-        _checked(query.denominator.metric, miss)
+        num, den = query.numerator.metric.forms()[form], query.denominator.metric.forms()[form]
+        hit = _checked(num, _own(num, {**base, **fixture.numerator}))
+        _checked(den, hit)
+        miss = _checked(num, _own(num, {**base, **fixture.other}), wanted=False)
+        _checked(den, miss)
         rest, part = 100.0 * (1.0 - value), 100.0 * value
         return Case([
-            (_selector(query.denominator.metric.name, miss), f"0+{rest!r}x{steps}"),
-            (_selector(query.numerator.metric.name, hit), f"0+{part!r}x{steps}"),
+            (_selector(den.name, miss), f"0+{rest!r}x{steps}"),
+            (_selector(num.name, hit), f"0+{part!r}x{steps}"),
         ], grouped, value)
     assert isinstance(query, Quantile)
     # `below` of 100 events a step under `low`, the rest under `high`: the rank falls in the
@@ -76,9 +94,10 @@ def case(signal: Signal, value: float, who: str, steps: int, step: float) -> Cas
     low, high = float(f"{value * 0.95:.4g}"), float(f"{value * 1.05:.4g}")  # readable bounds
     below = max(0.0, 200.0 * query.q - 100.0)
     buckets = [(low, below), (high, 100.0), (math.inf, 100.0)]
-    metric = query.buckets.metric
+    metric = query.buckets.metric.forms()[form]
     series = [
-        (_selector(metric.name, _checked(metric, {**base, "le": _le(le)})), f"0+{count!r}x{steps}")
+        (_selector(metric.name, _checked(metric, {**_own(metric, base), "le": _le(le)})),
+         f"0+{count!r}x{steps}")
         for le, count in buckets
     ]
     return Case(series, grouped, bucket_quantile(query.q, buckets))

@@ -32,7 +32,13 @@ class Input:
     name: str
     matchers: tuple[tuple[str, str, str], ...]
     kind: Literal["counter", "gauge"]
-    keep: tuple[str, ...]
+    keep: tuple[str, ...]  # as the series name them
+    names: tuple[str, ...] = ()  # our names of `keep`, where they differ
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Our names of the kept labels, in `keep`'s order."""
+        return self.names or self.keep
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """True when `labels` satisfy every matcher (regexes anchored, as in PromQL)."""

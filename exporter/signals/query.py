@@ -10,6 +10,7 @@ window of in-process frames computed with Prometheus' own arithmetic (`signals.p
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,20 +24,59 @@ Op = Literal["=", "=~", "!=", "!~"]
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric name and the label matchers that pick its series."""
+    """A metric name and the label matchers that pick its series.
+
+    `alternatives`: the same numbers under other names (the OpenTelemetry HTTP conventions',
+    FastAPI's own telemetry), each with its own matchers and `renamed` labels (ours, its own):
+    a `Rate` reads every form and, for a group that has series in an earlier form, ignores the
+    later ones (`or on (...)`), so a service publishing both is not counted twice.
+    """
 
     name: str
     matchers: tuple[tuple[str, Op, str], ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (our label, this metric's label)
+    alternatives: tuple[Metric, ...] = ()
+
+    def forms(self) -> tuple[Metric, ...]:
+        """This metric, then its alternatives: the order `or` prefers them in."""
+        return (self, *self.alternatives)
+
+    def label(self, ours: str) -> str:
+        """This metric's name for our label `ours`."""
+        for mine, theirs in self.renamed:
+            if mine == ours:
+                return theirs
+        return ours
 
     def selector(self, *extra: str) -> str:
-        """`name{matchers, extra...}` (extra: already rendered matchers such as job="api")."""
+        """`name{matchers, extra...}` (extra: already rendered matchers such as job="api", on
+        our label names: renamed to this metric's)."""
         inner = [f'{label}{op}"{value}"' for label, op, value in self.matchers]
-        inner += [e for e in extra if e]
+        inner += [self._renamed(e) for e in extra if e]
         return f"{self.name}{{{', '.join(inner)}}}" if inner else self.name
 
+    def _renamed(self, matcher: str) -> str:
+        name = _MATCHER_LABEL.match(matcher)
+        if name is None or not self.renamed:
+            return matcher
+        return self.label(name.group(1)) + matcher[name.end(1):]
+
+    def relabelled(self, expr: str, labels: Sequence[str]) -> str:
+        """`expr` (a vector of this metric) with our names of `labels` copied from its own."""
+        for ours in labels:
+            theirs = self.label(ours)
+            if theirs != ours:
+                expr = f'label_replace({expr}, "{ours}", "$1", "{theirs}", "(.*)")'
+        return expr
+
     def input(self, kind: Literal["counter", "gauge"], keep: tuple[str, ...]) -> Input:
-        """The in-process input that reads this metric's series, keeping `keep` labels."""
-        return Input(self.name, self.matchers, kind, keep)
+        """The in-process input that reads this metric's series, keeping `keep` labels (our
+        names; read under this metric's)."""
+        own = tuple(self.label(label) for label in keep)
+        return Input(self.name, self.matchers, kind, own, keep if own != keep else ())
+
+
+_MATCHER_LABEL = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=|!=|=~|!~)")
 
 
 @dataclass(frozen=True)
@@ -53,6 +93,15 @@ RuleSink = Callable[[str, str], str]
 
 def _sum(labels: Sequence[str], inner: str) -> str:
     return f"sum by ({', '.join(labels)}) ({inner})" if labels else f"sum({inner})"
+
+
+def summed(metric: Metric, by: Sequence[str], keep: Sequence[str],
+           inner: Callable[[Metric], str]) -> str:
+    """`sum by (by, keep) (inner(form))` for each form of `metric`, joined so that each `by`
+    group comes from the first form that has it: `(A or on (by) B)`."""
+    labels = [*by, *keep]
+    parts = [_sum(labels, form.relabelled(inner(form), labels)) for form in metric.forms()]
+    return parts[0] if len(parts) == 1 else "(" + f" or on ({', '.join(by)}) ".join(parts) + ")"
 
 
 @dataclass(frozen=True)
@@ -87,7 +136,7 @@ class Gauge:
         keep = None if by is None else [*by, *self.subject]
         out: dict[Labels, float] = {}
         for key, value in window.frames[-1].values.get(source, {}).items():
-            labels = labels_of(source.keep, key, keep)
+            labels = labels_of(source.labels, key, keep)
             out[labels] = max(value, out.get(labels, -math.inf))
         return out
 
@@ -102,13 +151,15 @@ class Rate:
     subject: tuple[str, ...] = ()  # labels results may be grouped by (task)
 
     def inputs(self) -> Iterator[Input]:
-        """The series this query reads."""
-        yield self.metric.input("counter", ("instance", *self.subject, *self.keep))
+        """The series this query reads: one input per form of the metric."""
+        for form in self.metric.forms():
+            yield form.input("counter", ("instance", *self.subject, *self.keep))
 
     def promql(self, window: str, by: Sequence[str] | None = None, *selector: str) -> str:
-        """The flat expression, summed by `by` (and the kept labels)."""
-        labels = [*(by or ()), *self.keep]
-        return _sum(labels, f"rate({self.metric.selector(*selector)}[{window}])")
+        """The flat expression, summed by `by` (and the kept labels); over several forms of
+        the metric, each group from the first form that has it."""
+        return summed(self.metric, by or (), self.keep,
+                      lambda form: f"rate({form.selector(*selector)}[{window}])")
 
     def rule_expr(self, level: Level, window: str, sink: RuleSink) -> str:
         """The expression at `level`, recorded under `record` when it has one."""
@@ -118,29 +169,48 @@ class Rate:
         return sink(self.record.format(level=level.name, window=window), expr)
 
     def evaluate(self, window: Window, by: Sequence[str] | None) -> dict[Labels, float]:
-        """Per-second rates over the window ending at the newest frame, summed by `by`."""
+        """Per-second rates over the window ending at the newest frame, summed by `by`; a
+        group of a later form of the metric counts only when no earlier form has it."""
         memo = (self, None if by is None else tuple(by))
         if memo in window.cache:
             return window.cache[memo]  # type: ignore[no-any-return]
-        end = window.end
-        start = end - window.seconds
-        source = next(self.inputs())
-        series: dict[tuple[str, ...], list[tuple[float, float]]] = defaultdict(list)
-        first_raw: dict[tuple[str, ...], float] = {}
-        for frame in window.frames:
-            if start <= frame.at <= end:
-                raw = frame.raw.get(source, {})
-                for key, value in frame.values.get(source, {}).items():
-                    series[key].append((frame.at, value))
-                    if key not in first_raw:
-                        first_raw[key] = raw.get(key, value)
-        out: dict[Labels, float] = defaultdict(float)
-        for key, points in series.items():
-            rate = extrapolated_rate(points, start, end, first_raw[key])
-            if rate is not None:
-                out[labels_of(source.keep, key, [*(by or ()), *self.keep])] += rate
-        window.cache[memo] = result = dict(out)
+        wanted = [*(by or ()), *self.keep]
+        result: dict[Labels, float] = {}
+        groups: set[tuple[str, ...]] = set()
+        for source in self.inputs():
+            rates = _rates(window, source, wanted)
+            mine = {_group(labels, by or ()) for labels in rates}
+            result.update((k, v) for k, v in rates.items() if _group(k, by or ()) not in groups)
+            groups |= mine
+        window.cache[memo] = result
         return result
+
+
+def _group(labels: Labels, by: Sequence[str]) -> tuple[str, ...]:
+    """The values of `by` in `labels` ("" for a missing one): what `or on (by)` matches."""
+    values = dict(labels)
+    return tuple(values.get(name, "") for name in by)
+
+
+def _rates(window: Window, source: Input, wanted: Sequence[str]) -> dict[Labels, float]:
+    """`sum by (wanted) (rate(source[window]))` over the window ending at its newest frame."""
+    end = window.end
+    start = end - window.seconds
+    series: dict[tuple[str, ...], list[tuple[float, float]]] = defaultdict(list)
+    first_raw: dict[tuple[str, ...], float] = {}
+    for frame in window.frames:
+        if start <= frame.at <= end:
+            raw = frame.raw.get(source, {})
+            for key, value in frame.values.get(source, {}).items():
+                series[key].append((frame.at, value))
+                if key not in first_raw:
+                    first_raw[key] = raw.get(key, value)
+    out: dict[Labels, float] = defaultdict(float)
+    for key, points in series.items():
+        rate = extrapolated_rate(points, start, end, first_raw[key])
+        if rate is not None:
+            out[labels_of(source.labels, key, wanted)] += rate
+    return dict(out)
 
 
 @dataclass(frozen=True)
