@@ -139,13 +139,15 @@ class LogSinks:
          exception) = request
         slow = duration >= slow_request_seconds(self.settings)
         level = "error" if status >= 500 else "warning" if slow else "info"
+        path = self.formatter.redactor.text(path)  # once: the message is made of it
         fields: dict[str, Any] = {
             "message": f"{method} {path} {status}",
             "method": method, "route": route, "path": path,
             "status": status, "duration_ms": round(duration * 1000, 3),
             "client": client, "trace_id": trace_id, "span_id": span_id,
         }
-        line = self.formatter.render_fields(created, level, "exporter.access", fields)
+        line = self.formatter.render_fields(
+            created, level, "exporter.access", fields, _ACCESS_TRUSTED)
         out = [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
         if exception is not None:
             exc = exception
@@ -185,6 +187,10 @@ class LogSinks:
         atexit.unregister(self.close)
 
 
+# Access-line fields not scrubbed again: the path (scrubbed once) and what is made of it, the
+# method (a standard one or OTHER), the route template (the app's own), numbers. The client
+# (X-Forwarded-For through a proxy) and the ids (X-Request-Id) come from the request: scrubbed.
+_ACCESS_TRUSTED = frozenset({"message", "path", "method", "route", "status", "duration_ms"})
 # (created, method, route, path, status, duration, client, trace_id, span_id, exception)
 _AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
                     "BaseException | None"]
