@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
@@ -43,10 +44,11 @@ def _counting_instructions() -> None:
         gc.disable()
 
 
-def bare_app() -> FastAPI:
-    """The uninstrumented app: the baseline every variant is compared with."""
+def bare_app(telemetry: dict[str, Any] | None = None) -> FastAPI:
+    """The uninstrumented app: the baseline every variant is compared with (`telemetry`:
+    FastAPI's own telemetry settings, for the OpenTelemetry variants)."""
     _counting_instructions()
-    app = FastAPI(title="bench")
+    app = FastAPI(title="bench", **({"telemetry": telemetry} if telemetry else {}))
     _add_filler_routes(app)
 
     @app.get("/ping", response_class=PlainTextResponse)
@@ -109,8 +111,9 @@ def everything_app() -> FastAPI:
 SPANS_PATH = "/bench/spans"  # answers how many spans the discarding exporter was handed
 
 
-def _otel_spans(app: FastAPI) -> None:
-    """An SDK TracerProvider, spans batched into an exporter that only counts them."""
+def _otel_spans(app: FastAPI, ratio: float | None = None) -> None:
+    """An SDK TracerProvider, spans batched into an exporter that only counts them; `ratio`:
+    sample that share of traces (the SDK's TraceIdRatioBased sampler, parent-based)."""
     from collections.abc import Sequence
 
     from opentelemetry import trace
@@ -120,6 +123,7 @@ def _otel_spans(app: FastAPI) -> None:
         SpanExporter,
         SpanExportResult,
     )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Discarding(SpanExporter):
         exported = 0
@@ -128,7 +132,8 @@ def _otel_spans(app: FastAPI) -> None:
             Discarding.exported += len(spans)
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = (TracerProvider() if ratio is None
+                else TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio))))
     provider.add_span_processor(BatchSpanProcessor(Discarding()))
     trace.set_tracer_provider(provider)
 
@@ -155,10 +160,13 @@ def _otel_metrics(app: FastAPI) -> None:
     app.add_route("/metrics", exposition, include_in_schema=False)
 
 
-def _otel(spans: bool, metrics: bool) -> FastAPI:
-    app = bare_app()
+def _otel(
+    spans: bool, metrics: bool, ratio: float | None = None,
+    telemetry: dict[str, Any] | None = None,
+) -> FastAPI:
+    app = bare_app(telemetry)
     if spans:
-        _otel_spans(app)
+        _otel_spans(app, ratio)
     if metrics:
         _otel_metrics(app)
     return app
@@ -177,6 +185,20 @@ def otel_spans_app() -> FastAPI:
 def otel_metrics_app() -> FastAPI:
     """FastAPI's own telemetry, metrics only."""
     return _otel(spans=False, metrics=True)
+
+
+def otel_spans_lean_app() -> FastAPI:
+    """FastAPI's own spans without its operation spans (dependencies, endpoint, serialization):
+    one server span per request."""
+    return _otel(spans=True, metrics=False, telemetry={"operation_spans": False})
+
+
+SAMPLED = 0.1  # the share of traces the sampled variant keeps
+
+
+def otel_spans_sampled_app() -> FastAPI:
+    """FastAPI's own spans, one trace in ten sampled (TraceIdRatioBased 0.1)."""
+    return _otel(spans=True, metrics=False, ratio=SAMPLED)
 
 
 def ours_otel_spans_app() -> FastAPI:

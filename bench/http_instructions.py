@@ -60,7 +60,7 @@ def _count(valgrind: str, name: str, requests: int, extra: dict[str, str], tmp: 
         env={**variants.server_env(extra), "BENCH_GC_OFF": "1", "PYTHONHASHSEED": "0"},
     )
     try:
-        deadline = time.monotonic() + 300  # valgrind makes start-up slow
+        deadline = time.monotonic() + 1200  # valgrind on a loaded machine: minutes
         while True:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{name}: the server under callgrind did not start")
@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--variants", default="default",
                         help=f"a group ({', '.join(variants.GROUPS)}) or variant names "
                              f"separated by commas, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--bare-instructions", type=float, default=None, metavar="N",
+                        help="bare's count per request from an earlier run with the same "
+                             "--requests (it is deterministic): bare is not run again")
     args = parser.parse_args()
     if args.requests < 100:
         parser.error(f"--requests must be at least 100 (got {args.requests})")
@@ -114,7 +117,11 @@ def main() -> None:
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     per_request: dict[str, float] = {}
+    if args.bare_instructions is not None:
+        per_request["bare"] = args.bare_instructions
     for variant in chosen:
+        if variant in per_request:
+            continue
         base = _instructions(valgrind, variant, 0)
         more = _instructions(valgrind, variant, args.requests)
         per_request[variant] = (more - base) / args.requests

@@ -40,6 +40,7 @@ class Variant:
     counts: str | None = None  # whose request counter /metrics holds: ours, instrumentator, otel
     trace_header: bool = False  # answers carry our X-Trace-Id
     spans: bool = False  # FastAPI's spans reach the discarding exporter (SPANS_PATH)
+    sampled: bool = False  # ...for about one request in ten only
     logs: bool = False  # access lines reach the daily files and the Loki receiver
 
 
@@ -59,14 +60,21 @@ VARIANTS = {v.name: v for v in (
             spans=True),
     Variant("otel-metrics", "apps:otel_metrics_app",
             "FastAPI's own OpenTelemetry, metrics only (PrometheusMetricReader)", "otel"),
+    Variant("otel-spans-lean", "apps:otel_spans_lean_app",
+            "FastAPI's own spans with `telemetry={\"operation_spans\": False}` (the server span "
+            "only)", spans=True),
+    Variant("otel-spans-sampled", "apps:otel_spans_sampled_app",
+            "FastAPI's own spans, 1 trace in 10 sampled (TraceIdRatioBased 0.1)", spans=True,
+            sampled=True),
     Variant("ours-otel-spans", "apps:ours_otel_spans_app",
             "`instrument(app)` + FastAPI's own spans", "ours", trace_header=True, spans=True),
 )}
 GROUPS = {
     "default": ("bare", "ours", "everything", "instrumentator"),
     "otel": ("bare", "ours", "otel", "otel-spans", "otel-metrics", "ours-otel-spans"),
+    "otel-options": ("bare", "otel-spans", "otel-spans-lean", "otel-spans-sampled"),
     "all": ("bare", "ours", "everything", "instrumentator", "otel", "otel-spans",
-            "otel-metrics", "ours-otel-spans"),
+            "otel-metrics", "otel-spans-lean", "otel-spans-sampled", "ours-otel-spans"),
 }
 
 # goal: (variant, compared with, lowest ratio of their req/s); printed when both were served
@@ -159,7 +167,15 @@ def check(variant: Variant, base: str, env: dict[str, str]) -> None:
     elif metrics.status_code != 200 or route_count(variant, base) < 1:
         raise BenchError(f"{variant.name}: /metrics does not count GET {ROUTE}:\n"
                          f"{metrics.text[:2000]}")
-    if variant.spans and spans_exported(base) <= spans_before:
+    if variant.sampled:
+        # Each request makes several spans (the server's and FastAPI's operation spans): all
+        # 200 sampled would make over 600, none sampled 0.
+        for n in range(200):
+            httpx.get(f"{base}/items/{n}", timeout=5)
+        made = spans_exported(base) - spans_before
+        if not 0 < made < 200:
+            raise BenchError(f"{variant.name}: {made} spans for 200 requests, 1 in 10 sampled")
+    elif variant.spans and spans_exported(base) <= spans_before:
         raise BenchError(f"{variant.name}: no span of GET /items/7 reached the exporter")
     if not variant.spans and httpx.get(base + SPANS_PATH, timeout=5).status_code != 404:
         raise BenchError(f"{variant.name}: records spans it should not")
