@@ -171,7 +171,7 @@ def _start_wrk(
 ) -> subprocess.Popen[str]:
     command = [
         "taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-        "--timeout", "5s", "-s", str(script), base,
+        "--timeout", "30s", "-s", str(script), base,
     ]
     env = {**os.environ, "BENCH_ID_RANGE": str(id_range)}
     return subprocess.Popen(
