@@ -1,7 +1,8 @@
 """CPU instructions per request of one uvicorn worker serving the bench app bare, with
-`instrument(app)`, and with prometheus-fastapi-instrumentator, counted by valgrind's callgrind.
+`instrument(app)`, with everything on, with prometheus-fastapi-instrumentator (and, with
+`--variants otel`, FastAPI's own OpenTelemetry), counted by valgrind's callgrind.
 
-    .venv/bin/python bench/http_instructions.py [--requests 1000]
+    .venv/bin/python bench/http_instructions.py [--requests 1000] [--variants default]
 
 wrk's requests/s on this shared 2-core machine swing by 30 % between runs of the same server;
 an instruction count does not depend on what else the machine does. Each variant's server runs
@@ -12,13 +13,14 @@ instrumentation), with start-up and warm-up cancelled out. A server doing the sa
 request at the same clock serves `bare / variant` as many requests per second: the ratio
 printed. The servers run with the cyclic garbage collector off and a fixed hash seed: where a
 full collection of FastAPI's object graph happens to fall moved a count by up to 5 %, more than
-the difference being measured.
+the difference being measured. Every thread of the server counts: for "everything", the
+file writer's and the Loki shipper's work (the server stops only once the local Loki receiver
+has a line of every request). The variants are those of `http_overhead.py` (`variants.py`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -31,53 +33,66 @@ from pathlib import Path
 import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR.parent))
+sys.path.insert(0, str(BENCH_DIR))
 
-from tests.conftest import free_port  # noqa: E402
+import variants  # noqa: E402
+from variants import VARIANTS, BenchError  # noqa: E402
 
-VARIANTS = ("bare", "ours", "instrumentator")
-FACTORIES = {"bare": "apps:bare_app", "ours": "apps:ours_app",
-             "instrumentator": "apps:instrumentator_app"}
 WARMUP = 1000  # every one of the 1000 paths once: the route caches are warm, as in a steady state
 
 
-def _instructions(valgrind: str, variant: str, requests: int) -> int:
+def _instructions(valgrind: str, name: str, requests: int) -> int:
     """Instructions the variant's server process ran, answering the warm-up and `requests`."""
-    port = free_port()
+    variant = VARIANTS[name]
+    with variants.surroundings(variant) as extra, tempfile.TemporaryDirectory() as tmp:
+        return _count(valgrind, name, requests, extra, Path(tmp))
+
+
+def _count(valgrind: str, name: str, requests: int, extra: dict[str, str], tmp: Path) -> int:
+    port = variants.free_port()
     base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
-             sys.executable, "-m", "uvicorn", "--factory", FACTORIES[variant],
-             "--app-dir", str(BENCH_DIR), "--port", str(port), "--no-access-log",
-             "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "BENCH_GC_OFF": "1", "PYTHONHASHSEED": "0"},
-        )
+    server = subprocess.Popen(
+        [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+         sys.executable, "-m", "uvicorn", "--factory", VARIANTS[name].factory,
+         "--app-dir", str(BENCH_DIR), "--port", str(port), "--no-access-log",
+         "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**variants.server_env(extra), "BENCH_GC_OFF": "1", "PYTHONHASHSEED": "0"},
+    )
+    try:
+        deadline = time.monotonic() + 1200  # valgrind on a loaded machine: minutes
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name}: the server under callgrind did not start")
+            try:
+                httpx.get(base + "/ping", timeout=10)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
         try:
-            deadline = time.monotonic() + 300  # valgrind makes start-up slow
-            while True:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{variant}: the server under callgrind did not start")
-                try:
-                    httpx.get(base + "/ping", timeout=10)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.5)
-            with httpx.Client(base_url=base, timeout=60) as client:  # one keep-alive connection
-                for n in range(WARMUP + requests):
-                    reply = client.get(f"/items/{n % 1000 + 1}")
-                    if reply.status_code != 200:
-                        raise SystemExit(f"{variant}: /items answered {reply.status_code}")
-            server.send_signal(signal.SIGINT)
-            _, err = server.communicate(timeout=300)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
+            variants.check(VARIANTS[name], base, extra)
+        except BenchError as exc:
+            raise SystemExit(f"http_instructions: {exc}") from None
+        with httpx.Client(base_url=base, timeout=60) as client:  # one keep-alive connection
+            for n in range(WARMUP + requests):
+                reply = client.get(f"/items/{n % 1000 + 1}")
+                if reply.status_code != 200:
+                    raise SystemExit(f"{name}: /items answered {reply.status_code}")
+        shipped_by = time.monotonic() + 120
+        while extra and variants.loki_lines(extra) < WARMUP + requests:  # the shipper's work counts
+            if time.monotonic() > shipped_by:
+                raise SystemExit(f"{name}: Loki got {variants.loki_lines(extra)} lines, expected "
+                                 f"{WARMUP + requests} or more")
+            time.sleep(0.5)
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=300)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
     found = re.search(r"Collected : (\d+)", err)
     if found is None:
-        raise SystemExit(f"callgrind printed no total for {variant}:\n{err[-2000:]}")
+        raise SystemExit(f"callgrind printed no total for {name}:\n{err[-2000:]}")
     return int(found.group(1))
 
 
@@ -85,14 +100,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000,
                         help="requests counted per variant (after the warm-up)")
+    parser.add_argument("--variants", default="default",
+                        help=f"a group ({', '.join(variants.GROUPS)}) or variant names "
+                             f"separated by commas, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--bare-instructions", type=float, default=None, metavar="N",
+                        help="bare's count per request from an earlier run with the same "
+                             "--requests (it is deterministic): bare is not run again")
     args = parser.parse_args()
     if args.requests < 100:
         parser.error(f"--requests must be at least 100 (got {args.requests})")
+    try:
+        chosen = variants.parse_variants(args.variants)
+    except ValueError as exc:
+        parser.error(f"--variants {args.variants!r}: {exc}")
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     per_request: dict[str, float] = {}
-    for variant in VARIANTS:
+    if args.bare_instructions is not None:
+        per_request["bare"] = args.bare_instructions
+    for variant in chosen:
+        if variant in per_request:
+            continue
         base = _instructions(valgrind, variant, 0)
         more = _instructions(valgrind, variant, args.requests)
         per_request[variant] = (more - base) / args.requests
@@ -104,13 +133,15 @@ def main() -> None:
     print("| variant | instructions per request | vs bare | added per request "
           "| throughput bound (bare / variant) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for variant in VARIANTS:
+    for variant in chosen:
         count = per_request[variant]
         print(f"| {variant} | {count:,.0f} | {count / bare:.3f}x | {count - bare:+,.0f} "
               f"| {bare / count:.3f} |")
-    ours, rival = bare / per_request["ours"], bare / per_request["instrumentator"]
-    print(f"\ngoal ours >= 0.95 of bare: {'met' if ours >= 0.95 else 'NOT met'} ({ours:.3f}); "
-          f"above instrumentator: {'met' if ours > rival else 'NOT met'} ({rival:.3f})")
+    print()
+    for goal, (a, b, at_least) in variants.GOALS.items():
+        if a in per_request and b in per_request:
+            ratio = per_request[b] / per_request[a]
+            print(f"goal {goal}: {'met' if ratio >= at_least else 'NOT met'} ({ratio:.3f})")
 
 
 if __name__ == "__main__":

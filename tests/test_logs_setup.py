@@ -87,6 +87,40 @@ def test_access_slow_and_error_files_for_a_users_app(
     assert "hunter2" not in written
 
 
+def test_access_lines_scrub_what_the_request_brings_and_honour_configured_keys(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    # The path is scrubbed once and the message made of it; the client and the trace id (an
+    # X-Request-Id) come from the request too; a configured key hides a field whole.
+    settings = load_settings(log_dir=tmp_path, log_stdout=False, log_redact_keys="client")
+    app = FastAPI()
+
+    @app.get("/reset/{rest}")
+    async def reset(rest: str) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    instrument(app, settings, registry)
+    sinks = setup_logging(settings, registry)
+    try:
+        enable_access_log(app)
+        with serving(app) as client:
+            answer = client.get("/reset/password=hunter2",
+                                headers={"x-request-id": "token:s3cretvalue1"})
+            assert answer.status_code == 200
+        assert sinks.files.flush()
+    finally:
+        sinks.close()
+    (line,) = lines(tmp_path, "access_*.log")
+    assert line["path"] == "/reset/password=[redacted]"
+    assert line["message"] == "GET /reset/password=[redacted] 200"
+    assert line["route"] == "/reset/{rest}" and line["method"] == "GET"
+    assert line["status"] == 200 and isinstance(line["duration_ms"], float)
+    assert line["trace_id"] == "token:[redacted]"
+    assert line["client"] == "[redacted]"
+    written = "".join(path.read_text() for path in tmp_path.rglob("access_*.log"))
+    assert "hunter2" not in written and "s3cretvalue1" not in written
+
+
 def test_calling_setup_again_replaces_the_handlers(
     tmp_path: Path, registry: CollectorRegistry
 ) -> None:

@@ -23,6 +23,7 @@ _LINGER_SECONDS = 0.05  # lines reach the files at most this much later
 # ~10,000, although nothing was garbage.
 _BATCH_ITEMS = 64
 _MAX_WRITE = 1 << 20
+_TARGETS: dict[int, tuple[int, ...]] = {}  # a line's kinds (a bit set) -> the kinds it goes to
 
 Deferred = Callable[[Any], "list[tuple[int, str]]"]
 # A line `(kinds, line)`, or `(render, payload)` to run on the writer thread; plain tuples both:
@@ -108,7 +109,9 @@ class DailyFiles(Worker):
         self._queue.append(item)
         # Read after the append: the thread either sees the item or is woken.
         if self._idle or (self._lingering and len(self._queue) >= _BATCH_ITEMS):
-            self._lingering = False
+            # Once: until the thread runs (it needs the GIL, which the caller holds for up to
+            # the switch interval), every later item would set the Event again, a lock each.
+            self._idle = self._lingering = False
             self._wake.set()
         return True
 
@@ -190,11 +193,17 @@ class DailyFiles(Worker):
 
     @staticmethod
     def _add(pending: dict[int, list[str]], kinds: int, line: str) -> None:
-        for kind, _pattern, _name in FILES:
-            if kinds & kind:
-                pending.setdefault(kind, []).append(line)
-        if kinds & STDOUT:
-            pending.setdefault(STDOUT, []).append(line)
+        targets = _TARGETS.get(kinds)
+        if targets is None:
+            targets = _TARGETS[kinds] = tuple(
+                kind for kind in (*(kind for kind, _pattern, _name in FILES), STDOUT)
+                if kinds & kind)
+        for kind in targets:
+            lines = pending.get(kind)
+            if lines is None:
+                pending[kind] = [line]
+            else:
+                lines.append(line)
 
     def _today(self) -> str:
         return time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
@@ -210,6 +219,10 @@ class DailyFiles(Worker):
             fd = self._fd(kind)
             if fd is None:  # cannot be opened (permissions, no space, no descriptors left)
                 self._failed(len(lines))
+                continue
+            data = ("\n".join(lines) + "\n").encode("utf-8", "replace")
+            if len(data) <= _MAX_WRITE:  # the usual batch: one encode, one write
+                self._write_all(fd, data)
                 continue
             chunk: list[bytes] = []
             size = 0

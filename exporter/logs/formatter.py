@@ -229,14 +229,22 @@ class JsonFormatter(logging.Formatter):
             return self.service
         return given if isinstance(given, str) else self.redactor.text(safe_str(given))
 
-    def render_fields(self, created: float, level: str, logger: str, fields: dict[str, Any]) -> str:
-        """One line for an entry that did not come from `logging` (access log, ingestion API)."""
+    def render_fields(
+        self, created: float, level: str, logger: str, fields: dict[str, Any],
+        trusted: frozenset[str] = frozenset(),
+    ) -> str:
+        """One line for an entry that did not come from `logging` (access log, ingestion API).
+        The values of `trusted` keys are the caller's own, already scrubbed or made by it (a
+        number, a route template): written as they are, unless the key names a secret."""
         doc: dict[str, Any] = {
             "ts": self._clock.rfc3339(created), "level": level, "logger": logger,
         }
         redactor = self.redactor
         for key, value in fields.items():
-            doc[key] = REDACTED if redactor.is_secret(key) else redactor.value(value)
+            if redactor.is_secret(key):
+                doc[key] = REDACTED
+            else:
+                doc[key] = value if key in trusted else redactor.value(value)
         doc.setdefault("service", self.service)
         doc.setdefault("env", self.env)
         doc.setdefault("trace_id", None)

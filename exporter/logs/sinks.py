@@ -25,6 +25,7 @@ from exporter.config import Settings
 from exporter.errors.scrub import safe_str
 from exporter.http.middleware import CompletedRequest
 from exporter.logs import layout
+from exporter.logs.access_line import AccessLine, plain
 from exporter.logs.file_shipper import FileShipper
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
@@ -82,6 +83,8 @@ class LogSinks:
         for handler in self.handlers:
             setattr(handler, OURS, True)
         self._access_later = self._access_lines  # one bound method for every waiting request
+        self._access = AccessLine(self.formatter)
+        self._slow_from: float | None = None
         self._closed = False
 
     def backlog(self) -> str | None:
@@ -137,15 +140,26 @@ class LogSinks:
     def _access_lines(self, request: _AccessItem) -> list[tuple[int, str]]:
         (created, method, route, path, status, duration, client, trace_id, span_id,
          exception) = request
-        slow = duration >= slow_request_seconds(self.settings)
+        slow_from = self._slow_from
+        if slow_from is None:  # read once (a bad thresholds file raises here, each time)
+            slow_from = self._slow_from = slow_request_seconds(self.settings)
+        slow = duration >= slow_from
         level = "error" if status >= 500 else "warning" if slow else "info"
+        path = self.formatter.redactor.text(path)  # once: the message is made of it
+        duration_ms = round(duration * 1000, 3)
+        if exception is None and self._access.fits and plain(
+                status, duration_ms, client, trace_id, span_id):
+            line = self._access.line(created, level, method, route, path, status, duration_ms,
+                                     client, trace_id, span_id)
+            return [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
         fields: dict[str, Any] = {
             "message": f"{method} {path} {status}",
             "method": method, "route": route, "path": path,
-            "status": status, "duration_ms": round(duration * 1000, 3),
+            "status": status, "duration_ms": duration_ms,
             "client": client, "trace_id": trace_id, "span_id": span_id,
         }
-        line = self.formatter.render_fields(created, level, "exporter.access", fields)
+        line = self.formatter.render_fields(
+            created, level, "exporter.access", fields, _ACCESS_TRUSTED)
         out = [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
         if exception is not None:
             exc = exception
@@ -185,6 +199,10 @@ class LogSinks:
         atexit.unregister(self.close)
 
 
+# Access-line fields not scrubbed again: the path (scrubbed once) and what is made of it, the
+# method (a standard one or OTHER), the route template (the app's own), numbers. The client
+# (X-Forwarded-For through a proxy) and the ids (X-Request-Id) come from the request: scrubbed.
+_ACCESS_TRUSTED = frozenset({"message", "path", "method", "route", "status", "duration_ms"})
 # (created, method, route, path, status, duration, client, trace_id, span_id, exception)
 _AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
                     "BaseException | None"]
