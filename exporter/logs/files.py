@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from exporter.logs.appending import open_for_appending
 from exporter.logs.layout import FILES, STDOUT, remove_expired
 from exporter.worker import Worker
 
@@ -268,12 +269,9 @@ class DailyFiles(Worker):
         if fd is None:
             pattern = next(p for k, p, _n in FILES if k == kind)
             path = self.log_dir / pattern.format(day=self._day)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            except OSError:
+            fd = open_for_appending(path)
+            if fd is None:
                 return None
-            _end_torn_line(fd)
             self._fds[kind] = fd
         return fd
 
@@ -297,16 +295,3 @@ class DailyFiles(Worker):
         day = day or self._today()
         pattern = next(p for _k, p, n in FILES if n == name)
         return self.log_dir / pattern.format(day=day)
-
-
-def _end_torn_line(fd: int) -> None:
-    """End the file's last line if it has no newline: a process killed in the middle of a
-    write() (SIGKILL stops a write between two pages) leaves part of a line, which would
-    otherwise swallow the first line written after it. If another process is writing just
-    then, this only adds an empty line after its own."""
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            os.write(fd, b"\n")
-    except OSError:
-        pass
