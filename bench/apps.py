@@ -72,6 +72,20 @@ def ours_app() -> FastAPI:
     return app
 
 
+def in_app_app() -> FastAPI:
+    """`instrument(app, observability=True)`: the status page, the observability API, history,
+    probes and health served inside the app, about it (data in a temporary directory)."""
+    import tempfile
+
+    from exporter.app import instrument
+    from exporter.config import load_settings
+
+    app = bare_app()
+    data_dir = tempfile.mkdtemp(prefix="bench-in-app-")
+    instrument(app, load_settings(data_dir=data_dir), observability=True)
+    return app
+
+
 def instrumentator_app() -> FastAPI:
     """The same app with prometheus-fastapi-instrumentator's defaults, exposed on /metrics."""
     from prometheus_fastapi_instrumentator import Instrumentator

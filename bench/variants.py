@@ -48,6 +48,9 @@ VARIANTS = {v.name: v for v in (
     Variant("bare", "apps:bare_app", "FastAPI, no instrumentation"),
     Variant("bare-again", "apps:bare_app", "the same bare app again (the A/A pair)"),
     Variant("ours", "apps:ours_app", "`instrument(app)`", "ours", trace_header=True),
+    Variant("in-app", "apps:in_app_app",
+            "`instrument(app, observability=True)`: the page, API, history and health inside "
+            "the app", "ours", trace_header=True),
     Variant("everything", "apps:everything_app",
             "`instrument` + `setup_logging` (daily files, Loki) + `enable_access_log` + "
             "`enable_error_capture`", "ours", trace_header=True, logs=True),
@@ -73,7 +76,8 @@ GROUPS = {
     "default": ("bare", "ours", "everything", "instrumentator"),
     "otel": ("bare", "ours", "otel", "otel-spans", "otel-metrics", "ours-otel-spans"),
     "otel-options": ("bare", "otel-spans", "otel-spans-lean", "otel-spans-sampled"),
-    "all": ("bare", "ours", "everything", "instrumentator", "otel", "otel-spans",
+    "in-app": ("bare", "ours", "in-app"),
+    "all": ("bare", "ours", "in-app", "everything", "instrumentator", "otel", "otel-spans",
             "otel-metrics", "otel-spans-lean", "otel-spans-sampled", "ours-otel-spans"),
 }
 
@@ -84,6 +88,7 @@ GOALS = {
     "ours above the instrumentator": ("ours", "instrumentator", 1.0 + 1e-9),
     "ours plus FastAPI's spans >= 0.93 of its spans alone": ("ours-otel-spans", "otel-spans", 0.93),
     "ours >= 1.25x FastAPI's own metrics": ("ours", "otel-metrics", 1.25),
+    "the in-app page and API cost the app at most 1 %": ("in-app", "ours", 0.99),
 }
 
 
