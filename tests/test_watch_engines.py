@@ -70,6 +70,10 @@ def figures(client: SyncClient) -> dict[str, float | None]:
             "p95": current["latency_seconds"]["p95"]}
 
 
+def _mean(values: list[float | None]) -> float | None:
+    return None if None in values else sum(v for v in values if v is not None) / len(values)
+
+
 def test_over_prometheus_reads_what_the_targets_mode_computes(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -99,11 +103,18 @@ def test_over_prometheus_reads_what_the_targets_mode_computes(tmp_path: Path) ->
             tmp_path, "b", prometheus_url=prometheus, alertmanager_url=alertmanager,
             service_selector='service="shop"'))
         # Compared while the traffic goes on: both windows then hold the same steady rate.
+        # Three readings a second apart, averaged: one reading of each side, taken at two
+        # moments of a loaded machine, differed by 8 % once (36.7 against 39.9 req/s).
         with ThreadPoolExecutor(1) as background:
-            running = background.submit(drive, apps, 18.0)
-            time.sleep(15.0)
-            ours, theirs = figures(scraping), figures(reading)
+            running = background.submit(drive, apps, 20.0)
+            time.sleep(14.0)
+            readings = []
+            for _ in range(3):
+                readings.append((figures(scraping), figures(reading)))
+                time.sleep(1.0)
             running.result()
+        ours, theirs = ({name: _mean([pair[side][name] for pair in readings])
+                         for name in ("qps", "error_rate", "p95")} for side in (0, 1))
         for name in ("qps", "error_rate", "p95"):
             assert ours[name] is not None and theirs[name] is not None, (ours, theirs)
             assert theirs[name] == pytest.approx(ours[name], rel=0.05), (name, ours, theirs)

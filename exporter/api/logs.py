@@ -215,8 +215,11 @@ def logs_router(
         # taken), so the schema says "a list", and LogEntry describes what each should be.
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"oneOf": [
+                # One of the two keys: a body with both is refused (422).
                 *({"type": "object", "required": [key],
-                   "properties": {key: {"type": "array", "items": {}}}} for key in BATCH_KEYS),
+                   "properties": {key: {"type": "array", "items": {}}},
+                   "not": {"required": [other]}}
+                  for key, other in zip(BATCH_KEYS, reversed(BATCH_KEYS), strict=True)),
                 {"type": "array", "items": {}},
             ]},
         }}}},
