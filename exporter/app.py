@@ -93,6 +93,7 @@ def instrument(
             excluded_paths=(*settings.excluded_paths, *runtime.excluded),
             routes_from=app,
             observers=runtime.observers,
+            error_observers=runtime.error_observers,
         )
 
     app.build_middleware_stack = build_instrumented_stack  # type: ignore[method-assign]

@@ -75,6 +75,7 @@ class Runtime:
         self.stop_timeout = stop_timeout
         # Shared with the middleware: observers added later still see every request.
         self.observers: list[RequestObserver] = []
+        self.error_observers: list[RequestObserver] = []  # told only of requests that raised
         # Paths and templates not counted beside the settings' (read when the app first serves).
         self.excluded: list[str] = [settings.metrics_path]
         self._parts: dict[str, Part] = {}
@@ -85,9 +86,10 @@ class Runtime:
         if multiprocess_dir:
             self._stop_at_exit_too()
 
-    def add_observer(self, observer: RequestObserver) -> None:
-        """Call `observer` with each completed request (access log, error capture...)."""
-        self.observers.append(observer)
+    def add_observer(self, observer: RequestObserver, *, errors_only: bool = False) -> None:
+        """Call `observer` with each completed request (the access log), or only with those
+        that raised (`errors_only`: error capture)."""
+        (self.error_observers if errors_only else self.observers).append(observer)
 
     def attach(self, name: str, part: P) -> P:
         """Start and stop `part` with the app (at once, when the app already started); returns

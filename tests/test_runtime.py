@@ -190,3 +190,34 @@ def test_with_several_workers_a_stopping_process_drops_its_live_gauges(
     app, _ = instrumented(registry)
     served(app)
     assert dead == [(os.getpid(), str(tmp_path))]
+
+
+def test_an_errors_only_observer_is_told_of_raising_requests_only(
+    registry: CollectorRegistry,
+) -> None:
+    from tests.asgi import serve_in_process
+
+    app = FastAPI()
+
+    @app.get("/ok")
+    def ok() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise LookupError("boom")
+
+    instrument(app, load_settings(), registry)
+    runtime = runtime_of(app)
+    assert runtime is not None
+    everything: list[tuple[str, object]] = []
+    raised: list[tuple[str, object]] = []
+    runtime.add_observer(lambda done: everything.append((done.route, done.exception)))
+    runtime.add_observer(lambda done: raised.append((done.route, type(done.exception))),
+                         errors_only=True)
+    with serve_in_process(app) as client:
+        assert client.get("/ok").status_code == 200
+        assert client.get("/boom").status_code == 500
+        assert client.get("/ok").status_code == 200
+    assert [route for route, _ in everything] == ["/ok", "/boom", "/ok"]
+    assert raised == [("/boom", LookupError)]

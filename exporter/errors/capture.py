@@ -277,7 +277,7 @@ def enable_error_capture(app: Starlette, settings: Settings | None = None) -> Er
         store = None
     capture = ErrorCapture(settings, store, runtime.registry)
     # The middleware sees exceptions of Starlette apps; the observer those of other ASGI apps.
-    runtime.add_observer(capture.observe)
+    runtime.add_observer(capture.observe, errors_only=True)
     logging.getLogger().addHandler(capture.log_handler)
     capture.sentry_started = sentry.init_sentry(
         settings, on_drop=capture.metrics.sentry_drop

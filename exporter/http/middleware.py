@@ -79,6 +79,7 @@ class PrometheusMiddleware:
         excluded_paths: Iterable[str] = (),
         routes_from: Any = None,
         observers: Sequence[RequestObserver] = (),
+        error_observers: Sequence[RequestObserver] = (),
     ) -> None:
         self.app = app
         self._metrics = metrics
@@ -100,6 +101,11 @@ class PrometheusMiddleware:
         self.observers: list[RequestObserver] = (
             observers if isinstance(observers, list) else list(observers)
         )
+        # ...and those told only of a request that raised (error capture): a request that did
+        # not raise builds nothing for them (in-app mode cost 2.5 % of req/s before).
+        self.error_observers: list[RequestObserver] = (
+            error_observers if isinstance(error_observers, list) else list(error_observers)
+        )
         # How a request's trace is found: decided at the first request (exporter.http.otel),
         # once the app's OpenTelemetry set-up (FastAPI's is done at start-up) is in place.
         self._trace_of: TraceOf = trace_from_headers
@@ -115,7 +121,8 @@ class PrometheusMiddleware:
             trace.span_id, client[0] if client else None, error, scope.get("scheme", "http"),
             scope.get("query_string", b""), scope.get("headers") or (),
         )
-        for observer in self.observers:
+        for observer in (self.observers if error is None
+                         else (*self.observers, *self.error_observers)):
             try:
                 observer(done)
             except Exception:  # an observer's bug must never break the user's request
@@ -199,7 +206,7 @@ class PrometheusMiddleware:
             if not ended:  # the app returned without completing its response
                 ended = perf_counter()
                 series.finish(status, ended - start, trace.trace_id, ended)
-            if self.observers:
+            if self.observers or (error is not None and self.error_observers):
                 # Told once the app has returned, not at the last byte: Starlette's error
                 # middleware sends its 500 first and re-raises afterwards, and observers (error
                 # capture) must see that exception. The duration is still the one measured at
