@@ -34,7 +34,7 @@ thresholds:
     severity: critical
     summary: More than 5 % of HTTP responses are 5xx errors
 render:
-  rate_window: 10s
+  rate_window: 20s
 """
 
 
@@ -103,11 +103,12 @@ def test_over_prometheus_reads_what_the_targets_mode_computes(tmp_path: Path) ->
             tmp_path, "b", prometheus_url=prometheus, alertmanager_url=alertmanager,
             service_selector='service="shop"'))
         # Compared while the traffic goes on: both windows then hold the same steady rate.
-        # Three readings a second apart, averaged: one reading of each side, taken at two
-        # moments of a loaded machine, differed by 8 % once (36.7 against 39.9 req/s).
+        # Three readings a second apart, averaged, over a 20 s window: with 10 s, Prometheus's
+        # rate() read 6-8 % low twice in a full suite's load (36.7 and 37.3 against 39.8 req/s:
+        # a late last sample is not extrapolated to the window's end).
         with ThreadPoolExecutor(1) as background:
-            running = background.submit(drive, apps, 20.0)
-            time.sleep(14.0)
+            running = background.submit(drive, apps, 30.0)
+            time.sleep(24.0)
             readings = []
             for _ in range(3):
                 readings.append((figures(scraping), figures(reading)))
