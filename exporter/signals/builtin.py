@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.config.dependencies import DATABASE_KINDS
-from exporter.signals import http_names
+from exporter.signals.http_names import DURATION_BUCKETS, ERRORS, REQUESTS
 from exporter.signals.model import Display, Fixture, Signal
 from exporter.signals.query import Gauge, Level, Metric, Quantile, Rate, Ratio
 
@@ -15,9 +15,9 @@ _PCT, _DUR = "{{ $value | humanizePercentage }}", "{{ $value | humanizeDuration 
 _HOST = "{{ $labels.instance }} ({{ $labels.service }})"
 _DEP = "{{ $labels.name }} of {{ $labels.service }}"
 
-_REQUESTS = Rate(http_names.REQUESTS, record="{level}:http_requests:rate{window}")
-_ERRORS = Rate(http_names.ERRORS, record="{level}:http_request_errors:rate{window}")
-_BUCKETS = Rate(http_names.DURATION_BUCKETS, keep=("le",),
+_REQUESTS = Rate(REQUESTS, record="{level}:http_requests:rate{window}")
+_ERRORS = Rate(ERRORS, record="{level}:http_request_errors:rate{window}")
+_BUCKETS = Rate(DURATION_BUCKETS, keep=("le",),
                 record="{level}:http_request_duration_seconds_bucket:rate{window}")
 _ROUTE = {"method": "GET", "route": "/items"}
 _TASKS = Rate(Metric("celery_tasks_total", (("state", "=~", "succeeded|failed"),)),
