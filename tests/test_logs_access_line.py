@@ -18,25 +18,29 @@ CASES = [
     ("PUT", "/r", "/r", 201, 0.0, "10.0.0.1", "token:s3cretvalue1", "f" * 16),
     ("GET", "/r", "/r", 302, 1e-05, "Bearer abcdefgh12345", "a" * 32, "b" * 16),
 ]
+SERVICE, ENV = "shop \"eu\"", "prod/ü"
 
 
 def _fields(case: tuple[Any, ...]) -> dict[str, Any]:
     method, route, path, status, duration_ms, client, trace_id, span_id = case
-    return dict(zip(FIELDS, (f"{method} {path} {status}", method, route, path, status,
-                             duration_ms, client, trace_id, span_id), strict=True))
+    return dict(zip(FIELDS, (f"{method} {path} {status}", SERVICE, ENV, trace_id, span_id,
+                             method, route, path, status, duration_ms, client), strict=True))
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("level", ["info", "warning", "error"])
 def test_the_direct_line_is_the_rendered_line(case: tuple[Any, ...], level: str) -> None:
-    formatter = JsonFormatter("shop \"eu\"", "prod/ü")
+    formatter = JsonFormatter(SERVICE, ENV)
     access = AccessLine(formatter)
     assert access.fits and plain(*case[3:])
     created = time.time()
     expected = formatter.render_fields(created, level, LOGGER, _fields(case),
                                        frozenset({"message", "path", "method", "route",
-                                                  "status", "duration_ms"}))
-    assert access.line(created, level, *case) == expected
+                                                  "status", "duration_ms", "service", "env"}))
+    # What the caller scrubs: the client and the trace id (from the request), the path.
+    scrub = formatter.redactor.text
+    client = None if case[5] is None else scrub(case[5])
+    assert access.line(created, level, *case[:5], client, scrub(case[6]), case[7]) == expected
     doc = json.loads(expected)
     assert "s3cretvalue1" not in expected and "abcdefgh12345" not in expected
     assert doc["trace_id"] == case[6] or "[redacted]" in doc["trace_id"]

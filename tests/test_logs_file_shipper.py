@@ -307,3 +307,49 @@ def test_after_a_refusal_a_batch_tries_with_structured_metadata_again(
     shipper.close()
     assert metadata_by_seq(receiver) == {0: None, 1: {"trace_id": TRACE}}
     assert registry.get_sample_value("loki_shipper_lines_without_metadata_total") == 1
+
+
+def test_the_reader_stops_at_whole_lines_within_its_budget(tmp_path: Path) -> None:
+    from exporter.logs.file_reader import DailyFileReader
+
+    (tmp_path / "logs").mkdir()
+    path = append(tmp_path, ["a", "bb", "", "dddd", "eeeee"])
+    with open(path, "ab") as file:
+        file.write(b"no newline yet")
+    reader = DailyFileReader(tmp_path / "logs")
+    files = reader.files()
+    (chunk,) = reader.read(files, {}, max_lines=3, max_bytes=1 << 20)
+    assert (chunk.data, chunk.count, chunk.end.offset) == (b"a\nbb\n", 3, 6)
+    (rest,) = reader.read(files, {chunk.name: chunk.end}, max_lines=100, max_bytes=1 << 20)
+    assert (rest.data, rest.count, rest.end.offset) == (b"dddd\neeeee", 2, 17)
+    (small,) = reader.read(files, {}, max_lines=100, max_bytes=5)  # a byte budget: 2 lines
+    assert (small.data, small.count) == (b"a\nbb", 2)
+
+
+@pytest.mark.parametrize("limit", [{"batch_lines": 50}, {"batch_bytes": 4096}])
+def test_writes_that_fill_a_batch_wake_the_shipper_before_the_batch_is_due(
+    receiver: LokiReceiver, tmp_path: Path, registry: CollectorRegistry, limit: dict[str, int]
+) -> None:
+    """Between a batch's start and its due time the shipper sleeps; the writer wakes it when
+    what it wrote would fill the batch (by lines, or by bytes), so a busy app's lines are not
+    held for `batch_wait` (60 s here)."""
+    from exporter.logs import layout
+    from exporter.logs.files import DailyFiles
+
+    shipper = make_shipper(receiver, tmp_path, registry, batch_wait=60.0, **limit)
+    files = DailyFiles(tmp_path / "logs")
+    files.listen(shipper.wake)
+    try:
+        files.submit(layout.APP, line(0))  # starts a batch that is due in 60 s
+        assert files.flush()
+        time.sleep(0.3)
+        assert receiver.count == 0
+        for seq in range(1, 200):
+            files.submit(layout.APP, line(seq))
+        assert files.flush()
+        wait_until(lambda: receiver.count >= 40, timeout=10)
+    finally:
+        files.stop()
+        shipper.close()
+    assert receiver.errors == []
+    assert seqs(receiver) == list(range(200))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,76 @@ def test_lines_made_on_the_writer_thread_show_the_moment_they_were_logged(
     assert second["nested"] == {"items": ["apple"]}  # not flat: formatted in the caller
     assert second["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert third["message"] == "outside" and third["trace_id"] is None
+
+
+def test_uvicorn_access_is_muted_so_uvicorn_builds_no_line_for_it(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from exporter.logs.setup import route_uvicorn_loggers
+
+    settings = load_settings(log_dir=tmp_path, data_dir=tmp_path / "data", log_stdout=False)
+    app = user_app(registry)
+    sinks = setup_logging(settings, registry)
+    try:
+        # uvicorn asks hasHandlers() of uvicorn.access for each connection; True would make it
+        # build an access line's arguments for every request, only for the logger to drop it.
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+        assert logging.getLogger("uvicorn.error").hasHandlers()
+        enable_access_log(app)
+        with serving(app) as client:
+            assert client.get("/fast").status_code == 200
+        assert sinks.files.flush()
+        route_uvicorn_loggers(access=True)
+        assert logging.getLogger("uvicorn.access").hasHandlers()
+    finally:
+        sinks.close()
+        route_uvicorn_loggers(access=False)
+    assert [d["route"] for d in lines(tmp_path, "access_*.log")] == ["/fast"]
+    assert not [d for d in lines(tmp_path, "app_*.log") if d["logger"] == "uvicorn.access"]
+
+
+def test_access_lines_reach_loki_with_their_labels_time_and_ids(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    """The shipper of the process that wrote the access lines takes their fields from the file
+    writer's hints instead of reading them: Loki gets what reading the lines would give."""
+    from exporter.logs.line_fields import LineFields
+    from exporter.logs.streams import Streams
+    from tests.loki_receiver import running_receiver
+
+    with running_receiver() as receiver:
+        settings = load_settings(log_dir=tmp_path / "logs", data_dir=tmp_path / "data",
+                                 log_stdout=False, service_name="shop", environment="prod",
+                                 loki_url=receiver.url, loki_batch_wait_seconds=0.05)
+        app = user_app(registry)
+        sinks = setup_logging(settings, registry)
+        try:
+            enable_access_log(app)
+            with serving(app) as client:
+                headers = [client.get("/fast").headers["x-trace-id"],
+                           client.get("/fast", headers={"x-request-id": "token:s3cretvalue1"}
+                                      ).headers["x-trace-id"],
+                           client.get("/nowhere").headers["x-trace-id"]]
+            assert sinks.files.flush()
+            deadline = time.monotonic() + 10
+            while len([e for e in receiver.entries if e[0]["kind"] == "access"]) < 3:
+                assert time.monotonic() < deadline, "the access lines did not reach Loki"
+                time.sleep(0.05)
+            assert sinks.shipper is not None
+            assert sinks.shipper.hints == {}  # every hint was taken
+        finally:
+            sinks.close()
+    assert receiver.errors == []
+    shipped = [(labels, ts, text, meta) for (labels, ts, text), meta
+               in zip(receiver.entries, receiver.metadata, strict=True)
+               if labels["kind"] == "access"]
+    assert [json.loads(text)["trace_id"] for _l, _t, text, _m in shipped] == [
+        headers[0], "token:[redacted]", headers[2]]
+    assert "s3cretvalue1" not in json.dumps(shipped)
+    reader = LineFields(Streams(sinks.shipper.config))  # what reading each line gives
+    for labels, ts, text, meta in shipped:
+        read_labels, read_ts, _text, read_meta = reader.entry(text.encode(), 0, "access")
+        assert (labels, ts, meta) == (dict(read_labels), read_ts, read_meta)
+        assert labels == {"service": "shop", "env": "prod", "kind": "access",
+                          "level": json.loads(text)["level"]}
+        assert meta is not None and meta["trace_id"] == json.loads(text)["trace_id"]

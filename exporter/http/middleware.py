@@ -53,6 +53,7 @@ class CompletedRequest(NamedTuple):
 
 
 RequestObserver = Callable[[CompletedRequest], None]
+_new_tuple = tuple.__new__
 
 
 # Raw request paths whose series the middleware remembers (`/items/1`, `/items/2`... all lead
@@ -116,11 +117,13 @@ class PrometheusMiddleware:
         trace: TraceContext, error: BaseException | None,
     ) -> None:
         client = scope.get("client")
-        done = CompletedRequest(
+        # tuple.__new__, not CompletedRequest(...): the named tuple's own __new__ is a Python
+        # function, one more frame per request.
+        done = _new_tuple(CompletedRequest, (
             series.method, series.route, scope["path"], status, elapsed, trace.trace_id,
             trace.span_id, client[0] if client else None, error, scope.get("scheme", "http"),
             scope.get("query_string", b""), scope.get("headers") or (),
-        )
+        ))
         for observer in (self.observers if error is None
                          else (*self.observers, *self.error_observers)):
             try:

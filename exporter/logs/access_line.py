@@ -14,9 +14,11 @@ from json.encoder import encode_basestring  # json's own string escaping (its C 
 
 from exporter.logs.formatter import JsonFormatter
 
-# The fields of an access line after ts, level and logger, in their order in the line.
-FIELDS = ("message", "method", "route", "path", "status", "duration_ms", "client", "trace_id",
-          "span_id")
+# The fields of an access line after ts, level and logger, in their order in the line: first
+# those every line of ours starts with (the formatter's order, which the Loki shipper reads
+# without parsing the line), then the request's.
+FIELDS = ("message", "service", "env", "trace_id", "span_id", "method", "route", "path",
+          "status", "duration_ms", "client")
 LOGGER = "exporter.access"
 
 
@@ -29,27 +31,26 @@ class AccessLine:
         self._formatter = formatter
         redactor = formatter.redactor
         self.fits = not any(redactor.is_secret(key) for key in FIELDS)
-        self._text = redactor.text
-        self._tail = (f',"service":{encode_basestring(formatter.service)}'
-                      f',"env":{encode_basestring(formatter.env)}}}')
+        self._service = (f',"service":{encode_basestring(formatter.service)}'
+                         f',"env":{encode_basestring(formatter.env)}')
 
     def line(
         self, created: float, level: str, method: str, route: str, path: str, status: int,
         duration_ms: float, client: str | None, trace_id: str, span_id: str,
     ) -> str:
-        """The line; `path` already scrubbed, `method` and `route` our own (not scrubbed),
-        `status` an int and `duration_ms` a float (`plain` says whether the values are)."""
-        text = self._text
+        """The line; `path`, `client`, `trace_id` and `span_id` already scrubbed (where they
+        may hold one), `method` and `route` our own (not scrubbed), `status` an int and
+        `duration_ms` a float (`plain` says whether the values are)."""
         quoted = encode_basestring(path)
         message = encode_basestring(f"{method} {path} {status}")
-        client_json = "null" if client is None else encode_basestring(text(client))
+        client_json = "null" if client is None else encode_basestring(client)
         return (
             f'{{"ts":"{self._formatter.timestamp(created)}","level":{encode_basestring(level)}'
-            f',"logger":"{LOGGER}","message":{message},"method":{encode_basestring(method)}'
-            f',"route":{encode_basestring(route)},"path":{quoted},"status":{status}'
-            f',"duration_ms":{duration_ms!r},"client":{client_json}'
-            f',"trace_id":{encode_basestring(text(trace_id))}'
-            f',"span_id":{encode_basestring(text(span_id))}{self._tail}'
+            f',"logger":"{LOGGER}","message":{message}{self._service}'
+            f',"trace_id":{encode_basestring(trace_id)},"span_id":{encode_basestring(span_id)}'
+            f',"method":{encode_basestring(method)},"route":{encode_basestring(route)}'
+            f',"path":{quoted},"status":{status},"duration_ms":{duration_ms!r}'
+            f',"client":{client_json}}}'
         )
 
 

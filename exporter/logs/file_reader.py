@@ -15,11 +15,13 @@ _BLOCK = 1 << 20
 
 @dataclass(slots=True)
 class Chunk:
-    """Whole lines read from one file, and the position just past them."""
+    """Whole lines read from one file (`count` of them in `data`, newline-separated, without
+    the last newline), and the position just past them."""
 
     name: str
     end: Position
-    lines: list[bytes]
+    data: bytes
+    count: int
 
 
 def start_of(position: Position | None, stat: os.stat_result) -> int:
@@ -91,8 +93,8 @@ class DailyFileReader:
             chunk = self._read_file(name, positions.get(name), max_lines, max_bytes)
             if chunk is not None:
                 chunks.append(chunk)
-                max_lines -= len(chunk.lines)
-                max_bytes -= sum(len(line) + 1 for line in chunk.lines)
+                max_lines -= chunk.count
+                max_bytes -= len(chunk.data) + 1
         return chunks
 
     def _read_file(
@@ -113,13 +115,12 @@ class DailyFileReader:
                     cut = data.find(b"\n")
         except OSError:
             return None
-        lines = data[:cut].split(b"\n")
-        if len(lines) > max_lines:
-            lines = lines[:max_lines]
-            used = sum(len(line) + 1 for line in lines)
-        else:
-            used = cut + 1
-        return Chunk(name, Position(stat.st_dev, stat.st_ino, start + used), lines)
+        data = data[:cut]
+        count = data.count(b"\n") + 1
+        if count > max_lines:
+            rest = data.split(b"\n", max_lines)[-1]
+            data, count = data[:len(data) - len(rest) - 1], max_lines
+        return Chunk(name, Position(stat.st_dev, stat.st_ino, start + len(data) + 1), data, count)
 
     def skip(self, positions: dict[str, Position], excess: int) -> tuple[dict[str, Position], int]:
         """Positions moved past the oldest `excess` bytes (to a line's start), and the number of

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.logs import layout
 from exporter.logs.file_reader import DailyFileReader
-from exporter.logs.line_fields import LineFields
+from exporter.logs.line_fields import Hints, LineFields
 from exporter.logs.loki_config import LokiConfig
 from exporter.logs.positions import Position, Positions
 from exporter.logs.push import encode_push
@@ -68,6 +68,10 @@ class FileShipper(PushingWorker):
         self._next_lead = 0.0
         self._next_observe = 0.0
         self._gave_up = False
+        # While this process ships: the access lines its file writer wrote and this shipper has
+        # not read yet, with their fields (`line_fields.Hint`); None while another one ships.
+        self.hints: Hints | None = None
+        self._unread = self._unread_bytes = 0  # written here since the last read (see wake)
         self.metrics.watch(self)
         # At once, not on the thread: a first start marks where the files end before this
         # process writes a line, so what it writes is shipped and what was there is not.
@@ -107,8 +111,21 @@ class FileShipper(PushingWorker):
         return self.spool_bytes, self.spool_batches
 
     def wake(self, written: dict[int, list[str]]) -> None:
-        """A listener of the file writer (on its thread): it just wrote `written`."""
-        if layout.APP in written or layout.ACCESS in written:
+        """A listener of the file writer (on its thread): it just wrote `written`.
+
+        The thread is woken when a batch should start, or once enough was written to fill
+        one; between the two it sleeps until the batch is due. Waking it for every write (the
+        writer's batches come every 50 ms or 64 lines) made it look at the folder and read
+        the files a few lines at a time, which cost more than the lines themselves."""
+        app, access = written.get(layout.APP), written.get(layout.ACCESS)
+        if app is None and access is None:
+            return
+        for lines in (app, access):
+            if lines:
+                self._unread += len(lines)
+                self._unread_bytes += sum(map(len, lines))  # characters: close enough
+        if (self._batch is None or self._unread >= self.config.batch_lines
+                or self._unread_bytes >= self.config.batch_bytes):
             self._wake.set()
 
     def close(self, timeout: float | None = None) -> None:
@@ -156,7 +173,7 @@ class FileShipper(PushingWorker):
             return False
         wait = batch.started + cfg.batch_wait - now
         if batch.body is None and not self._full(batch) and not stopping and wait > 0:
-            self._wake.wait(min(_POLL, wait))
+            self._wake.wait(wait)  # until the batch is due, or a write would fill it (`wake`)
             return False
         if not self._may_push():
             if stopping:
@@ -172,6 +189,7 @@ class FileShipper(PushingWorker):
     def _fill(self, files: list[tuple[str, os.stat_result]]) -> None:
         """Read what follows the batch (or the acknowledged positions) into the batch."""
         batch = self._batch
+        self._unread = self._unread_bytes = 0  # before reading: later writes count for the next
         taken = (batch.lines, batch.size) if batch is not None else (0, 0)
         chunks = self._reader.read(files, self._cursor, self.config.batch_lines - taken[0],
                                    self.config.batch_bytes - taken[1])
@@ -180,15 +198,12 @@ class FileShipper(PushingWorker):
         if batch is None:
             batch = self._batch = _Batch(time.monotonic())
         now_ns = time.time_ns()
-        entry = self._fields.entry
         for chunk in chunks:
             kind = "access" if chunk.name.startswith("access_") else "app"  # layout.SHIPPED
-            for raw in chunk.lines:
-                made = entry(raw, now_ns, kind)
-                if made is not None:
-                    batch.entries.append(made)
-                batch.size += len(raw) + _ENTRY_OVERHEAD
-            batch.lines += len(chunk.lines)
+            batch.entries += self._fields.entries(chunk.data, now_ns, kind, self.hints)
+            # The lines' bytes without their newlines, and what each costs in the push body.
+            batch.size += len(chunk.data) - (chunk.count - 1) + _ENTRY_OVERHEAD * chunk.count
+            batch.lines += chunk.count
             batch.ends[chunk.name] = chunk.end
             self._cursor[chunk.name] = chunk.end
 
@@ -240,6 +255,7 @@ class FileShipper(PushingWorker):
         try:
             if not self._positions.lead():
                 return
+            self.hints = {}
             state, saved = self._positions.load()
             if state == "found":
                 saved = self._reader.checked(saved)
@@ -253,6 +269,7 @@ class FileShipper(PushingWorker):
             if state != "found":
                 self._positions.save(self._committed)
         except OSError as exc:
+            self.hints = None
             self._positions.release()
             self._note_failure(exc, 0)
 
@@ -271,12 +288,14 @@ class FileShipper(PushingWorker):
 
     def _after_stop(self) -> None:
         self._client.close()
+        self.hints = None
         self._positions.release()
         self.metrics.unwatch(self)
 
     def _forget_parent(self) -> None:
         super()._forget_parent()
         self._positions.forget_after_fork()
+        self.hints = None
         self._batch = None
         self._committed, self._cursor = {}, {}
         self._wake = threading.Event()

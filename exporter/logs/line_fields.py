@@ -20,17 +20,36 @@ _OURS = re.compile(r'^\{"ts":"([^"]*)","level":"([a-z]{1,16})"')
 _SERVICE = ',"service":"'
 _OUR_START = b'{"ts":"'
 Fields = tuple["str | None", str, object, Metadata]  # ts, level, service, metadata
+# What the writer of a line knows of it: ns timestamp, level, service, metadata, as reading the
+# line would give them. The file writer leaves one per access line for the shipper of its own
+# process (`FileShipper.hints`, by the line's text), which then need not read the line.
+Hint = tuple[int, str, str, Metadata]
+Hints = dict[str, Hint]
+MAX_HINTS = 10_000  # a shipper that falls behind finds the rest by reading the lines
 # Structured metadata, as Promtail and Alloy send it (promtail/, alloy/): the line's own ids.
 # Loki indexes none of it: `{...} | trace_id="<id>"` finds a line without parsing it.
 METADATA_KEYS = ("trace_id", "span_id")
-_MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
+MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
 _TRACE = ',"trace_id":'
 _ENV = ',"env":"'
 # The ids as every writer of the daily files puts them: strings without escapes (or null),
 # `span_id` right after `trace_id`; one regex match, in C (str.find and slices cost more).
-_ID = r'(?:"([^"\\]{1,' + str(_MAX_ID_CHARS) + r'})"|null)(?=[,}])'
+_ID = r'(?:"([^"\\]{1,' + str(MAX_ID_CHARS) + r'})"|null)(?=[,}])'
 _IDS = re.compile(r',"trace_id":' + _ID + r'(?:,"span_id":' + _ID + ")?")
 _PARSE = object()  # the fast reading cannot tell: parse the line
+# The usual line, whole, as the formatter and the access log write it: `ts` to the
+# millisecond, level, logger, message, service, env, then the ids (`span_id` only after
+# `trace_id`), then anything. Matched over a whole chunk at once (`LineFields.entries`): one
+# call in C instead of a handful per line. Each group takes only what `entry` would read the
+# same way, so a line matched here makes the entry `entry` makes; any other line (escapes in
+# service or env, ids of another shape, an ingested entry's own order, a torn line) is left to
+# `entry`.
+_STRING = r'"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*"'  # a JSON string, escapes and all
+_USUAL = re.compile(
+    r'^({"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z","level":"([a-z]{1,16})"'
+    r',"logger":' + _STRING + r',"message":' + _STRING
+    + r',"service":"([^"\\\n]+)","env":"[^"\\\n]*","trace_id":' + _ID
+    + r'(?:,"span_id":' + _ID + r')?(?!,"span_id":)[^\n]*)$', re.MULTILINE)
 
 
 class LineFields:
@@ -54,21 +73,79 @@ class LineFields:
         return (self._streams.labels(service, level, kind), now_ns if stamp is None else stamp,
                 line, metadata)
 
+    def entries(
+        self, data: bytes, now_ns: int, kind: str = "app", hints: Hints | None = None,
+    ) -> list[Entry]:
+        """The entries of the lines of `data` (newline-separated, read from a `kind` file), as
+        `entry` makes them one by one: from `hints` (taken out of it) for the access lines this
+        process wrote, else all at once when every line is a usual one (`_USUAL`)."""
+        text = data.decode("utf-8", "replace")
+        if hints and kind == "access":
+            made = self._hinted(text.split("\n"), data, now_ns, kind, hints)
+        else:
+            made = self._read(text, data, now_ns, kind)
+        return [entry for entry in made if entry is not None]
+
+    def _read(self, text: str, data: bytes, now_ns: int, kind: str) -> list[Entry | None]:
+        """The entry of each line of `data` (`text`: it decoded), None for a blank one."""
+        found = _USUAL.findall(text)
+        if len(found) != data.count(b"\n") + 1:  # some other line: one by one
+            return [self.entry(raw, now_ns, kind) for raw in data.split(b"\n")]
+        labels = self._streams.labels
+        seconds = self._seconds
+        out: list[Entry | None] = []
+        for line, second, millis, level, service, trace, span in found:
+            stamp = seconds(second)
+            out.append((
+                labels(service, level, kind),
+                now_ns if stamp is None else (stamp * 1000 + int(millis)) * 1_000_000,
+                line,
+                ({"trace_id": trace, "span_id": span} if span else {"trace_id": trace})
+                if trace else ({"span_id": span} if span else None),
+            ))
+        return out
+
+    def _hinted(
+        self, texts: list[str], data: bytes, now_ns: int, kind: str, hints: Hints,
+    ) -> list[Entry | None]:
+        labels = self._streams.labels
+        take = hints.pop
+        out: list[Entry | None] = []
+        missed: list[int] = []  # where the lines without a hint go (another process's)
+        for text in texts:
+            hint = take(text, None)
+            if hint is None:
+                missed.append(len(out))
+                out.append(None)
+            else:
+                out.append((labels(hint[2], hint[1], kind), hint[0], text, hint[3]))
+        if missed:
+            lines = data.split(b"\n")
+            made = self._read("\n".join([texts[at] for at in missed]),
+                              b"\n".join([lines[at] for at in missed]), now_ns, kind)
+            for at, entry in zip(missed, made, strict=True):
+                out[at] = entry
+        return out
+
+    def _seconds(self, prefix: str) -> int | None:
+        """`prefix` (`2026-11-23T16:21:58`, UTC) in seconds since the epoch; None if no date."""
+        cached = self._second
+        if cached[0] != prefix:
+            try:
+                seconds = calendar.timegm(datetime.strptime(
+                    prefix, "%Y-%m-%dT%H:%M:%S").timetuple())
+            except ValueError:
+                return None
+            cached = self._second = (prefix, seconds)
+        return cached[1]
+
     def ns(self, text: object) -> int | None:
         """`text` (RFC 3339; ours is `2026-11-23T16:21:58.001Z`) in ns since the epoch."""
         if not isinstance(text, str):
             return None
         if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[20:23].isdigit():
-            prefix = text[:19]
-            cached = self._second
-            if cached[0] != prefix:
-                try:
-                    seconds = calendar.timegm(datetime.strptime(
-                        prefix, "%Y-%m-%dT%H:%M:%S").timetuple())
-                except ValueError:
-                    return None
-                cached = self._second = (prefix, seconds)
-            return (cached[1] * 1000 + int(text[20:23])) * 1_000_000
+            seconds = self._seconds(text[:19])
+            return None if seconds is None else (seconds * 1000 + int(text[20:23])) * 1_000_000
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -76,6 +153,16 @@ class LineFields:
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         return (when - _EPOCH) // _MICROSECOND * 1000
+
+
+def metadata_from(trace_id: str, span_id: str) -> Metadata:
+    """The structured metadata of a line that holds these ids as JSON strings (what reading the
+    line gives: an empty id, or one longer than `MAX_ID_CHARS`, stays in the line only)."""
+    if 0 < len(trace_id) <= MAX_ID_CHARS and 0 < len(span_id) <= MAX_ID_CHARS:
+        return {"trace_id": trace_id, "span_id": span_id}
+    ids = {key: value for key, value in (("trace_id", trace_id), ("span_id", span_id))
+           if 0 < len(value) <= MAX_ID_CHARS}
+    return ids or None
 
 
 def metadata_of(line: str) -> Metadata:
@@ -135,7 +222,7 @@ def _ids(line: str, found: re.Match[str]) -> Metadata | object:
 
 
 def _id(value: object) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS else None
 
 
 def _parsed(line: str) -> Fields:

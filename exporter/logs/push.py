@@ -12,6 +12,7 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,29 +32,46 @@ def push_url(base: str) -> str:
 
 def encode_push(entries: list[Entry]) -> bytes:
     """A gzipped push body; `entries` are (labels, ns timestamp, line, metadata) in the order to
-    keep. Metadata is the third element of a value (Loki's push API), only when a line has it."""
-    streams: dict[Labels, list[list[Any]]] = {}
+    keep. Metadata is the third element of a value (Loki's push API), only when a line has it.
+
+    Each value is written out as JSON text (json's own escaping, in C, for every string): the
+    same bytes as encoding lists and dicts with `_dumps`, at half the work per line, the
+    lines being the shipper's largest cost after their escaping."""
+    streams: dict[Labels, list[str]] = {}
     for labels, ts_ns, line, metadata in entries:
         values = streams.get(labels)
         if values is None:
             values = streams[labels] = []
-        values.append([str(ts_ns), line, metadata] if metadata else [str(ts_ns), line])
-    return _packed(streams)
+        if not metadata:
+            values.append(f'["{ts_ns}",{_quote(line)}]')
+        elif len(metadata) == 2 and "trace_id" in metadata and "span_id" in metadata:
+            values.append(f'["{ts_ns}",{_quote(line)},{{"trace_id":'
+                          f'{_quote(metadata["trace_id"])},"span_id":'
+                          f'{_quote(metadata["span_id"])}}}]')
+        else:
+            values.append(f'["{ts_ns}",{_quote(line)},{_dumps(metadata)}]')
+    return _gzip(("{\"streams\":[" + ",".join(
+        f'{{"stream":{_dumps(dict(labels))},"values":[{",".join(values)}]}}'
+        for labels, values in streams.items()) + "]}").encode("utf-8", "replace"))
 
 
 # Nothing we encode refers to itself: without the check, each value list and metadata object
 # costs a fifth less to encode (the markers the check keeps per container).
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_quote = encode_basestring  # a JSON string, non-ASCII as it is: what `_dumps` writes for one
 
 
-def _packed(streams: dict[Labels, list[list[Any]]]) -> bytes:
-    body = _dumps(
-        {"streams": [{"stream": dict(labels), "values": values} for labels, values in
-                     streams.items()]},
-    ).encode("utf-8", "replace")  # a lone surrogate (os.fsdecode, bad JSON input) becomes "?"
+def _gzip(body: bytes) -> bytes:
     # Level 1: most of gzip's size win on repetitive JSON lines at a fraction of the CPU.
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)
     return packer.compress(body) + packer.flush()
+
+
+def _packed(streams: dict[Labels, list[list[Any]]]) -> bytes:
+    return _gzip(_dumps(
+        {"streams": [{"stream": dict(labels), "values": values} for labels, values in
+                     streams.items()]},
+    ).encode("utf-8", "replace"))  # a lone surrogate (os.fsdecode, bad JSON input) becomes "?"
 
 
 def without_metadata(body: bytes) -> tuple[bytes, int]:

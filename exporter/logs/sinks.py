@@ -30,6 +30,7 @@ from exporter.logs.file_shipper import FileShipper
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
+from exporter.logs.line_fields import MAX_HINTS, MAX_ID_CHARS, metadata_from
 from exporter.logs.loki_config import LokiConfig
 from exporter.logs.positions import positions_path
 from exporter.registry_parts import parts_on
@@ -85,6 +86,7 @@ class LogSinks:
         self._access_later = self._access_lines  # one bound method for every waiting request
         self._access = AccessLine(self.formatter)
         self._slow_from: float | None = None
+        self._scrubbed: dict[str, str] = {}  # see _scrub
         self._closed = False
 
     def backlog(self) -> str | None:
@@ -145,18 +147,37 @@ class LogSinks:
             slow_from = self._slow_from = slow_request_seconds(self.settings)
         slow = duration >= slow_from
         level = "error" if status >= 500 else "warning" if slow else "info"
-        path = self.formatter.redactor.text(path)  # once: the message is made of it
+        scrubbed = self._scrubbed
+        path = scrubbed.get(path) or self._scrub(path)  # once: the message is made of it
         duration_ms = round(duration * 1000, 3)
         if exception is None and self._access.fits and plain(
                 status, duration_ms, client, trace_id, span_id):
+            # The client (X-Forwarded-For through a proxy) and the trace id (X-Request-Id) may
+            # come from the request: scrubbed. The span id is always one the kit made (random,
+            # or the OpenTelemetry span's), 16 hex digits.
+            if client is not None:
+                client = scrubbed.get(client) or self._scrub(client)
+            trace_id = self.formatter.redactor.text(trace_id)
             line = self._access.line(created, level, method, route, path, status, duration_ms,
                                      client, trace_id, span_id)
+            shipper = self.shipper
+            hints = shipper.hints if shipper is not None else None
+            if hints is not None:  # what the shipper would read from the line, told instead
+                if len(hints) >= MAX_HINTS:  # not read: another process leads now, or a skip
+                    hints.clear()
+                hints[line] = (
+                    round(created * 1000) * 1_000_000, level, self.formatter.service,
+                    {"trace_id": trace_id, "span_id": span_id}
+                    if 0 < len(trace_id) <= MAX_ID_CHARS and 0 < len(span_id) <= MAX_ID_CHARS
+                    else metadata_from(trace_id, span_id))
             return [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
-        fields: dict[str, Any] = {
+        formatter = self.formatter
+        fields: dict[str, Any] = {  # in the order of AccessLine's
             "message": f"{method} {path} {status}",
+            "service": formatter.service, "env": formatter.env,
+            "trace_id": trace_id, "span_id": span_id,
             "method": method, "route": route, "path": path,
-            "status": status, "duration_ms": duration_ms,
-            "client": client, "trace_id": trace_id, "span_id": span_id,
+            "status": status, "duration_ms": duration_ms, "client": client,
         }
         line = self.formatter.render_fields(
             created, level, "exporter.access", fields, _ACCESS_TRUSTED)
@@ -173,6 +194,16 @@ class LogSinks:
             out.append((layout.ERRORS, self.formatter.render_fields(
                 created, "error", "exporter.access", fields)))
         return out
+
+    def _scrub(self, text: str) -> str:
+        """`text` scrubbed, and remembered when short: access lines repeat their paths and
+        clients, and scrubbing one cost more than looking it up (writer thread only)."""
+        clean = self.formatter.redactor.text(text)
+        if len(text) <= _SCRUBBED_CHARS:
+            if len(self._scrubbed) >= _SCRUBBED_TEXTS:
+                self._scrubbed.clear()
+            self._scrubbed[text] = clean
+        return clean
 
     def close(self) -> None:
         """Flush and stop the shipper (within its deadline) and the file writer. Idempotent."""
@@ -200,9 +231,13 @@ class LogSinks:
 
 
 # Access-line fields not scrubbed again: the path (scrubbed once) and what is made of it, the
-# method (a standard one or OTHER), the route template (the app's own), numbers. The client
-# (X-Forwarded-For through a proxy) and the ids (X-Request-Id) come from the request: scrubbed.
-_ACCESS_TRUSTED = frozenset({"message", "path", "method", "route", "status", "duration_ms"})
+# method (a standard one or OTHER), the route template (the app's own), numbers, the configured
+# service and env. The client (X-Forwarded-For through a proxy) and the ids (X-Request-Id) come
+# from the request: scrubbed.
+_ACCESS_TRUSTED = frozenset({"message", "path", "method", "route", "status", "duration_ms",
+                             "service", "env"})
+_SCRUBBED_TEXTS = 4096  # paths and clients remembered scrubbed, at most...
+_SCRUBBED_CHARS = 256  # ...each this long at most
 # (created, method, route, path, status, duration, client, trace_id, span_id, exception)
 _AccessItem = tuple[float, str, str, str, int, float, "str | None", str, str,
                     "BaseException | None"]
