@@ -212,3 +212,15 @@ def test_the_remembered_scrubbed_texts_are_bounded(tmp_path: Path) -> None:
         assert long_path not in sinks._scrubbed
     finally:
         sinks.close()
+
+
+def test_hints_nobody_takes_are_bounded(tmp_path: Path) -> None:
+    sinks = hinted_sinks(tmp_path, "shop")
+    try:
+        assert sinks.shipper is not None and sinks.shipper.hints is not None
+        for n in range(line_fields.MAX_HINTS + 500):  # rendered, never written nor read
+            sinks._access_lines((time.time(), "GET", "/r/{id}", f"/r/{n}", 200, 0.01, None,
+                                 f"{n:032x}", "b" * 16, None))
+        assert 0 < len(sinks.shipper.hints) <= line_fields.MAX_HINTS
+    finally:
+        sinks.close()

@@ -111,12 +111,9 @@ class FileShipper(PushingWorker):
         return self.spool_bytes, self.spool_batches
 
     def wake(self, written: dict[int, list[str]]) -> None:
-        """A listener of the file writer (on its thread): it just wrote `written`.
-
-        The thread is woken when a batch should start, or once enough was written to fill
-        one; between the two it sleeps until the batch is due. Waking it for every write (the
-        writer's batches come every 50 ms or 64 lines) made it look at the folder and read
-        the files a few lines at a time, which cost more than the lines themselves."""
+        """A listener of the file writer (on its thread): it just wrote `written`. Wakes the
+        thread when a batch should start, or once what was written would fill one (woken for
+        every write, it read the files a few lines at a time, at a high cost per line)."""
         app, access = written.get(layout.APP), written.get(layout.ACCESS)
         if app is None and access is None:
             return

@@ -101,16 +101,7 @@ class DailyFiles(Worker):
         thread, in bursts, made a busy app's cyclic GC run a collection every ~60 requests
         (nothing was garbage: frees past zero do not lower the interpreter's count).
         """
-        # `_put`, written out: this runs once per request when the access log is on.
-        queue = self._queue
-        if len(queue) >= self._max_queue:
-            self._dropped(1)
-            return False
-        queue.append((render, payload))
-        if self._idle or (self._lingering and len(queue) >= _BATCH_ITEMS):  # see _put
-            self._idle = self._lingering = False
-            self._wake.set()
-        return True
+        return self._put((render, payload))
 
     def _put(self, item: _Item) -> bool:
         if len(self._queue) >= self._max_queue:

@@ -25,7 +25,7 @@ Fields = tuple["str | None", str, object, Metadata]  # ts, level, service, metad
 # process (`FileShipper.hints`, by the line's text), which then need not read the line.
 Hint = tuple[int, str, str, Metadata]
 Hints = dict[str, Hint]
-MAX_HINTS = 10_000  # a shipper that falls behind finds the rest by reading the lines
+MAX_HINTS = 4_000  # about 2 MB at most; a shipper that falls behind reads the rest
 # Structured metadata, as Promtail and Alloy send it (promtail/, alloy/): the line's own ids.
 # Loki indexes none of it: `{...} | trace_id="<id>"` finds a line without parsing it.
 METADATA_KEYS = ("trace_id", "span_id")
