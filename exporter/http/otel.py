@@ -27,6 +27,19 @@ _API_PROVIDERS = frozenset({"ProxyTracerProvider", "NoOpTracerProvider"})
 _new = tuple.__new__  # NamedTuple's own __new__ is a Python function: one frame per request
 
 
+# opentelemetry.trace.get_current_span, imported at the first request that needs it (an import
+# statement in the function cost a look-up in the import machinery on every request).
+_get_current_span: Callable[[], Any] | None = None
+
+
+def _load_get_current_span() -> Callable[[], Any]:
+    global _get_current_span
+    from opentelemetry.trace import get_current_span
+
+    _get_current_span = get_current_span
+    return get_current_span
+
+
 def sdk_provider_installed() -> bool:
     """True when the global tracer provider records spans (not the API's proxy or no-op one);
     False too when opentelemetry-api is not installed."""
@@ -61,9 +74,7 @@ def trace_from_span(
 ) -> TraceContext:
     """The request's trace: the current OpenTelemetry span's ids when one is valid, else (no
     span for this request: excluded, or tracing off) as `trace_from_headers` finds it."""
-    from opentelemetry.trace import get_current_span
-
-    span = get_current_span()
+    span = (_get_current_span or _load_get_current_span())()
     context = span.get_span_context()
     if not context.is_valid:
         return trace_from_headers(headers, route, method)
