@@ -220,3 +220,38 @@ def test_an_instance_equal_to_the_overview_holds_no_copy_of_it() -> None:
     assert shared == instances  # the same values
     assert shared["a:1"]["qps"] is values["qps"]  # equal: the overview's own mapping
     assert shared["a:1"]["cpu"] is not values["cpu"] and shared["b:1"]["qps"] == {(): 1.0}
+
+
+def test_points_hold_what_did_not_change_once(
+    registry: CollectorRegistry, traffic: SyncClient
+) -> None:
+    """The hour of points shares a signal's mapping with the point before when it is equal,
+    and one copy of each label set: the values read the same as evaluated afresh."""
+    clock = Clock()
+    history = _history(registry, clock, window=600, signal_window=20)
+    for _ in range(3):
+        traffic.get("/ok")
+        clock.now += 10
+        history.record()
+    clock.now += 10
+    still = history.record()  # nothing since: rates over the window change, the rest not
+    clock.now += 10
+    again = history.record()
+    shared = [name for name in again.values if again.values[name] is still.values[name]]
+    assert shared, "no mapping was shared with the point before"
+    for name in shared:
+        assert dict(again.values[name]) == dict(still.values[name])
+    for _ in range(5):
+        traffic.get("/ok")
+    clock.now += 10
+    changed = history.record()
+    assert changed.values != again.values  # the requests show
+    requests = [name for name, mapping in changed.values.items()
+                if mapping is not again.values.get(name) and mapping]
+    assert requests
+    for name in requests:  # a changed mapping still holds the label sets kept before
+        for labels in changed.values[name]:
+            before = [k for k in again.values.get(name, {}) if k == labels]
+            assert all(k is labels for k in before)
+    fresh = _history(registry, Clock(clock.now))  # evaluating afresh reads the same values
+    assert fresh.record().values.keys() == changed.values.keys()
