@@ -29,6 +29,9 @@ _log = logging.getLogger("exporter.errors")
 FILE_NAME = "errors.sqlite3"
 _STACKS_REMEMBERED = 512
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+# Groups written between two hand-overs of the interpreter: a batch of hundreds of distinct
+# errors held it for milliseconds at a time, and the app's event loop (one core) waited.
+_YIELD_EVERY = 8
 # What SQLite (or the values given to it) may refuse of one event; anything else ends the batch.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
              ValueError, TypeError, OverflowError)
@@ -133,8 +136,10 @@ class ErrorStore(ErrorQueries):
         with self._lock:
             try:  # the usual case: every group written in one go
                 with self._transaction():
-                    for group_events in by_group.values():
+                    for n, group_events in enumerate(by_group.values(), 1):
                         self._record_group(group_events)
+                        if n % _YIELD_EVERY == 0:
+                            time.sleep(0)  # let the app's threads run (see _YIELD_EVERY)
                 return 0
             except _REFUSALS:  # rolled back: again group by group, each under a savepoint
                 pass
