@@ -78,7 +78,9 @@ def _imports_of(module: Module, modules: dict[str, Module]) -> list[Import]:
                 source = node.module or ""
             for alias in node.names:
                 submodule = f"{source}.{alias.name}"
-                add(submodule if submodule in modules else source, node.lineno)
+                if submodule in modules:  # `from package import module` runs the package too
+                    add(submodule, node.lineno)
+                add(source, node.lineno)
     return found
 
 
@@ -251,10 +253,19 @@ def test_importing_a_name_of_a_package_counts_the_package(tmp_path: Path) -> Non
     modules = _package(tmp_path, {
         "__init__.py": "from pkg.a import f\n",
         "a.py": "from pkg import VERSION\n",
-        "b.py": "from pkg import a\n",  # the submodule, not the package's __init__
+        # The submodule, and the package's __init__, which Python runs first: `from
+        # exporter.signals import http_names` in exporter.signals.builtin was a cycle with the
+        # package (it imports builtin) that counting the submodule alone did not see.
+        "b.py": "from pkg import a\n",
     })
     assert [[hop.target for hop in c] for c in import_cycles(modules)] == [["pkg", "pkg.a", "pkg"]]
-    assert [hop.target for hop in modules["pkg.b"].imports] == ["pkg.a"]
+    assert [hop.target for hop in modules["pkg.b"].imports] == ["pkg.a", "pkg"]
+    inside = _package(tmp_path / "inside", {
+        "__init__.py": "from pkg.b import g\n",
+        "a.py": "VERSION = 1\n",
+        "b.py": "from pkg import a\n",  # the package runs b, b runs the package: a cycle
+    })
+    assert [[hop.target for hop in c] for c in import_cycles(inside)] == [["pkg", "pkg.b", "pkg"]]
 
 
 def test_docstrings_do_not_name_a_variable_but_code_does(tmp_path: Path) -> None:
