@@ -60,6 +60,16 @@ def test_unsafe_request_id_is_not_trusted() -> None:
     assert HEX32.fullmatch(ctx.trace_id)
 
 
+@pytest.mark.parametrize("request_id", [b"token:s3cretvalue1", b"password=hunter2",
+                                        b"AKIAIOSFODNN7EXAMPLE"])
+def test_a_request_id_holding_a_secret_is_not_taken(request_id: bytes) -> None:
+    # It would be in every log line, exemplar and error event of the request (and in Loki).
+    ctx = trace_from_headers([(b"x-request-id", request_id)])
+    assert ctx.source == "generated"
+    assert HEX32.fullmatch(ctx.trace_id)
+    assert trace_from_headers([(b"x-request-id", b"order-42.a:b")]).trace_id == "order-42.a:b"
+
+
 def test_missing_headers_generate_distinct_ids() -> None:
     ids = {trace_from_headers([]).trace_id for _ in range(1000)}
     assert len(ids) == 1000

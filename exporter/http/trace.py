@@ -8,6 +8,9 @@ from contextvars import ContextVar
 from random import getrandbits
 from typing import Any, NamedTuple
 
+from exporter.errors.scrub import Scrubber
+
+_SECRETS = Scrubber("")  # the built-in secret names and patterns
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _ZERO_TRACE = "0" * 32
@@ -114,7 +117,9 @@ def trace_from_headers(
                                        route, method))
     if request_id is not None:
         text = request_id.decode("latin-1").strip()
-        if _REQUEST_ID.fullmatch(text):
+        # One that holds a secret (`token:...`) would carry it into every log line, exemplar
+        # and error event of the request, and to Loki: not taken.
+        if _REQUEST_ID.fullmatch(text) and _SECRETS.text(text) == text:
             return _new(TraceContext, (text, new_span_id(), None, "x-request-id", route, method))
     # new_trace_id() and new_span_id(), inlined: this runs once per request.
     return _new(TraceContext, (getrandbits(128).to_bytes(16, "big").hex(),
