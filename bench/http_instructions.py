@@ -41,18 +41,25 @@ from variants import VARIANTS, BenchError  # noqa: E402
 WARMUP = 1000  # every one of the 1000 paths once: the route caches are warm, as in a steady state
 
 
-def _instructions(valgrind: str, name: str, requests: int) -> int:
-    """Instructions the variant's server process ran, answering the warm-up and `requests`."""
+def _instructions(valgrind: str, name: str, requests: int) -> tuple[int, list[int]]:
+    """Instructions the variant's server process ran, answering the warm-up and `requests`, in
+    all and by thread (in the order the threads started: the event loop's first)."""
     variant = VARIANTS[name]
     with variants.surroundings(variant) as extra, tempfile.TemporaryDirectory() as tmp:
-        return _count(valgrind, name, requests, extra, Path(tmp))
+        total = _count(valgrind, name, requests, extra, Path(tmp))
+        threads = []
+        for out in sorted(Path(tmp).glob("cg.out-*"), key=lambda p: int(p.name.split("-")[-1])):
+            found = re.search(r"^summary: (\d+)", out.read_text(errors="replace"), re.MULTILINE)
+            threads.append(int(found.group(1)) if found else 0)
+        return total, threads
 
 
 def _count(valgrind: str, name: str, requests: int, extra: dict[str, str], tmp: Path) -> int:
     port = variants.free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+        [valgrind, "--tool=callgrind", "--separate-threads=yes",
+         f"--callgrind-out-file={tmp}/cg.out",
          sys.executable, "-m", "uvicorn", "--factory", VARIANTS[name].factory,
          "--app-dir", str(BENCH_DIR), "--port", str(port), "--no-access-log",
          "--log-level", "warning"],
@@ -117,26 +124,31 @@ def main() -> None:
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     per_request: dict[str, float] = {}
+    by_thread: dict[str, list[float]] = {}
     if args.bare_instructions is not None:
         per_request["bare"] = args.bare_instructions
     for variant in chosen:
         if variant in per_request:
             continue
-        base = _instructions(valgrind, variant, 0)
-        more = _instructions(valgrind, variant, args.requests)
+        base, base_threads = _instructions(valgrind, variant, 0)
+        more, more_threads = _instructions(valgrind, variant, args.requests)
         per_request[variant] = (more - base) / args.requests
+        if len(base_threads) == len(more_threads):
+            by_thread[variant] = [(after - before) / args.requests
+                                  for before, after in zip(base_threads, more_threads, strict=True)]
         print(f"{variant:>15}: {per_request[variant]:,.0f} instructions per request",
               file=sys.stderr, flush=True)
     bare = per_request["bare"]
     print(f"\nOne uvicorn worker, GET /items/{{1..1000}} on one keep-alive connection, "
           f"{args.requests} requests after {WARMUP} of warm-up, counted by callgrind\n")
     print("| variant | instructions per request | vs bare | added per request "
-          "| throughput bound (bare / variant) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+          "| throughput bound (bare / variant) | by thread (event loop first) |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for variant in chosen:
         count = per_request[variant]
+        threads = ", ".join(f"{n:,.0f}" for n in by_thread.get(variant, []) if abs(n) >= 100)
         print(f"| {variant} | {count:,.0f} | {count / bare:.3f}x | {count - bare:+,.0f} "
-              f"| {bare / count:.3f} |")
+              f"| {bare / count:.3f} | {threads} |")
     print()
     for goal, (a, b, at_least) in variants.GOALS.items():
         if a in per_request and b in per_request:
