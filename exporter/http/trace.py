@@ -8,9 +8,8 @@ from contextvars import ContextVar
 from random import getrandbits
 from typing import Any, NamedTuple
 
-from exporter.errors.scrub import Scrubber
+from exporter.errors.scrub import scrub_text
 
-_SECRETS = Scrubber("")  # the built-in secret names and patterns
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _ZERO_TRACE = "0" * 32
@@ -119,7 +118,7 @@ def trace_from_headers(
         text = request_id.decode("latin-1").strip()
         # One that holds a secret (`token:...`) would carry it into every log line, exemplar
         # and error event of the request, and to Loki: not taken.
-        if _REQUEST_ID.fullmatch(text) and _SECRETS.text(text) == text:
+        if _REQUEST_ID.fullmatch(text) and scrub_text(text) == text:
             return _new(TraceContext, (text, new_span_id(), None, "x-request-id", route, method))
     # new_trace_id() and new_span_id(), inlined: this runs once per request.
     return _new(TraceContext, (getrandbits(128).to_bytes(16, "big").hex(),
