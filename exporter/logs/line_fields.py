@@ -26,9 +26,9 @@ Fields = tuple["str | None", str, object, Metadata]  # ts, level, service, metad
 Hint = tuple[int, str, str, Metadata]
 Hints = dict[str, Hint]
 MAX_HINTS = 4_000  # about 2 MB at most; a shipper that falls behind reads the rest
-# Structured metadata, as Promtail and Alloy send it (promtail/, alloy/): the line's own ids.
-# Loki indexes none of it: `{...} | trace_id="<id>"` finds a line without parsing it.
-METADATA_KEYS = ("trace_id", "span_id")
+# Structured metadata, as Promtail and Alloy send it (promtail/, alloy/): the line's own
+# `trace_id` and `span_id` (`_pair`). Loki indexes none of it: `{...} | trace_id="<id>"` finds
+# a line without parsing it.
 MAX_ID_CHARS = 256  # a longer "id" (a caller's extra=) stays in the line only
 _TRACE = ',"trace_id":'
 _ENV = ',"env":"'
@@ -100,8 +100,7 @@ class LineFields:
                 labels(service, level, kind),
                 now_ns if stamp is None else (stamp * 1000 + int(millis)) * 1_000_000,
                 line,
-                ({"trace_id": trace, "span_id": span} if span else {"trace_id": trace})
-                if trace else ({"span_id": span} if span else None),
+                _pair(trace or None, span or None),  # findall gives "" for a group not taken
             ))
         return out
 
@@ -158,11 +157,7 @@ class LineFields:
 def metadata_from(trace_id: str, span_id: str) -> Metadata:
     """The structured metadata of a line that holds these ids as JSON strings (what reading the
     line gives: an empty id, or one longer than `MAX_ID_CHARS`, stays in the line only)."""
-    if 0 < len(trace_id) <= MAX_ID_CHARS and 0 < len(span_id) <= MAX_ID_CHARS:
-        return {"trace_id": trace_id, "span_id": span_id}
-    ids = {key: value for key, value in (("trace_id", trace_id), ("span_id", span_id))
-           if 0 < len(value) <= MAX_ID_CHARS}
-    return ids or None
+    return _pair(_id(trace_id), _id(span_id))
 
 
 def metadata_of(line: str) -> Metadata:
@@ -216,9 +211,14 @@ def _ids(line: str, found: re.Match[str]) -> Metadata | object:
     trace, span = found.groups()
     if span is None and line.startswith(',"span_id":', found.end()):
         return _PARSE  # one the pattern does not take
-    if span is None:
-        return None if trace is None else {"trace_id": trace}
-    return {"span_id": span} if trace is None else {"trace_id": trace, "span_id": span}
+    return _pair(trace, span)
+
+
+def _pair(trace: str | None, span: str | None) -> Metadata:
+    """The metadata of a line with these ids (None: the line has none, or not as an id)."""
+    if trace is None:
+        return None if span is None else {"span_id": span}
+    return {"trace_id": trace} if span is None else {"trace_id": trace, "span_id": span}
 
 
 def _id(value: object) -> str | None:
@@ -232,10 +232,9 @@ def _parsed(line: str) -> Fields:
         doc = None
     if isinstance(doc, dict):
         level, ts = doc.get("level"), doc.get("ts")
-        ids = {key: value for key in METADATA_KEYS if (value := _id(doc.get(key))) is not None}
         return (ts if isinstance(ts, str) else None,
                 level if isinstance(level, str) and level else UNKNOWN, doc.get("service"),
-                ids or None)
+                _pair(_id(doc.get("trace_id")), _id(doc.get("span_id"))))
     ours = _OURS.match(line)  # what a killed writer left of one of ours
     if ours is not None:
         return ours.group(1), ours.group(2), None, None

@@ -30,7 +30,7 @@ from exporter.logs.file_shipper import FileShipper
 from exporter.logs.files import DailyFiles
 from exporter.logs.formatter import JsonFormatter
 from exporter.logs.handler import DailyFilesHandler
-from exporter.logs.line_fields import MAX_HINTS, MAX_ID_CHARS, metadata_from
+from exporter.logs.line_fields import MAX_HINTS, metadata_from
 from exporter.logs.loki_config import LokiConfig
 from exporter.logs.positions import positions_path
 from exporter.registry_parts import parts_on
@@ -165,11 +165,8 @@ class LogSinks:
             if hints is not None:  # what the shipper would read from the line, told instead
                 if len(hints) >= MAX_HINTS:  # not read: another process leads now, or a skip
                     hints.clear()
-                hints[line] = (
-                    round(created * 1000) * 1_000_000, level, self.formatter.service,
-                    {"trace_id": trace_id, "span_id": span_id}
-                    if 0 < len(trace_id) <= MAX_ID_CHARS and 0 < len(span_id) <= MAX_ID_CHARS
-                    else metadata_from(trace_id, span_id))
+                hints[line] = (round(created * 1000) * 1_000_000, level,
+                               self.formatter.service, metadata_from(trace_id, span_id))
             return [(layout.ACCESS | (layout.SLOW if slow else 0), line)]
         formatter = self.formatter
         fields: dict[str, Any] = {  # in the order of AccessLine's
