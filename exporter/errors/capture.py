@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.applications import Starlette
 
 from exporter.config import Settings
 from exporter.errors import sentry
-from exporter.errors.event import CAPTURED_MARK, ErrorEvent, event_from_exception
+from exporter.errors.event import CAPTURED_MARK, Occurrence, occurrence
 from exporter.errors.scrub import safe_str, scrub_text
 from exporter.errors.sentry_trace import trace_context
 from exporter.errors.store import ErrorStore
@@ -118,7 +119,7 @@ class ErrorCapture:
         self.log_handler = ErrorLogHandler(self)
         self.sentry_started = False
 
-    def _write(self, store: ErrorStore, events: list[ErrorEvent]) -> None:
+    def _write(self, store: ErrorStore, events: list[Occurrence]) -> None:
         refused = store.record(events)
         if refused:
             self.metrics.store_drop("write_failed", refused)
@@ -150,21 +151,20 @@ class ErrorCapture:
                 trace = current_trace()
                 if trace is not None:
                     trace_id, span_id = trace.trace_id, trace.span_id
-            event = event_from_exception(
-                exc, route=route, method=method, trace_id=trace_id,
-                release=self.release, environment=self.settings.environment, context=context,
-            )
-            self.metrics.inc(event.type)
+            row = occurrence(exc, route=route, method=method, trace_id=trace_id,
+                             release=self.release, environment=self.settings.environment,
+                             context=context)
+            self.metrics.inc(row[1])  # the type
             if self.writer is not None:
-                self.writer.submit(event)
+                self.writer.submit(row)
             if self.sentry_started:
                 tags = {"route": route} if route is not None else {}
-                if event.trace_id is not None:
-                    tags["trace_id"] = event.trace_id
+                if trace_id is not None:
+                    tags["trace_id"] = trace_id
                 sentry.report(sentry.SentryReport(
-                    exc, event.fingerprint, tags, event.context or None, request,
-                    trace_context(event.trace_id, span_id)))
-            return event.fingerprint
+                    exc, row[0], tags, json.loads(row[12]) if row[12] else None, request,
+                    trace_context(trace_id, span_id)))
+            return row[0]  # the fingerprint
         except Exception:  # capturing must never break the caller
             _log.warning("error capture failed", exc_info=False)
             return None

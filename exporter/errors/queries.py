@@ -98,8 +98,10 @@ class ErrorQueries:
                  "context": scrub_value(json.loads(context))}
                 for seen, message, route, method, trace_id, release, environment, stack, context
                 in self._query(
-                    "SELECT seen, message, route, method, trace_id, release, environment, stack, "
-                    "context FROM error_samples WHERE group_id = ? ORDER BY id DESC", (key,))
+                    "SELECT s.seen, s.message, s.route, s.method, s.trace_id, s.release, "
+                    "s.environment, coalesce(st.stack, nullif(s.stack, ''), '[]'), s.context "
+                    "FROM error_samples s LEFT JOIN error_stacks st ON st.digest = s.stack_digest "
+                    "WHERE s.group_id = ? ORDER BY s.id DESC", (key,))
             ]
         return group
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS error_groups (
@@ -43,6 +43,26 @@ CREATE TABLE IF NOT EXISTS error_routes (
     PRIMARY KEY (group_id, route)
 );
 """
+
+# What each version after the first added, applied in order to a store an earlier one made (and
+# to a new one, after SCHEMA). 2: a sample names its stack by digest, each stack stored once
+# (`stack` is then ''; a sample written by version 1 keeps its own and no digest).
+UPGRADES = {
+    2: (
+        "CREATE TABLE IF NOT EXISTS error_stacks ("
+        "id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, stack TEXT NOT NULL)",
+        "ALTER TABLE error_samples ADD COLUMN stack_digest TEXT",
+    ),
+}
+
+
+def statements_from(version: int) -> list[str]:
+    """The statements that bring a store of `version` (0: a new file) to SCHEMA_VERSION."""
+    out = [s for s in SCHEMA.split(";") if s.strip()] if version < 1 else []
+    for number in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        out.extend(UPGRADES[number])
+    return out
+
 
 # The regression flag and the status are computed from the row's old values (SQL semantics).
 UPSERT_GROUP = """

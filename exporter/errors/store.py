@@ -5,33 +5,34 @@ This module opens the database and writes; the reads (pages, detail, summary, to
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from exporter.errors.event import ErrorEvent
-from exporter.errors.fingerprint import Frame
+from exporter.errors.event import ErrorEvent, Occurrence
 from exporter.errors.queries import HOUR, STATUSES, ErrorQueries, Status
 from exporter.errors.schema import (
     GROUP_AFTER_UPSERT,
-    SCHEMA,
     SCHEMA_VERSION,
     SELECT_GROUP,
     UPSERT_GROUP,
+    statements_from,
 )
 
 _log = logging.getLogger("exporter.errors")
 FILE_NAME = "errors.sqlite3"
-_STACKS_REMEMBERED = 512
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 # Groups written between two hand-overs of the interpreter: a batch of hundreds of distinct
 # errors held it for milliseconds at a time, and the app's event loop (one core) waited.
 _YIELD_EVERY = 8
+_FINGERPRINT = itemgetter(0)  # of an `Occurrence`
+_TIMESTAMP = itemgetter(6)
 # What SQLite (or the values given to it) may refuse of one event; anything else ends the batch.
 _REFUSALS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
              ValueError, TypeError, OverflowError)
@@ -73,20 +74,23 @@ class ErrorStore(ErrorQueries):
         self.retention_seconds = retention_days * 86400
         self._clock = clock
         self._lock = threading.Lock()
-        self._stacks: dict[tuple[Frame, ...], str] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
+        # The writes' one cursor: `Connection.execute` makes a cursor per statement, and the
+        # connection keeps a weak reference to each for up to 200 more: thousands of objects
+        # a second that live long enough for the garbage collector to promote them.
+        self._writes = self._db.cursor()
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         self._enable_wal(busy_timeout)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
-        with self._transaction():
-            if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+        with self._transaction():  # processes opening it at once upgrade it once
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                for statement in statements_from(version):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.prune()
 
@@ -118,8 +122,9 @@ class ErrorStore(ErrorQueries):
 
     # --- writes ---
 
-    def record(self, events: Sequence[ErrorEvent]) -> int:
-        """Add `events` in one transaction; returns how many could not be written.
+    def record(self, events: Sequence[ErrorEvent | Occurrence]) -> int:
+        """Add `events` (events, or occurrences as the capture queues them) in one
+        transaction; returns how many could not be written.
 
         Occurrences of one group in a batch are added up first (one upsert per group, hour and
         route; only the newest samples are inserted), so a storm of one error costs a few
@@ -130,14 +135,15 @@ class ErrorStore(ErrorQueries):
         """
         if not events:
             return 0
-        by_group: dict[str, list[ErrorEvent]] = {}
-        for event in events:
-            by_group.setdefault(event.fingerprint, []).append(event)
+        # By group, in the order given within one: a sort, then runs of one fingerprint, so
+        # no list per group outlives its group's statements (see `Occurrence`).
+        rows = sorted((event.occurrence() if isinstance(event, ErrorEvent) else event
+                       for event in events), key=_FINGERPRINT)
         with self._lock:
             try:  # the usual case: every group written in one go
                 with self._transaction():
-                    for n, group_events in enumerate(by_group.values(), 1):
-                        self._record_group(group_events)
+                    for n, (_, group_rows) in enumerate(groupby(rows, _FINGERPRINT), 1):
+                        self._record_group(list(group_rows))
                         if n % _YIELD_EVERY == 0:
                             time.sleep(0)  # let the app's threads run (see _YIELD_EVERY)
                 return 0
@@ -145,44 +151,45 @@ class ErrorStore(ErrorQueries):
                 pass
             lost = 0
             with self._transaction():
-                for group_events in by_group.values():
-                    if self._saved(group_events):
+                for _, group_rows in groupby(rows, _FINGERPRINT):
+                    group = list(group_rows)
+                    if self._saved(group):
                         continue
                     # Find the event that was refused: the others of its group are written.
-                    lost += sum(not self._saved([event]) for event in group_events)
+                    lost += sum(not self._saved([row]) for row in group)
         return lost
 
-    def _saved(self, events: list[ErrorEvent]) -> bool:
-        db = self._db
+    def _saved(self, rows: list[Occurrence]) -> bool:
+        db = self._writes
         db.execute("SAVEPOINT error_group")
         try:
-            self._record_group(events)
+            self._record_group(rows)
         except _REFUSALS as exc:
             db.execute("ROLLBACK TO error_group")
             db.execute("RELEASE error_group")
-            _log.warning("error store refused an event of %s: %s", events[0].type, exc)
+            _log.warning("error store refused an event of %s: %s", rows[0][1], exc)
             return False
         db.execute("RELEASE error_group")
         return True
 
-    def _record_group(self, events: list[ErrorEvent]) -> None:
-        db = self._db
-        latest = max(events, key=lambda event: event.timestamp)
-        first = min(event.timestamp for event in events)
-        values = (latest.fingerprint, _text(latest.type), _text(latest.message),
-                  _text(latest.culprit), len(events), first, latest.timestamp)
+    def _record_group(self, rows: list[Occurrence]) -> None:
+        db = self._writes
+        latest = max(rows, key=_TIMESTAMP)
+        fingerprint, type_name, message, culprit, *_ = latest
+        values = (fingerprint, _text(type_name), _text(message), _text(culprit), len(rows),
+                  min(row[6] for row in rows), latest[6])
         if _RETURNING:
             group_id, count = db.execute(UPSERT_GROUP + GROUP_AFTER_UPSERT, values).fetchone()
         else:
             db.execute(UPSERT_GROUP, values)
-            group_id, count = db.execute(SELECT_GROUP, (latest.fingerprint,)).fetchone()
+            group_id, count = db.execute(SELECT_GROUP, (fingerprint,)).fetchone()
         hours: dict[int, int] = {}
         routes: dict[str | None, int] = {}
-        for event in events:
-            hour = int(event.timestamp // HOUR) * HOUR
+        for row in rows:
+            hour = int(row[6] // HOUR) * HOUR
             hours[hour] = hours.get(hour, 0) + 1
-            if event.route is not None:
-                routes[event.route] = routes.get(event.route, 0) + 1
+            if row[7] is not None:
+                routes[row[7]] = routes.get(row[7], 0) + 1
         db.executemany(
             "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
             "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
@@ -193,36 +200,34 @@ class ErrorStore(ErrorQueries):
             "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
             [(group_id, _text(route), n) for route, n in routes.items()],
         )
+        samples = rows[-self.samples_per_group:]
+        # A stack is stored once, named by its digest; the samples name it (a few KiB each
+        # otherwise, which made writing a sample cost twice the rest of the occurrence).
+        db.executemany(
+            "INSERT INTO error_stacks (digest, stack) VALUES (?, ?) "
+            "ON CONFLICT(digest) DO NOTHING",
+            list(dict.fromkeys((row[4], row[5]) for row in samples)),
+        )
         db.executemany(
             "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
-            "release, environment, stack, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(group_id, event.timestamp, _text(event.message), _text(event.route),
-              _text(event.method), _text(event.trace_id), _text(event.release),
-              _text(event.environment), _text(self._stack_json(event.stack)),
-              _text(json.dumps(event.context, default=str, ensure_ascii=False))
-              if event.context else "{}")
-             for event in events[-self.samples_per_group:]],
+            "release, environment, stack, stack_digest, context) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+            [(group_id, seen, _text(message), _text(route), _text(method), _text(trace_id),
+              _text(release), _text(environment), digest,
+              _text(context) if context else "{}")
+             for _, _, message, _, digest, _, seen, route, method, trace_id, release,
+             environment, context in samples],
         )
-        # Keep the newest samples only (a group seen no more often than that has no others).
+        # Keep the newest samples only (a group seen no more often than that has no others):
+        # those at or below the id of the one past them, read from the (group_id, id) index.
         if count > self.samples_per_group:
             db.execute(
-                "DELETE FROM error_samples WHERE group_id = ? AND id NOT IN "
-                "(SELECT id FROM error_samples WHERE group_id = ? ORDER BY id DESC LIMIT ?)",
+                "DELETE FROM error_samples WHERE group_id = ? AND id <= (SELECT id FROM "
+                "error_samples WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (group_id, group_id, self.samples_per_group),
             )
-        if count == len(events):  # the group is new
+        if count == len(rows):  # the group is new
             self._evict_beyond_max(keep=group_id)
-
-    def _stack_json(self, stack: tuple[Frame, ...]) -> str:
-        """A sample's stack as JSON, remembered by its frames: a group's occurrences mostly share
-        one stack, and encoding it again cost a quarter of a write."""
-        text = self._stacks.get(stack)
-        if text is None:
-            if len(self._stacks) >= _STACKS_REMEMBERED:
-                self._stacks.clear()
-            text = self._stacks[stack] = json.dumps([frame.as_dict() for frame in stack],
-                                                  ensure_ascii=False)
-        return text
 
     def _evict_beyond_max(self, keep: int) -> None:
         total = self._db.execute("SELECT count(*) FROM error_groups").fetchone()[0]
@@ -244,6 +249,10 @@ class ErrorStore(ErrorQueries):
             ).rowcount
             self._db.execute("DELETE FROM error_hourly WHERE hour < ?", (cutoff - HOUR,))
             self._db.execute("DELETE FROM error_samples WHERE seen < ?", (cutoff,))
+            # The stacks no sample names any more (trimmed, evicted or pruned since).
+            self._db.execute(
+                "DELETE FROM error_stacks WHERE digest NOT IN "
+                "(SELECT stack_digest FROM error_samples WHERE stack_digest IS NOT NULL)")
         return int(dropped)
 
     def set_status(self, group_id: str, status: Status) -> dict[str, Any] | None:
