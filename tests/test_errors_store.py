@@ -108,6 +108,19 @@ def test_the_least_recently_seen_groups_go_beyond_max_groups(
     assert sorted(group["type"] for group in groups) == ["OSError", "TypeError", "ValueError"]
 
 
+def test_one_batch_of_more_new_groups_than_max_groups_keeps_the_newest(
+    store: ErrorStore, clock: Clock
+) -> None:
+    events = []
+    for kind in (KeyError, ValueError, TypeError, OSError, LookupError):
+        clock.now += 10
+        events.append(_event(kind, clock))
+    assert store.record(events) == 0
+    total, groups = store.groups()
+    assert total == 3  # max_groups
+    assert sorted(group["type"] for group in groups) == ["LookupError", "OSError", "TypeError"]
+
+
 def test_groups_older_than_the_retention_are_pruned(store: ErrorStore, clock: Clock) -> None:
     store.record([_event(KeyError, clock)])
     clock.now += 3 * 86400

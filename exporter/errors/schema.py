@@ -81,3 +81,26 @@ ON CONFLICT(fingerprint) DO UPDATE SET
 # (3.35, 2021); older ones read them with a SELECT.
 GROUP_AFTER_UPSERT = " RETURNING id, count"
 SELECT_GROUP = "SELECT id, count FROM error_groups WHERE fingerprint = ?"
+# What an occurrence adds besides its group (by the group's id), each written for a whole
+# batch in one executemany: a statement costs a few microseconds before SQLite does anything.
+ADD_HOURLY = (
+    "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
+    "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count"
+)
+ADD_ROUTE = (
+    "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
+    "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count"
+)
+# A stack is stored once, named by its digest; the samples name it (a few KiB each otherwise,
+# which made writing a sample cost twice the rest of the occurrence).
+ADD_STACK = "INSERT INTO error_stacks (digest, stack) VALUES (?, ?) ON CONFLICT(digest) DO NOTHING"
+ADD_SAMPLE = (
+    "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, release, "
+    "environment, stack, stack_digest, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"
+)
+# A group keeps its newest samples only: those above the id of the one past them (group id,
+# group id, samples kept), read from the (group_id, id) index.
+TRIM_SAMPLES = (
+    "DELETE FROM error_samples WHERE group_id = ? AND id <= (SELECT id FROM error_samples "
+    "WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)

@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -18,9 +18,14 @@ from typing import Any
 from exporter.errors.event import ErrorEvent, Occurrence
 from exporter.errors.queries import HOUR, STATUSES, ErrorQueries, Status
 from exporter.errors.schema import (
+    ADD_HOURLY,
+    ADD_ROUTE,
+    ADD_SAMPLE,
+    ADD_STACK,
     GROUP_AFTER_UPSERT,
     SCHEMA_VERSION,
     SELECT_GROUP,
+    TRIM_SAMPLES,
     UPSERT_GROUP,
     statements_from,
 )
@@ -142,10 +147,7 @@ class ErrorStore(ErrorQueries):
         with self._lock:
             try:  # the usual case: every group written in one go
                 with self._transaction():
-                    for n, (_, group_rows) in enumerate(groupby(rows, _FINGERPRINT), 1):
-                        self._record_group(list(group_rows))
-                        if n % _YIELD_EVERY == 0:
-                            time.sleep(0)  # let the app's threads run (see _YIELD_EVERY)
+                    self._record_groups(list(group) for _, group in groupby(rows, _FINGERPRINT))
                 return 0
             except _REFUSALS:  # rolled back: again group by group, each under a savepoint
                 pass
@@ -163,7 +165,7 @@ class ErrorStore(ErrorQueries):
         db = self._writes
         db.execute("SAVEPOINT error_group")
         try:
-            self._record_group(rows)
+            self._record_groups([rows])
         except _REFUSALS as exc:
             db.execute("ROLLBACK TO error_group")
             db.execute("RELEASE error_group")
@@ -172,62 +174,58 @@ class ErrorStore(ErrorQueries):
         db.execute("RELEASE error_group")
         return True
 
-    def _record_group(self, rows: list[Occurrence]) -> None:
+    def _record_groups(self, groups: Iterable[list[Occurrence]]) -> None:
+        """Each group's upsert, then what its occurrences add, for all groups at once."""
         db = self._writes
+        hourly: list[tuple[int, int, int]] = []
+        routes: list[tuple[int, str | None, int]] = []
+        samples: list[tuple[Any, ...]] = []
+        trims: list[tuple[int, int, int]] = []
+        new: list[int] = []
+        kept = self.samples_per_group
+        for n, rows in enumerate(groups, 1):
+            group_id, count = self._upsert_group(rows)
+            hours: dict[int, int] = {}
+            by_route: dict[str, int] = {}
+            for row in rows:
+                hour = int(row[6] // HOUR) * HOUR
+                hours[hour] = hours.get(hour, 0) + 1
+                if row[7] is not None:
+                    by_route[row[7]] = by_route.get(row[7], 0) + 1
+            hourly.extend((group_id, hour, hits) for hour, hits in hours.items())
+            routes.extend((group_id, _text(route), hits) for route, hits in by_route.items())
+            samples.extend(
+                (group_id, seen, _text(message), _text(route), _text(method), _text(trace_id),
+                 _text(release), _text(environment), digest, stack,
+                 _text(context) if context else "{}")
+                for _, _, message, _, digest, stack, seen, route, method, trace_id, release,
+                environment, context in rows[-kept:])
+            if count > kept:  # a group seen no more often than that has no others
+                trims.append((group_id, group_id, kept))
+            if count == len(rows):  # the group is new
+                new.append(group_id)
+            if n % _YIELD_EVERY == 0:
+                time.sleep(0)  # let the app's threads run (see _YIELD_EVERY)
+        db.executemany(ADD_HOURLY, hourly)
+        db.executemany(ADD_ROUTE, routes)
+        db.executemany(ADD_STACK, dict.fromkeys((row[8], row[9]) for row in samples))
+        db.executemany(ADD_SAMPLE, [(*row[:9], row[10]) for row in samples])
+        db.executemany(TRIM_SAMPLES, trims)
+        if new:  # the least recently seen go first: the new ones last, the newest never
+            self._evict_beyond_max(keep=new[-1])
+
+    def _upsert_group(self, rows: list[Occurrence]) -> tuple[int, int]:
+        """Count `rows` in their group (made if new); its id and count after."""
         latest = max(rows, key=_TIMESTAMP)
         fingerprint, type_name, message, culprit, *_ = latest
         values = (fingerprint, _text(type_name), _text(message), _text(culprit), len(rows),
                   min(row[6] for row in rows), latest[6])
         if _RETURNING:
-            group_id, count = db.execute(UPSERT_GROUP + GROUP_AFTER_UPSERT, values).fetchone()
+            found = self._writes.execute(UPSERT_GROUP + GROUP_AFTER_UPSERT, values).fetchone()
         else:
-            db.execute(UPSERT_GROUP, values)
-            group_id, count = db.execute(SELECT_GROUP, (fingerprint,)).fetchone()
-        hours: dict[int, int] = {}
-        routes: dict[str | None, int] = {}
-        for row in rows:
-            hour = int(row[6] // HOUR) * HOUR
-            hours[hour] = hours.get(hour, 0) + 1
-            if row[7] is not None:
-                routes[row[7]] = routes.get(row[7], 0) + 1
-        db.executemany(
-            "INSERT INTO error_hourly (group_id, hour, count) VALUES (?, ?, ?) "
-            "ON CONFLICT(group_id, hour) DO UPDATE SET count = count + excluded.count",
-            [(group_id, hour, n) for hour, n in hours.items()],
-        )
-        db.executemany(
-            "INSERT INTO error_routes (group_id, route, count) VALUES (?, ?, ?) "
-            "ON CONFLICT(group_id, route) DO UPDATE SET count = count + excluded.count",
-            [(group_id, _text(route), n) for route, n in routes.items()],
-        )
-        samples = rows[-self.samples_per_group:]
-        # A stack is stored once, named by its digest; the samples name it (a few KiB each
-        # otherwise, which made writing a sample cost twice the rest of the occurrence).
-        db.executemany(
-            "INSERT INTO error_stacks (digest, stack) VALUES (?, ?) "
-            "ON CONFLICT(digest) DO NOTHING",
-            list(dict.fromkeys((row[4], row[5]) for row in samples)),
-        )
-        db.executemany(
-            "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, "
-            "release, environment, stack, stack_digest, context) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
-            [(group_id, seen, _text(message), _text(route), _text(method), _text(trace_id),
-              _text(release), _text(environment), digest,
-              _text(context) if context else "{}")
-             for _, _, message, _, digest, _, seen, route, method, trace_id, release,
-             environment, context in samples],
-        )
-        # Keep the newest samples only (a group seen no more often than that has no others):
-        # those at or below the id of the one past them, read from the (group_id, id) index.
-        if count > self.samples_per_group:
-            db.execute(
-                "DELETE FROM error_samples WHERE group_id = ? AND id <= (SELECT id FROM "
-                "error_samples WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (group_id, group_id, self.samples_per_group),
-            )
-        if count == len(rows):  # the group is new
-            self._evict_beyond_max(keep=group_id)
+            self._writes.execute(UPSERT_GROUP, values)
+            found = self._writes.execute(SELECT_GROUP, (fingerprint,)).fetchone()
+        return int(found[0]), int(found[1])
 
     def _evict_beyond_max(self, keep: int) -> None:
         total = self._db.execute("SELECT count(*) FROM error_groups").fetchone()[0]
