@@ -141,7 +141,7 @@ def _kept(stack: tuple[Frame, ...]) -> tuple[tuple[Frame, ...], str, str]:
     kept = stack[-_MAX_STORED_FRAMES:]
     known = _STACKS.get(kept)
     if known is None:
-        text = _storable(json.dumps([frame.as_dict() for frame in kept], ensure_ascii=False))
+        text = storable(json.dumps([frame.as_dict() for frame in kept], ensure_ascii=False))
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
         if len(_STACKS) >= _MAX_STACKS:
             _STACKS.clear()
@@ -149,7 +149,7 @@ def _kept(stack: tuple[Frame, ...]) -> tuple[tuple[Frame, ...], str, str]:
     return known
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
     """`text` as SQLite can store it: a lone surrogate (a file name from os.fsdecode, say)
     becomes `?`."""
     try:
@@ -197,7 +197,7 @@ def _context_text(context: dict[str, Any]) -> str:
     text = json.dumps(scrubbed, default=str, ensure_ascii=False)
     if len(text) > _MAX_CONTEXT_BYTES:
         text = json.dumps(_bounded_context(scrubbed), default=str, ensure_ascii=False)
-    return _storable(text)
+    return storable(text)
 
 
 def _json_size(value: Any) -> int:

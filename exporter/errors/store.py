@@ -15,7 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from exporter.errors.event import ErrorEvent, Occurrence
+from exporter.errors.event import ErrorEvent, Occurrence, storable
 from exporter.errors.queries import HOUR, STATUSES, ErrorQueries, Status
 from exporter.errors.schema import (
     ADD_HOURLY,
@@ -44,15 +44,8 @@ _REFUSALS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
 
 
 def _text(value: str | None) -> str | None:
-    """`value` as SQLite can store it: a lone surrogate (a file name from os.fsdecode, say)
-    becomes `?`."""
-    if value is None:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
+    """`value` as SQLite can store it (see `storable`)."""
+    return None if value is None else storable(value)
 
 
 class ErrorStore(ErrorQueries):
