@@ -99,7 +99,7 @@ class ErrorQueries:
                 for seen, message, route, method, trace_id, release, environment, stack, context
                 in self._query(
                     "SELECT s.seen, s.message, s.route, s.method, s.trace_id, s.release, "
-                    "s.environment, coalesce(st.stack, nullif(s.stack, ''), '[]'), s.context "
+                    "s.environment, coalesce(st.stack, s.stack), s.context "
                     "FROM error_samples s LEFT JOIN error_stacks st ON st.digest = s.stack_digest "
                     "WHERE s.group_id = ? ORDER BY s.id DESC", (key,))
             ]

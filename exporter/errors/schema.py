@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS error_routes (
 
 # What each version after the first added, applied in order to a store an earlier one made (and
 # to a new one, after SCHEMA). 2: a sample names its stack by digest, each stack stored once
-# (`stack` is then ''; a sample written by version 1 keeps its own and no digest).
+# (`stack` is then '[]', which a version 1 reader shows as no frames rather than failing on;
+# a sample written by version 1 keeps its own and no digest).
 UPGRADES = {
     2: (
         "CREATE TABLE IF NOT EXISTS error_stacks ("
@@ -96,7 +97,7 @@ ADD_ROUTE = (
 ADD_STACK = "INSERT INTO error_stacks (digest, stack) VALUES (?, ?) ON CONFLICT(digest) DO NOTHING"
 ADD_SAMPLE = (
     "INSERT INTO error_samples (group_id, seen, message, route, method, trace_id, release, "
-    "environment, stack, stack_digest, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"
+    "environment, stack, stack_digest, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?)"
 )
 # A group keeps its newest samples only: those above the id of the one past them (group id,
 # group id, samples kept), read from the (group_id, id) index.
