@@ -22,3 +22,12 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert lines[fence + 2].startswith("make test")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "\nmake test\n" in ci
+
+
+def test_every_bench_script_has_its_row_in_the_bench_readme() -> None:
+    # apps.py and variants.py are what the scripts serve, not scripts of their own.
+    text = (ROOT / "bench" / "README.md").read_text()
+    scripts = sorted(p.name for p in (ROOT / "bench").glob("*.py")
+                     if p.name not in ("apps.py", "variants.py"))
+    missing = [name for name in scripts if f"\n| `{name}` |" not in text]
+    assert len(scripts) >= 13 and missing == [], f"add a row to bench/README.md for {missing}"
