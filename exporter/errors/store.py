@@ -173,6 +173,7 @@ class ErrorStore(ErrorQueries):
         hourly: list[tuple[int, int, int]] = []
         routes: list[tuple[int, str | None, int]] = []
         samples: list[tuple[Any, ...]] = []
+        stacks: dict[tuple[str, str], None] = {}  # (digest, JSON) of the samples, once each
         trims: list[tuple[int, int, int]] = []
         new: list[int] = []
         kept = self.samples_per_group
@@ -187,12 +188,12 @@ class ErrorStore(ErrorQueries):
                     by_route[row[7]] = by_route.get(row[7], 0) + 1
             hourly.extend((group_id, hour, hits) for hour, hits in hours.items())
             routes.extend((group_id, _text(route), hits) for route, hits in by_route.items())
-            samples.extend(
-                (group_id, seen, _text(message), _text(route), _text(method), _text(trace_id),
-                 _text(release), _text(environment), digest, stack,
-                 _text(context) if context else "{}")
-                for _, _, message, _, digest, stack, seen, route, method, trace_id, release,
-                environment, context in rows[-kept:])
+            for (_, _, message, _, digest, stack, seen, route, method, trace_id, release,
+                 environment, context) in rows[-kept:]:
+                stacks[digest, stack] = None
+                samples.append((group_id, seen, _text(message), _text(route), _text(method),
+                                _text(trace_id), _text(release), _text(environment), digest,
+                                _text(context) if context else "{}"))
             if count > kept:  # a group seen no more often than that has no others
                 trims.append((group_id, group_id, kept))
             if count == len(rows):  # the group is new
@@ -201,8 +202,8 @@ class ErrorStore(ErrorQueries):
                 time.sleep(0)  # let the app's threads run (see _YIELD_EVERY)
         db.executemany(ADD_HOURLY, hourly)
         db.executemany(ADD_ROUTE, routes)
-        db.executemany(ADD_STACK, dict.fromkeys((row[8], row[9]) for row in samples))
-        db.executemany(ADD_SAMPLE, [(*row[:9], row[10]) for row in samples])
+        db.executemany(ADD_STACK, stacks)
+        db.executemany(ADD_SAMPLE, samples)
         db.executemany(TRIM_SAMPLES, trims)
         if new:  # the least recently seen go first: the new ones last, the newest never
             self._evict_beyond_max(keep=new[-1])
